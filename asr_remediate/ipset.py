@@ -1,0 +1,196 @@
+"""IPv4 interval sets.
+
+ASR's requirements are sets of addresses (a service tag is hundreds of prefixes), and NSG rules and routes each
+claim part of such a set. Evaluating whole sets instead of sample addresses is what lets the engine say
+"rule X denies 12 of the 124 Storage.EastUS prefixes" and be exactly right. An ``IPSet`` is an immutable,
+sorted tuple of disjoint, non-adjacent closed intervals of 32-bit integers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+MAX_IPV4 = 2**32 - 1
+
+
+class PrefixError(ValueError):
+    """An address prefix that is not a valid IPv4 address or CIDR block."""
+
+
+def parse_ipv4_prefix(text: str) -> tuple[int, int]:
+    """Return the closed interval [first, last] of an IPv4 address or CIDR (host bits tolerated, as ARM does)."""
+    try:
+        network = ipaddress.IPv4Network(text.strip(), strict=False)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError) as error:
+        raise PrefixError(f"not an IPv4 address or prefix: {text!r}") from error
+    return int(network.network_address), int(network.broadcast_address)
+
+
+def is_ipv4_prefix(text: str) -> bool:
+    """True for '10.0.0.0/8' or '1.2.3.4'; False for tags, '*', IPv6 and garbage."""
+    try:
+        parse_ipv4_prefix(text)
+    except PrefixError:
+        return False
+    return True
+
+
+def is_ipv6_prefix(text: str) -> bool:
+    try:
+        ipaddress.IPv6Network(text.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _normalise(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if start > end:
+            continue
+        if merged and start <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+@dataclass(frozen=True, slots=True)
+class IPSet:
+    """An immutable set of IPv4 addresses stored as merged closed intervals."""
+
+    intervals: tuple[tuple[int, int], ...] = ()
+
+    @staticmethod
+    def of(intervals: Iterable[tuple[int, int]]) -> IPSet:
+        return IPSet(_normalise(intervals))
+
+    @staticmethod
+    def from_prefixes(prefixes: Iterable[str]) -> IPSet:
+        """Build from IPv4 prefixes; IPv6 prefixes are skipped (ASR's flows here are IPv4), anything else raises."""
+        intervals = []
+        for prefix in prefixes:
+            if ":" in prefix and is_ipv6_prefix(prefix):
+                continue
+            intervals.append(parse_ipv4_prefix(prefix))
+        return IPSet.of(intervals)
+
+    @staticmethod
+    def everything() -> IPSet:
+        return IPSet(((0, MAX_IPV4),))
+
+    @staticmethod
+    def address(text: str) -> IPSet:
+        start, end = parse_ipv4_prefix(text)
+        return IPSet(((start, end),))
+
+    def __bool__(self) -> bool:
+        return bool(self.intervals)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.intervals)
+
+    def __len__(self) -> int:
+        return len(self.intervals)
+
+    @property
+    def size(self) -> int:
+        """Number of addresses in the set."""
+        return sum(end - start + 1 for start, end in self.intervals)
+
+    def contains(self, address: int) -> bool:
+        lo, hi = 0, len(self.intervals) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            start, end = self.intervals[mid]
+            if address < start:
+                hi = mid - 1
+            elif address > end:
+                lo = mid + 1
+            else:
+                return True
+        return False
+
+    def union(self, other: IPSet) -> IPSet:
+        if not other.intervals:
+            return self
+        if not self.intervals:
+            return other
+        return IPSet(_normalise(self.intervals + other.intervals))
+
+    def intersection(self, other: IPSet) -> IPSet:
+        result: list[tuple[int, int]] = []
+        a, b = self.intervals, other.intervals
+        i = j = 0
+        while i < len(a) and j < len(b):
+            start = max(a[i][0], b[j][0])
+            end = min(a[i][1], b[j][1])
+            if start <= end:
+                result.append((start, end))
+            if a[i][1] < b[j][1]:
+                i += 1
+            else:
+                j += 1
+        return IPSet(tuple(result))
+
+    def difference(self, other: IPSet) -> IPSet:
+        result: list[tuple[int, int]] = []
+        b = other.intervals
+        j = 0
+        for start, end in self.intervals:
+            current = start
+            while j < len(b) and b[j][1] < current:
+                j += 1
+            k = j
+            while k < len(b) and b[k][0] <= end:
+                if b[k][0] > current:
+                    result.append((current, b[k][0] - 1))
+                current = max(current, b[k][1] + 1)
+                if current > end:
+                    break
+                k += 1
+            if current <= end:
+                result.append((current, end))
+        return IPSet(tuple(result))
+
+    def complement(self) -> IPSet:
+        return IPSet.everything().difference(self)
+
+    def issubset(self, other: IPSet) -> bool:
+        return not self.difference(other)
+
+    def overlaps(self, other: IPSet) -> bool:
+        return bool(self.intersection(other))
+
+    def __or__(self, other: IPSet) -> IPSet:
+        return self.union(other)
+
+    def __and__(self, other: IPSet) -> IPSet:
+        return self.intersection(other)
+
+    def __sub__(self, other: IPSet) -> IPSet:
+        return self.difference(other)
+
+    def to_cidrs(self) -> list[str]:
+        """The minimal list of CIDR blocks covering exactly this set (what a prefix-style rule or route carries)."""
+        cidrs: list[str] = []
+        for start, end in self.intervals:
+            first = ipaddress.IPv4Address(start)
+            last = ipaddress.IPv4Address(end)
+            cidrs.extend(str(net) for net in ipaddress.summarize_address_range(first, last))
+        return cidrs
+
+    def __str__(self) -> str:
+        cidrs = self.to_cidrs()
+        shown = ", ".join(cidrs[:4])
+        return shown + (f", … ({len(cidrs)} prefixes)" if len(cidrs) > 4 else "")
+
+
+EMPTY = IPSet()
+
+
+def address_to_int(text: str) -> int:
+    return int(ipaddress.IPv4Address(text.strip()))

@@ -1,0 +1,189 @@
+"""Typed model of the parts of an Azure estate that decide whether ASR replication traffic gets out.
+
+Everything here is plain, immutable data parsed once from ARM / Resource Graph JSON by ``estate.py``.
+Resource ids are kept in their original spelling for display and for writes, and looked up through
+``key()`` (lower case) because ARM, Resource Graph and Site Recovery disagree on casing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+def key(resource_id: str) -> str:
+    """Case-insensitive identity of an ARM resource id (also tolerates a trailing slash)."""
+    return resource_id.strip().rstrip("/").lower()
+
+
+def subscription_of(resource_id: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    if len(parts) >= 2 and parts[0].lower() == "subscriptions":
+        return parts[1].lower()
+    return ""
+
+
+def resource_group_of(resource_id: str) -> str:
+    parts = resource_id.strip("/").split("/")
+    if len(parts) >= 4 and parts[2].lower() == "resourcegroups":
+        return parts[3].lower()
+    return ""
+
+
+def parent_id(resource_id: str, levels: int = 1) -> str:
+    """Strip ``levels`` trailing '/type/name' pairs (rule → NSG, subnet → VNet)."""
+    parts = resource_id.rstrip("/").split("/")
+    return "/".join(parts[: len(parts) - 2 * levels])
+
+
+OUTBOUND = "outbound"
+INBOUND = "inbound"
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    """One NSG rule; string fields keep ARM spelling, comparisons are case-insensitive where Azure's are."""
+
+    name: str
+    priority: int
+    direction: str  # "inbound" | "outbound" (lower case)
+    access: str  # "allow" | "deny" (lower case)
+    protocol: str  # "tcp" | "udp" | "icmp" | "esp" | "ah" | "*" (lower case)
+    source_prefixes: tuple[str, ...] = ("*",)
+    source_ports: tuple[str, ...] = ("*",)
+    destination_prefixes: tuple[str, ...] = ("*",)
+    destination_ports: tuple[str, ...] = ("*",)
+    source_asgs: tuple[str, ...] = ()  # ASG ids (original spelling)
+    destination_asgs: tuple[str, ...] = ()
+    description: str = ""
+    id: str = ""
+    is_default: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkSecurityGroup:
+    id: str
+    name: str
+    location: str
+    rules: tuple[SecurityRule, ...]  # custom rules, any order
+    default_rules: tuple[SecurityRule, ...]  # from defaultSecurityRules or Azure's built-in defaults
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    address_prefix: str  # CIDR or a service tag name
+    next_hop_type: str  # ARM spelling: Internet, VirtualAppliance, VirtualNetworkGateway, VnetLocal, None
+    next_hop_ip: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    id: str
+    name: str
+    location: str
+    routes: tuple[Route, ...]
+    disable_bgp_route_propagation: bool = False
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    service: str  # e.g. Microsoft.Storage
+    locations: tuple[str, ...] = ()  # ARM locations or "*"
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    name: str
+    address_prefixes: tuple[str, ...]
+    nsg_id: str = ""
+    route_table_id: str = ""
+    service_endpoints: tuple[ServiceEndpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class VirtualNetwork:
+    id: str
+    name: str
+    location: str
+    address_prefixes: tuple[str, ...]
+    subnets: tuple[Subnet, ...]
+    peered_address_prefixes: tuple[str, ...] = ()  # remote spaces of connected peerings: part of VirtualNetwork
+    has_gateway_subnet: bool = False  # a GatewaySubnet means a VPN/ExpressRoute gateway may inject BGP routes
+
+
+@dataclass(frozen=True)
+class IpConfiguration:
+    name: str
+    private_ip: str
+    subnet_id: str
+    primary: bool = False
+    asg_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    id: str
+    name: str
+    location: str
+    ip_configurations: tuple[IpConfiguration, ...]
+    nsg_id: str = ""
+    vm_id: str = ""
+
+
+@dataclass(frozen=True)
+class VirtualMachine:
+    id: str
+    name: str
+    location: str
+    nic_ids: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class RecoveryNic:
+    """Where one source NIC lands after failover (A2A vmNics[])."""
+
+    source_nic_id: str
+    recovery_vnet_id: str
+    recovery_subnet_names: tuple[str, ...]
+    recovery_nsg_id: str = ""
+
+
+@dataclass(frozen=True)
+class ProtectedItem:
+    """An A2A replication protected item: the VM it protects and where it replicates to."""
+
+    id: str
+    name: str
+    vm_id: str  # providerSpecificDetails.fabricObjectId
+    source_region: str  # primaryFabricLocation
+    target_region: str  # recoveryFabricLocation
+    protection_state: str = ""
+    active_location: str = "Primary"
+    encrypted: bool = False  # vmEncryptionType != NotEncrypted (ADE)
+    recovery_nics: tuple[RecoveryNic, ...] = ()
+    recovery_vnet_id: str = ""  # selectedRecoveryAzureNetworkId
+
+
+@dataclass(frozen=True)
+class Estate:
+    """Everything the engine needs, indexed by ``key(id)``."""
+
+    protected_items: tuple[ProtectedItem, ...] = ()
+    vms: Mapping[str, VirtualMachine] = field(default_factory=lambda: MappingProxyType({}))
+    nics: Mapping[str, NetworkInterface] = field(default_factory=lambda: MappingProxyType({}))
+    vnets: Mapping[str, VirtualNetwork] = field(default_factory=lambda: MappingProxyType({}))
+    subnets: Mapping[str, Subnet] = field(default_factory=lambda: MappingProxyType({}))
+    nsgs: Mapping[str, NetworkSecurityGroup] = field(default_factory=lambda: MappingProxyType({}))
+    route_tables: Mapping[str, RouteTable] = field(default_factory=lambda: MappingProxyType({}))
+
+    def vnet_of_subnet(self, subnet_id: str) -> VirtualNetwork | None:
+        return self.vnets.get(key(parent_id(subnet_id)))
