@@ -1,0 +1,108 @@
+"""Settings, read once from the environment (Function App settings / local.settings.json / CLI flags).
+
+Every setting has a safe default: report-only, no optional destinations, the current service-tag profile.
+A malformed value is a ``SettingsError`` with a message naming the setting, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PROFILES = ("service-tags", "seed-2017")
+RULE_STYLES = ("tag", "prefix")
+DEFAULT_OPT_OUT_TAG = "asr-remediate-opt-out"
+MANAGED_PREFIX = "asr-remediate-"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the bot cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    apply: bool = False  # ASR_APPLY: write fixes; report-only otherwise
+    profile: str = "service-tags"  # ASR_PROFILE: service-tags | seed-2017
+    rule_style: str = "tag"  # ASR_RULE_STYLE: tag (one service tag per rule) | prefix (explicit prefixes)
+    include_key_vault: bool = False  # ASR_INCLUDE_KEYVAULT: AzureKeyVault.<S> for ADE-encrypted VMs
+    include_guest_management: bool = False  # ASR_INCLUDE_GUEST_MANAGEMENT: mobility agent auto-update
+    fix_routes: bool = True  # ASR_FIX_ROUTES: plan service-tag routes next hop Internet
+    subscriptions: tuple[str, ...] = ()  # ASR_SUBSCRIPTIONS: scan scope
+    scope_allowlist: tuple[str, ...] = ()  # ASR_SCOPE_ALLOWLIST: id prefixes the bot may write under (empty: none)
+    opt_out_tag: str = DEFAULT_OPT_OUT_TAG  # ASR_OPT_OUT_TAG: tag on VM / NSG / route table that excludes it
+    max_changes: int = 20  # ASR_MAX_CHANGES: per run
+    read_effective_routes: bool = False  # ASR_READ_EFFECTIVE_ROUTES: opt-in, resolves BGP warnings
+    service_tags_location: str = "westeurope"  # ASR_SERVICE_TAGS_LOCATION: any region; the list is global
+    service_tags_file: str = ""  # ASR_SERVICE_TAGS_FILE: fallback when the discovery API is unavailable
+    audit_sink: str = "jsonl"  # ASR_AUDIT_SINK: jsonl | table
+    audit_path: str = "audit.jsonl"  # ASR_AUDIT_PATH
+    audit_table: str = "asrremediateaudit"  # ASR_AUDIT_TABLE
+    audit_table_endpoint: str = ""  # ASR_AUDIT_TABLE_ENDPOINT: https://<account>.table.core.windows.net (MI auth)
+    audit_connection_string: str = field(default="", repr=False)  # ASR_AUDIT_CONNECTION_STRING (local / Azurite)
+    bot_principal_ids: tuple[str, ...] = ()  # ASR_BOT_PRINCIPAL_IDS: object/app ids whose writes are ignored
+    fanout_queue: str = "asr-scan-batches"  # ASR_FANOUT_QUEUE
+    arm_endpoint: str = "https://management.azure.com"  # ASR_ARM_ENDPOINT (sovereign clouds, tests)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").replace(";", ",").split(",") if part.strip())
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    return Settings(
+        apply=_bool(env, "ASR_APPLY", False),
+        profile=_choice(env, "ASR_PROFILE", PROFILES, "service-tags"),
+        rule_style=_choice(env, "ASR_RULE_STYLE", RULE_STYLES, "tag"),
+        include_key_vault=_bool(env, "ASR_INCLUDE_KEYVAULT", False),
+        include_guest_management=_bool(env, "ASR_INCLUDE_GUEST_MANAGEMENT", False),
+        fix_routes=_bool(env, "ASR_FIX_ROUTES", True),
+        subscriptions=_list(env, "ASR_SUBSCRIPTIONS"),
+        scope_allowlist=_list(env, "ASR_SCOPE_ALLOWLIST"),
+        opt_out_tag=env.get("ASR_OPT_OUT_TAG", "").strip() or DEFAULT_OPT_OUT_TAG,
+        max_changes=_int(env, "ASR_MAX_CHANGES", 20),
+        read_effective_routes=_bool(env, "ASR_READ_EFFECTIVE_ROUTES", False),
+        service_tags_location=env.get("ASR_SERVICE_TAGS_LOCATION", "").strip() or "westeurope",
+        service_tags_file=env.get("ASR_SERVICE_TAGS_FILE", "").strip(),
+        audit_sink=_choice(env, "ASR_AUDIT_SINK", ("jsonl", "table"), "jsonl"),
+        audit_path=env.get("ASR_AUDIT_PATH", "").strip() or "audit.jsonl",
+        audit_table=env.get("ASR_AUDIT_TABLE", "").strip() or "asrremediateaudit",
+        audit_table_endpoint=env.get("ASR_AUDIT_TABLE_ENDPOINT", "").strip(),
+        audit_connection_string=env.get("ASR_AUDIT_CONNECTION_STRING", "").strip(),
+        bot_principal_ids=tuple(p.lower() for p in _list(env, "ASR_BOT_PRINCIPAL_IDS")),
+        fanout_queue=env.get("ASR_FANOUT_QUEUE", "").strip() or "asr-scan-batches",
+        arm_endpoint=(env.get("ASR_ARM_ENDPOINT", "").strip() or "https://management.azure.com").rstrip("/"),
+    )
