@@ -1,0 +1,282 @@
+"""Findings per replicated VM: what on its network path (NSGs, routes) stops ASR's outbound TCP 443.
+
+A finding is one (VM, side, destination, NSG or route table) that does not pass all of the destination. Messages
+name the blocking rule or route in plain language; the planner later decides which findings it can fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .config import Settings
+from .ipset import EMPTY, IPSet
+from .model import Estate, NetworkSecurityGroup, ProtectedItem, Subnet, VirtualNetwork, key
+from .nsg import FlowSource, Piece, evaluate_nsg
+from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
+from .routes import Hop, bgp_may_override, evaluate_routes
+from .servicetags import ServiceTags
+
+COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # nsg-deny | route-next-hop | route-appliance | bgp-propagation | legacy-ip-rule | unknown | missing
+    severity: str  # error | warning
+    side: str
+    destination: str
+    resource_id: str
+    message: str
+    rule_name: str = ""
+    fixable: bool = False
+    # Planner inputs (not part of the report contract):
+    requirement: Requirement | None = field(default=None, compare=False, repr=False)
+    blocked: IPSet = field(default=EMPTY, compare=False, repr=False)
+    blocker_priority: int = 0
+
+
+@dataclass(frozen=True)
+class VmReport:
+    id: str
+    name: str
+    source_region: str
+    target_region: str
+    status: str
+    findings: tuple[Finding, ...] = ()
+    protected_item_id: str = ""
+
+
+@dataclass(frozen=True)
+class PathPoint:
+    """One place ASR traffic leaves from: a NIC IP (source) or a recovery subnet (target)."""
+
+    side: str
+    source: FlowSource
+    vnet: VirtualNetwork
+    subnet: Subnet
+    nsg_ids: tuple[tuple[str, str], ...]  # (id, "NIC" | "subnet")
+
+
+def _share(part: IPSet, whole: IPSet) -> str:
+    """'all of', '37% of', 'all but 3 addresses of' — never a rounded 100% that hides a gap."""
+    if whole.size and part.size == whole.size:
+        return "all of"
+    percent = 100 * part.size / whole.size if whole.size else 0
+    if percent >= 99.5:
+        gap = whole.size - part.size
+        return f"all but {gap} address{'' if gap == 1 else 'es'} of"
+    return f"{percent:.0f}% of" if percent >= 1 else f"{part.size} addresses of"
+
+
+def _vnet_space(vnet: VirtualNetwork) -> IPSet:
+    return IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes))
+
+
+class _Collector:
+    """Accumulates findings keyed by (side, destination, resource, kind) across NICs / IP configurations."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str, str, str], Finding] = {}
+
+    def add(self, finding: Finding) -> None:
+        ident = (finding.side, finding.destination, key(finding.resource_id), finding.kind)
+        previous = self.items.get(ident)
+        if previous is None:
+            self.items[ident] = finding
+            return
+        blocked = previous.blocked | finding.blocked
+        first = previous if previous.blocker_priority <= finding.blocker_priority else finding
+        self.items[ident] = replace(first, blocked=blocked)
+
+
+def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[PathPoint]:
+    points: list[PathPoint] = []
+    vm = estate.vms.get(key(item.vm_id))
+    nic_ids = list(vm.nic_ids) if vm and vm.nic_ids else [n.source_nic_id for n in item.recovery_nics]
+    for nic_id in nic_ids:
+        nic = estate.nics.get(key(nic_id))
+        if nic is None:
+            out.add(Finding("missing", "warning", SOURCE, "all", nic_id, f"NIC {nic_id} is not in the inventory"))
+            continue
+        for config in nic.ip_configurations:
+            subnet = estate.subnets.get(key(config.subnet_id))
+            vnet = estate.vnet_of_subnet(config.subnet_id)
+            if subnet is None or vnet is None or not config.private_ip:
+                out.add(Finding("missing", "warning", SOURCE, "all", config.subnet_id or nic.id,
+                                f"subnet of NIC {nic.name} ({config.name}) is not in the inventory"))
+                continue
+            source = FlowSource(IPSet.address(config.private_ip), _vnet_space(vnet),
+                                frozenset(key(a) for a in config.asg_ids))
+            nsgs = tuple((i, k) for i, k in ((nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
+            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs))
+    for rnic in item.recovery_nics:
+        vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
+        if vnet is None:
+            out.add(Finding("missing", "warning", "target", "all", rnic.recovery_vnet_id or item.recovery_vnet_id,
+                            f"recovery VNet {rnic.recovery_vnet_id or '(not set)'} is not in the inventory"))
+            continue
+        by_name = {s.name.lower(): s for s in vnet.subnets}
+        for name in rnic.recovery_subnet_names or ():
+            subnet = by_name.get(name.lower())
+            if subnet is None:
+                out.add(Finding("missing", "warning", "target", "all", vnet.id,
+                                f"recovery subnet {name!r} does not exist in VNet {vnet.name}"))
+                continue
+            source = FlowSource(IPSet.from_prefixes(subnet.address_prefixes), _vnet_space(vnet))
+            nsgs = tuple((i, k) for i, k in ((rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
+            points.append(PathPoint("target", source, vnet, subnet, nsgs))
+    return points
+
+
+def _nsg_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, req: Requirement,
+                  tags: ServiceTags, out: _Collector) -> None:
+    assert req.prefixes is not None
+    pieces = evaluate_nsg(nsg, point.source, req.prefixes, tags, required_tag=req.tag)
+    denied = [p for p in pieces if p.verdict == "deny"]
+    unknown = [p for p in pieces if p.verdict == "unknown"]
+    if denied:
+        blocked = IPSet.of(iv for p in denied for iv in p.addresses)
+        first = min(denied, key=lambda p: p.rule.priority if p.rule else 70000)
+        out.add(Finding(
+            "nsg-deny", "error", point.side, req.destination, nsg.id,
+            _deny_message(nsg, where, req, denied, blocked),
+            rule_name=first.rule.name if first.rule else "",
+            requirement=req, blocked=blocked, blocker_priority=first.rule.priority if first.rule else 65500,
+        ))
+    for piece in unknown:
+        out.add(Finding("unknown", "warning", point.side, req.destination, nsg.id,
+                        f"cannot tell whether {where} NSG {nsg.name} allows {req.destination}: rule "
+                        f"{piece.rule.name if piece.rule else '?'} — {piece.note}",
+                        rule_name=piece.rule.name if piece.rule else "", requirement=req))
+
+
+def _deny_message(nsg: NetworkSecurityGroup, where: str, req: Requirement, denied: list[Piece],
+                  blocked: IPSet) -> str:
+    assert req.prefixes is not None
+    rules = ", ".join(
+        f"{p.rule.name} (priority {p.rule.priority}{', default rule' if p.rule.is_default else ''})" if p.rule
+        else "no matching rule" for p in sorted(denied, key=lambda p: p.rule.priority if p.rule else 70000)
+    )
+    notes = {p.note for p in denied if p.note}
+    extra = f" ({'; '.join(sorted(notes))})" if notes else ""
+    return (f"{where} NSG {nsg.name}: {rules} denies outbound TCP 443 to {_share(blocked, req.prefixes)} "
+            f"{req.destination}{extra}; ASR needs it to {req.reason}")
+
+
+def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: ServiceTags, out: _Collector) -> None:
+    assert req.prefixes is not None
+    table = estate.route_tables.get(key(point.subnet.route_table_id)) if point.subnet.route_table_id else None
+    if point.subnet.route_table_id and table is None:
+        out.add(Finding("missing", "warning", point.side, req.destination, point.subnet.route_table_id,
+                        f"route table {point.subnet.route_table_id} of subnet {point.subnet.name} is not in the "
+                        "inventory", requirement=req))
+        return
+    resource = table.id if table else point.subnet.id
+    for hop in evaluate_routes(table, point.vnet, point.subnet, req.prefixes, tags):
+        verdict = hop.verdict
+        if verdict == "ok":
+            continue
+        if verdict == "unknown":
+            out.add(Finding("unknown", "warning", point.side, req.destination, resource,
+                            f"route {hop.route_name} uses service tag {hop.prefix!r}, which is not in the Service "
+                            f"Tags data: cannot tell where {req.destination} traffic goes", rule_name=hop.route_name,
+                            requirement=req))
+        elif verdict == "warning":
+            out.add(Finding("route-appliance", "warning", point.side, req.destination, resource,
+                            _hop_message(point, req, hop) + f"; the appliance must allow {', '.join(URLS)}",
+                            rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
+        else:
+            out.add(Finding("route-next-hop", "error", point.side, req.destination, resource,
+                            _hop_message(point, req, hop) + f"; ASR needs it to {req.reason}",
+                            rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
+
+
+def _hop_message(point: PathPoint, req: Requirement, hop: Hop) -> str:
+    assert req.prefixes is not None
+    target = f" {hop.next_hop_ip}" if hop.next_hop_ip else ""
+    via = f"route {hop.route_name} ({hop.prefix})" if hop.origin == "user" else hop.route_name
+    return (f"subnet {point.subnet.name}: {via} sends {_share(hop.addresses, req.prefixes)} {req.destination} "
+            f"to next hop {hop.next_hop_type}{target}")
+
+
+def _legacy_rule_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, tags: ServiceTags,
+                          out: _Collector) -> None:
+    """Rules from the 2017 guidance (explicit Site Recovery IPs) cover only part of today's tag."""
+    seed = seed_2017_addresses()
+    today = tags.prefixes("AzureSiteRecovery")
+    for rule in nsg.rules:
+        if rule.direction != "outbound" or rule.access != "allow" or not rule.destination_prefixes:
+            continue
+        try:
+            allowed = IPSet.from_prefixes(rule.destination_prefixes)
+        except ValueError:
+            continue
+        if not allowed or not allowed.issubset(seed):
+            continue
+        covered = f"{_share(allowed & today, today)} today's AzureSiteRecovery tag" if today else "an unknown part"
+        out.add(Finding("legacy-ip-rule", "warning", point.side, "AzureSiteRecovery", nsg.id,
+                        f"{where} NSG {nsg.name}: rule {rule.name} allows only 2017 Site Recovery IPs "
+                        f"({', '.join(rule.destination_prefixes)}), which cover {covered}; use the "
+                        "AzureSiteRecovery service tag", rule_name=rule.name))
+
+
+def _skip_reason(item: ProtectedItem, estate: Estate, settings: Settings) -> str:
+    vm = estate.vms.get(key(item.vm_id))
+    if vm is not None and settings.opt_out_tag.lower() in {t.lower() for t in vm.tags}:
+        return f"VM opted out with tag {settings.opt_out_tag}"
+    if item.active_location.lower() == "recovery":
+        return f"VM has failed over to {item.target_region}; evaluate again after reprotect"
+    return ""
+
+
+def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settings: Settings) -> VmReport:
+    vm = estate.vms.get(key(item.vm_id))
+    name = vm.name if vm else item.name
+    vm_id = vm.id if vm else item.vm_id
+    skip = _skip_reason(item, estate, settings)
+    if skip:
+        finding = Finding("skipped", "warning", SOURCE, "all", vm_id, skip)
+        return VmReport(vm_id, name, item.source_region, item.target_region, SKIPPED, (finding,), item.id)
+    out = _Collector()
+    points = _path_points(item, estate, out)
+    requirements = requirements_for(item, tags, settings)
+    for point in points:
+        bgp_resource = point.subnet.route_table_id or point.vnet.id
+        table = estate.route_tables.get(key(point.subnet.route_table_id))
+        if bgp_may_override(point.vnet, table) and not settings.read_effective_routes:
+            out.add(Finding("bgp-propagation", "warning", point.side, "all", bgp_resource,
+                            f"VNet {point.vnet.name} has a gateway and subnet {point.subnet.name} accepts BGP routes: "
+                            "a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR traffic away; enable "
+                            "ASR_READ_EFFECTIVE_ROUTES or disable gateway route propagation"))
+        nsgs = []
+        for nsg_id, where in point.nsg_ids:
+            nsg = estate.nsgs.get(key(nsg_id))
+            if nsg is None:
+                out.add(Finding("missing", "warning", point.side, "all", nsg_id,
+                                f"{where} NSG {nsg_id} is not in the inventory"))
+            else:
+                nsgs.append((nsg, where))
+                if settings.profile == "service-tags":
+                    _legacy_rule_findings(point, nsg, where, tags, out)
+        for req in (r for r in requirements if r.side == point.side):
+            if req.prefixes is None:
+                out.add(Finding("unknown", "warning", point.side, req.destination, point.subnet.id,
+                                f"cannot evaluate {req.destination}: {req.reason}", requirement=req))
+                continue
+            for nsg, where in nsgs:
+                _nsg_findings(point, nsg, where, req, tags, out)
+            _route_findings(point, estate, req, tags, out)
+    findings = tuple(out.items.values())
+    return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id)
+
+
+def status_of(findings: tuple[Finding, ...]) -> str:
+    if any(f.severity == "error" for f in findings):
+        return DRIFT
+    if any(f.kind in ("unknown", "missing") for f in findings):
+        return UNKNOWN
+    return COMPLIANT
+
+
+def evaluate_estate(estate: Estate, tags: ServiceTags, settings: Settings) -> list[VmReport]:
+    return [evaluate_item(item, estate, tags, settings) for item in estate.protected_items]

@@ -1,0 +1,198 @@
+"""NSG evaluation over address sets, with Azure's semantics.
+
+Rules are taken in priority order (custom and default together) and the first rule that matches a packet
+decides it. Instead of one packet we push the whole required destination set through the rules: each matching
+rule claims the part of what is still undecided that its destination covers. The result partitions the set into
+pieces allowed or denied by a named rule, or unknown (a tag the Service Tags data does not have).
+
+Where a rule matches only some of the flows (a source CIDR covering part of a recovery subnet, source ports
+that cover part of the ephemeral range), a Deny counts as denying (some connections fail, replication breaks)
+and an Allow does not count as allowing (some connections fall through to later rules): the conservative reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from .ipset import EMPTY, IPSet, is_ipv4_prefix
+from .model import OUTBOUND, NetworkSecurityGroup, SecurityRule, key
+from .servicetags import ServiceTags
+
+EPHEMERAL_PORTS = (1024, 65535)  # covers Windows (49152+) and Linux (32768–60999) ephemeral ranges
+AZURE_LOAD_BALANCER = IPSet.address("168.63.129.16")
+
+
+class Match(IntEnum):
+    NONE = 0
+    PARTIAL = 1
+    FULL = 2
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """Who sends: the NIC's IP (source side) or the recovery subnet (target side, IP not yet known)."""
+
+    addresses: IPSet
+    virtual_network: IPSet  # the VirtualNetwork tag as seen from this NIC: VNet + peered address spaces
+    asg_ids: frozenset[str] = field(default_factory=frozenset)  # lower-case ids
+
+
+@dataclass(frozen=True)
+class Piece:
+    addresses: IPSet
+    verdict: str  # "allow" | "deny" | "unknown"
+    rule: SecurityRule | None
+    note: str = ""
+
+
+def parse_port_ranges(ports: Sequence[str]) -> list[tuple[int, int]] | None:
+    """'*', '443', '400-500' (or lists) → ranges; None when a value is not a port range."""
+    ranges: list[tuple[int, int]] = []
+    for raw in ports:
+        text = raw.strip()
+        if text in ("*", "any", "Any"):
+            ranges.append((0, 65535))
+            continue
+        low, _, high = text.partition("-")
+        try:
+            start, end = int(low), int(high or low)
+        except ValueError:
+            return None
+        if not 0 <= start <= end <= 65535:
+            return None
+        ranges.append((start, end))
+    return ranges
+
+
+def _port_match(ranges: list[tuple[int, int]], low: int, high: int) -> Match:
+    covered = IPSet.of(ranges) & IPSet.of([(low, high)])
+    if covered.size == high - low + 1:
+        return Match.FULL
+    return Match.PARTIAL if covered else Match.NONE
+
+
+class RuleView:
+    """Resolves a rule's address fields against one NIC's view (VirtualNetwork, ASGs) and the tag data."""
+
+    def __init__(self, tags: ServiceTags, source: FlowSource, required_tag: str = "") -> None:
+        self.tags = tags
+        self.source = source
+        self.required_tag = required_tag.lower()
+
+    def expand(self, prefixes: Sequence[str]) -> tuple[IPSet | None, str]:
+        """The set a prefix list denotes, or (None, why) if it names a tag we cannot resolve."""
+        result = EMPTY
+        for prefix in prefixes:
+            text = prefix.strip()
+            lower = text.lower()
+            if lower in ("*", "any", "0.0.0.0/0"):
+                return IPSet.everything(), ""
+            if lower == "virtualnetwork":
+                result = result | self.source.virtual_network
+            elif lower == "internet":
+                result = result | self.source.virtual_network.complement()
+            elif lower == "azureloadbalancer":
+                result = result | AZURE_LOAD_BALANCER
+            elif is_ipv4_prefix(text):
+                result = result | IPSet.address(text)
+            elif ":" in text:
+                continue  # IPv6 prefix: never matches an IPv4 flow
+            else:
+                tag = self.tags.prefixes(text)
+                if tag is None:
+                    return None, f"service tag {text!r} is not in the Service Tags data"
+                result = result | tag
+        return result, ""
+
+    def symbolic_destination(self, prefixes: Sequence[str]) -> bool:
+        """Rule tag == required tag, or the rule's top-level tag contains the required regional tag."""
+        if not self.required_tag or len(prefixes) != 1:
+            return False
+        rule_tag = prefixes[0].strip().lower()
+        return rule_tag == self.required_tag or self.required_tag.startswith(rule_tag + ".")
+
+    def source_match(self, rule: SecurityRule) -> tuple[Match, str]:
+        """How much of this flow's sources and source ports the rule covers (or NONE)."""
+        ports = parse_port_ranges(rule.source_ports)
+        if ports is None:
+            return Match.NONE, f"unreadable source ports {rule.source_ports}"
+        port_match = _port_match(ports, *EPHEMERAL_PORTS)
+        if port_match == Match.NONE:
+            return Match.NONE, ""
+        if rule.source_asgs:
+            in_asg = any(key(a) in self.source.asg_ids for a in rule.source_asgs)
+            address_match = Match.FULL if in_asg else Match.NONE
+        else:
+            sources, why = self.expand(rule.source_prefixes or ("*",))
+            if sources is None:
+                return Match.NONE, why
+            if self.source.addresses.issubset(sources):
+                address_match = Match.FULL
+            else:
+                address_match = Match.PARTIAL if self.source.addresses.overlaps(sources) else Match.NONE
+        return min(port_match, address_match), ""
+
+
+def _applies_to_tcp_443(rule: SecurityRule, port: int, protocol: str) -> bool | None:
+    if rule.direction != OUTBOUND or rule.protocol not in ("*", "any", protocol):
+        return False
+    ranges = parse_port_ranges(rule.destination_ports)
+    if ranges is None:
+        return None
+    return any(start <= port <= end for start, end in ranges)
+
+
+def ordered_rules(nsg: NetworkSecurityGroup, direction: str = OUTBOUND) -> list[SecurityRule]:
+    return sorted((r for r in (*nsg.rules, *nsg.default_rules) if r.direction == direction), key=lambda r: r.priority)
+
+
+def evaluate_nsg(
+    nsg: NetworkSecurityGroup,
+    source: FlowSource,
+    destination: IPSet,
+    tags: ServiceTags,
+    *,
+    required_tag: str = "",
+    port: int = 443,
+    protocol: str = "tcp",
+) -> list[Piece]:
+    """Partition ``destination`` by the outbound rule that decides each address (first match by priority)."""
+    view = RuleView(tags, source, required_tag)
+    remaining = destination
+    pieces: list[Piece] = []
+    for rule in ordered_rules(nsg):
+        if not remaining:
+            break
+        applies = _applies_to_tcp_443(rule, port, protocol)
+        if applies is False:
+            continue
+        if applies is None:
+            pieces.append(Piece(remaining, "unknown", rule, f"unreadable destination ports {rule.destination_ports}"))
+            return pieces
+        if rule.destination_asgs:
+            continue  # ASG members are NICs in the VNet: never the public endpoints ASR needs
+        match, why = view.source_match(rule)
+        if why:
+            pieces.append(Piece(remaining, "unknown", rule, why))
+            return pieces
+        if match == Match.NONE or (match == Match.PARTIAL and rule.access == "allow"):
+            continue
+        covered, why = view.expand(rule.destination_prefixes or ("*",))
+        if covered is None:
+            if view.symbolic_destination(rule.destination_prefixes):
+                covered = remaining
+            else:
+                pieces.append(Piece(remaining, "unknown", rule, why))
+                return pieces
+        hit = remaining & covered
+        if not hit:
+            continue
+        note = "for some of this VM's source addresses or ports" if match == Match.PARTIAL else ""
+        pieces.append(Piece(hit, "allow" if rule.access == "allow" else "deny", rule, note))
+        remaining = remaining - hit
+    if remaining:
+        pieces.append(Piece(remaining, "deny", None, "no rule matched (the NSG has no default rules)"))
+    return pieces
+

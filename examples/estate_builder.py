@@ -1,0 +1,156 @@
+"""Builders for ARM-shaped resources (as Resource Graph returns them): the example estate, tests, benchmarks.
+
+The shapes follow the real payloads: NSGs/route tables/VNets/NICs as in the Microsoft.Network REST examples,
+protected items as in the recorded A2A ReplicationProtectedItems responses (fabricObjectId lower-cased).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Resource = dict[str, Any]
+
+VAULT_RG = "rg-asr-vault"
+
+
+def rid(sub: str, rg: str, provider: str, *parts: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider}/" + "/".join(parts)
+
+
+def security_rule(nsg_id: str, name: str, priority: int, access: str, destination: str | list[str], *,
+                  direction: str = "Outbound", protocol: str = "*", port: str | list[str] = "*",
+                  source: str | list[str] = "*", source_port: str = "*", description: str = "") -> Resource:
+    props: dict[str, Any] = {
+        "provisioningState": "Succeeded",
+        "protocol": protocol,
+        "sourcePortRange": source_port,
+        "access": access,
+        "priority": priority,
+        "direction": direction,
+    }
+    if description:
+        props["description"] = description
+    for field, value in (("destinationPortRange", port), ("sourceAddressPrefix", source),
+                         ("destinationAddressPrefix", destination)):
+        if isinstance(value, list):
+            props[field.replace("Range", "Ranges").replace("Prefix", "Prefixes")] = value
+            props[field] = ""
+        else:
+            props[field] = value
+    return {"name": name, "id": f"{nsg_id}/securityRules/{name}", "properties": props}
+
+
+def nsg(sub: str, rg: str, name: str, location: str, rules: list[Resource] | None = None,
+        tags: dict[str, str] | None = None) -> Resource:
+    nsg_id = rid(sub, rg, "Microsoft.Network", "networkSecurityGroups", name)
+    built = [r if "id" in r else security_rule(nsg_id, **r) for r in rules or []]
+    return {
+        "id": nsg_id, "name": name, "type": "microsoft.network/networksecuritygroups", "location": location,
+        "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": tags or {},
+        "etag": 'W/"00000000-0000-0000-0000-000000000001"',
+        "properties": {"provisioningState": "Succeeded", "securityRules": built},
+    }
+
+
+def route(table_id: str, name: str, prefix: str, hop: str, ip: str = "") -> Resource:
+    props: dict[str, Any] = {"provisioningState": "Succeeded", "addressPrefix": prefix, "nextHopType": hop}
+    if ip:
+        props["nextHopIpAddress"] = ip
+    return {"name": name, "id": f"{table_id}/routes/{name}", "properties": props}
+
+
+def route_table(sub: str, rg: str, name: str, location: str, routes: list[tuple[str, ...]],
+                disable_bgp: bool = False, tags: dict[str, str] | None = None) -> Resource:
+    table_id = rid(sub, rg, "Microsoft.Network", "routeTables", name)
+    return {
+        "id": table_id, "name": name, "type": "microsoft.network/routetables", "location": location,
+        "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": tags or {},
+        "etag": 'W/"00000000-0000-0000-0000-000000000002"',
+        "properties": {"provisioningState": "Succeeded", "disableBgpRoutePropagation": disable_bgp,
+                       "routes": [route(table_id, *r) for r in routes]},
+    }
+
+
+def vnet(sub: str, rg: str, name: str, location: str, space: list[str], subnets: list[dict[str, Any]],
+         peered: list[str] | None = None) -> Resource:
+    vnet_id = rid(sub, rg, "Microsoft.Network", "virtualNetworks", name)
+    built = []
+    for s in subnets:
+        props: dict[str, Any] = {"provisioningState": "Succeeded", "addressPrefix": s["prefix"]}
+        if s.get("nsg"):
+            props["networkSecurityGroup"] = {"id": s["nsg"]}
+        if s.get("route_table"):
+            props["routeTable"] = {"id": s["route_table"]}
+        if s.get("service_endpoints"):
+            props["serviceEndpoints"] = [{"service": svc, "locations": locs} for svc, locs in s["service_endpoints"]]
+        built.append({"name": s["name"], "id": f"{vnet_id}/subnets/{s['name']}", "properties": props})
+    peerings = [
+        {"name": f"peer{i}", "properties": {"peeringState": "Connected",
+                                            "remoteAddressSpace": {"addressPrefixes": [p]}}}
+        for i, p in enumerate(peered or [])
+    ]
+    return {
+        "id": vnet_id, "name": name, "type": "microsoft.network/virtualnetworks", "location": location,
+        "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": {},
+        "properties": {"provisioningState": "Succeeded", "addressSpace": {"addressPrefixes": space},
+                       "subnets": built, "virtualNetworkPeerings": peerings},
+    }
+
+
+def nic(sub: str, rg: str, name: str, location: str, subnet_id: str, ip: str, vm_id: str,
+        nsg_id: str = "", asgs: list[str] | None = None) -> Resource:
+    nic_id = rid(sub, rg, "Microsoft.Network", "networkInterfaces", name)
+    config: dict[str, Any] = {"provisioningState": "Succeeded", "privateIPAddress": ip,
+                              "privateIPAllocationMethod": "Dynamic", "subnet": {"id": subnet_id},
+                              "primary": True, "privateIPAddressVersion": "IPv4"}
+    if asgs:
+        config["applicationSecurityGroups"] = [{"id": a} for a in asgs]
+    props: dict[str, Any] = {"provisioningState": "Succeeded", "primary": True, "virtualMachine": {"id": vm_id},
+                             "ipConfigurations": [{"name": "ipconfig1", "id": f"{nic_id}/ipConfigurations/ipconfig1",
+                                                   "properties": config}]}
+    if nsg_id:
+        props["networkSecurityGroup"] = {"id": nsg_id}
+    return {"id": nic_id, "name": name, "type": "microsoft.network/networkinterfaces", "location": location,
+            "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": {}, "properties": props}
+
+
+def vm(sub: str, rg: str, name: str, location: str, nic_ids: list[str], tags: dict[str, str] | None = None) -> Resource:
+    return {
+        "id": rid(sub, rg, "Microsoft.Compute", "virtualMachines", name), "name": name,
+        "type": "microsoft.compute/virtualmachines", "location": location, "resourceGroup": rg.lower(),
+        "subscriptionId": sub, "tags": tags or {},
+        "properties": {"networkProfile": {"networkInterfaces": [{"id": n} for n in nic_ids]}},
+    }
+
+
+def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, target: str, source_nic_id: str,
+                   recovery_vnet_id: str, recovery_subnet: str, *, recovery_nsg_id: str = "",
+                   active_location: str = "Primary", state: str = "Protected",
+                   encryption: str = "NotEncrypted") -> Resource:
+    item_id = rid(sub, VAULT_RG, "Microsoft.RecoveryServices", "vaults", vault, "replicationFabrics",
+                  f"asr-a2a-default-{source}", "replicationProtectionContainers",
+                  f"asr-a2a-default-{source}-container", "replicationProtectedItems", f"{vm_name}-item")
+    return {
+        "id": item_id, "name": f"{vm_name}-item",
+        "type": "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
+                "replicationprotecteditems",
+        "location": "", "resourceGroup": VAULT_RG, "subscriptionId": sub, "tags": {},
+        "properties": {
+            "friendlyName": vm_name, "protectionState": state, "activeLocation": active_location,
+            "replicationHealth": "Normal", "primaryFabricProvider": "AzureFabric",
+            "providerSpecificDetails": {
+                "instanceType": "A2A",
+                "fabricObjectId": vm_id.lower(),
+                "primaryFabricLocation": source,
+                "recoveryFabricLocation": target,
+                "vmEncryptionType": encryption,
+                "selectedRecoveryAzureNetworkId": recovery_vnet_id,
+                "vmNics": [{
+                    "sourceNicArmId": source_nic_id,
+                    "recoveryVMNetworkId": recovery_vnet_id,
+                    "ipConfigs": [{"name": "ipconfig1", "isPrimary": True, "recoverySubnetName": recovery_subnet}],
+                    "recoveryNetworkSecurityGroupId": recovery_nsg_id,
+                }],
+            },
+        },
+    }

@@ -1,0 +1,124 @@
+"""Writes examples/estate.json: a small estate showing each kind of drift the bot finds (and one of each it can't fix).
+
+Run: python -m examples.make_example_estate  (the JSON is committed; this script documents how it was made)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from examples.estate_builder import nic, nsg, protected_item, rid, route_table, vm, vnet
+
+SUB = "11111111-2222-3333-4444-555555555555"
+DR_SUB = "66666666-7777-8888-9999-000000000000"
+RG, DR_RG = "rg-prod-eastus", "rg-dr-centralus"
+EU_RG, EU_DR_RG = "rg-prod-westeurope", "rg-dr-northeurope"
+VAULT = "rsv-asr-centralus"
+
+
+def build() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    net = "Microsoft.Network"
+
+    # Target side (centralus): recovery VNet; its app subnet NSG denies Storage.CentralUS explicitly.
+    dr_app_nsg = nsg(DR_SUB, DR_RG, "nsg-dr-app", "centralus", [
+        {"name": "Deny-Storage-CentralUS", "priority": 300, "access": "Deny", "destination": "Storage.CentralUS",
+         "description": "no storage egress (copied from the prod baseline)"},
+    ])
+    dr_web_nsg = nsg(DR_SUB, DR_RG, "nsg-dr-web", "centralus")
+    dr_vnet = vnet(DR_SUB, DR_RG, "vnet-dr-centralus", "centralus", ["10.20.0.0/16"], [
+        {"name": "snet-web", "prefix": "10.20.1.0/24", "nsg": dr_web_nsg["id"]},
+        {"name": "snet-app", "prefix": "10.20.2.0/24", "nsg": dr_app_nsg["id"]},
+    ])
+    out += [dr_app_nsg, dr_web_nsg, dr_vnet]
+
+    # Source side (eastus).
+    web_nsg = nsg(SUB, RG, "nsg-web", "eastus", [
+        {"name": "Allow-HTTPS-In", "priority": 100, "access": "Allow", "destination": "*", "direction": "Inbound",
+         "protocol": "Tcp", "port": "443"},
+    ])
+    app_nsg = nsg(SUB, RG, "nsg-app", "eastus", [
+        {"name": "Allow-SQL-Out", "priority": 200, "access": "Allow", "destination": "Sql.EastUS", "protocol": "Tcp",
+         "port": "1433"},
+        {"name": "Deny-Internet-Out", "priority": 4000, "access": "Deny", "destination": "Internet",
+         "description": "egress lockdown"},
+    ])
+    legacy_nsg = nsg(SUB, RG, "nsg-legacy", "eastus", [
+        {"name": "Allow-ASR-2017-CentralUS", "priority": 110, "access": "Allow", "protocol": "Tcp", "port": "443",
+         "destination": ["40.69.144.231", "40.69.167.116", "52.165.34.144"], "source": "VirtualNetwork"},
+        {"name": "Deny-All-Out", "priority": 120, "access": "Deny", "destination": "*"},
+    ])
+    locked_nsg = nsg(SUB, RG, "nsg-locked", "eastus", [
+        {"name": "Deny-All-Out-First", "priority": 100, "access": "Deny", "destination": "*",
+         "description": "vendor appliance subnet: nothing leaves"},
+    ])
+    tunnel_rt = route_table(SUB, RG, "rt-forced-tunnel", "eastus",
+                            [("default-to-onprem", "0.0.0.0/0", "VirtualNetworkGateway")])
+    nva_rt = route_table(SUB, RG, "rt-nva", "eastus",
+                         [("default-to-firewall", "0.0.0.0/0", "VirtualAppliance", "10.10.255.4")], disable_bgp=True)
+    prod_vnet = vnet(SUB, RG, "vnet-prod-eastus", "eastus", ["10.10.0.0/16"], [
+        {"name": "snet-web", "prefix": "10.10.1.0/24", "nsg": web_nsg["id"]},
+        {"name": "snet-app", "prefix": "10.10.2.0/24", "nsg": app_nsg["id"]},
+        {"name": "snet-db", "prefix": "10.10.3.0/24", "route_table": tunnel_rt["id"]},
+        {"name": "snet-legacy", "prefix": "10.10.4.0/24", "nsg": legacy_nsg["id"]},
+        {"name": "snet-vendor", "prefix": "10.10.5.0/24", "nsg": locked_nsg["id"]},
+        {"name": "snet-nva", "prefix": "10.10.6.0/24", "route_table": nva_rt["id"],
+         "service_endpoints": [("Microsoft.Storage", ["eastus", "westus"])]},
+        {"name": "GatewaySubnet", "prefix": "10.10.254.0/27"},
+    ])
+    out += [web_nsg, app_nsg, legacy_nsg, locked_nsg, tunnel_rt, nva_rt, prod_vnet]
+
+    def replicated(name: str, subnet: str, ip: str, recovery_subnet: str, *, vm_tags: dict[str, str] | None = None,
+                   active: str = "Primary", nic_nsg: str = "", encryption: str = "NotEncrypted") -> None:
+        vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", name)
+        subnet_id = f"{prod_vnet['id']}/subnets/{subnet}"
+        the_nic = nic(SUB, RG, f"{name}-nic", "eastus", subnet_id, ip, vm_id, nsg_id=nic_nsg)
+        out.append(vm(SUB, RG, name, "eastus", [the_nic["id"]], vm_tags))
+        out.append(the_nic)
+        out.append(protected_item(DR_SUB, VAULT, vm_id, name, "eastus", "centralus", the_nic["id"], dr_vnet["id"],
+                                  recovery_subnet, active_location=active, encryption=encryption))
+
+    replicated("vm-web-01", "snet-web", "10.10.1.4", "snet-web")  # compliant
+    replicated("vm-app-01", "snet-app", "10.10.2.4", "snet-app", encryption="OneStepADE")  # NSG deny, both sides
+    replicated("vm-app-02", "snet-app", "10.10.2.5", "snet-web")  # shares nsg-app: one plan for both
+    replicated("vm-db-01", "snet-db", "10.10.3.4", "snet-web")  # forced tunnelling + BGP warning
+    replicated("vm-legacy-01", "snet-legacy", "10.10.4.4", "snet-web")  # 2017 IP rules: legacy + deny
+    replicated("vm-vendor-01", "snet-vendor", "10.10.5.4", "snet-web")  # deny at 100: not fixable
+    replicated("vm-nva-01", "snet-nva", "10.10.6.4", "snet-web")  # NVA: warning; storage via service endpoint
+    replicated("vm-batch-01", "snet-web", "10.10.1.9", "snet-web", vm_tags={"asr-remediate-opt-out": "true"})
+    replicated("vm-old-01", "snet-web", "10.10.1.10", "snet-web", active="Recovery")  # failed over: skipped
+
+    # Europe: a NIC-level NSG allows top-level Storage but denies the rest; target VNet lacks the subnet.
+    eu_nic_nsg = nsg(SUB, EU_RG, "nsg-nic-erp", "westeurope", [
+        {"name": "Allow-Storage", "priority": 150, "access": "Allow", "destination": "Storage", "protocol": "Tcp",
+         "port": "443", "source": "VirtualNetwork"},
+        {"name": "Allow-ASR-Regional", "priority": 160, "access": "Allow", "destination": "AzureSiteRecovery.WestEurope",
+         "protocol": "Tcp", "port": "443"},
+        {"name": "Deny-Web-Out", "priority": 200, "access": "Deny", "destination": "Internet", "protocol": "Tcp",
+         "port": ["80", "443"]},
+    ])
+    eu_vnet = vnet(SUB, EU_RG, "vnet-prod-westeurope", "westeurope", ["10.30.0.0/16"], [
+        {"name": "snet-erp", "prefix": "10.30.1.0/24"},
+    ])
+    eu_dr_vnet = vnet(SUB, EU_DR_RG, "vnet-dr-northeurope", "northeurope", ["10.40.0.0/16"], [
+        {"name": "snet-erp", "prefix": "10.40.1.0/24"},
+    ])
+    erp_vm_id = rid(SUB, EU_RG, "Microsoft.Compute", "virtualMachines", "vm-erp-01")
+    erp_nic = nic(SUB, EU_RG, "vm-erp-01-nic", "westeurope", f"{eu_vnet['id']}/subnets/snet-erp", "10.30.1.4",
+                  erp_vm_id, nsg_id=eu_nic_nsg["id"])
+    out += [eu_nic_nsg, eu_vnet, eu_dr_vnet, vm(SUB, EU_RG, "vm-erp-01", "westeurope", [erp_nic["id"]]), erp_nic,
+            protected_item(SUB, "rsv-asr-northeurope", erp_vm_id, "vm-erp-01", "westeurope", "northeurope",
+                           erp_nic["id"], eu_dr_vnet["id"], "snet-erp-dr")]
+    return out
+
+
+def main() -> None:
+    path = Path(__file__).with_name("estate.json")
+    path.write_text(json.dumps(build(), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
