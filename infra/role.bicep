@@ -1,0 +1,78 @@
+// The custom role the app's identity holds in every monitored subscription: exactly the ARM
+// actions the code calls, nothing else. Deploy once, then assign it per subscription with
+// infra/subscription.bicep.
+//
+//   az deployment sub create -l <region> -f infra/role.bicep -p infra/role.bicepparam
+//
+// One definition serves several subscriptions: list them all in assignableScopes (the deploying
+// principal needs Microsoft.Authorization/roleDefinitions/write on each). Role names are unique
+// per tenant, so deploy each variant (read-only / with writes) from one subscription only.
+targetScope = 'subscription'
+
+@description('Allow the write and delete actions on asr-remediate-* security rules and routes. false: report-only (read) role.')
+param allowWrites bool = false
+
+@description('Allow reading NIC effective routes (BGP-learned routes); needed only with ASR_READ_EFFECTIVE_ROUTES=true.')
+param allowEffectiveRoutes bool = false
+
+@description('Scopes the role can be assigned at: the monitored subscriptions (/subscriptions/<id>) or resource groups in them.')
+param assignableScopes array = [
+  subscription().id
+]
+
+@description('Role name; the read-only variant gets its own name so both can exist in one tenant.')
+param roleName string = allowWrites ? 'ASR Remediate Operator' : 'ASR Remediate Operator (read-only)'
+
+// Read: inventory (Resource Graph, then ARM GETs of each resource on a VM's path) and Service Tags.
+var readActions = [
+  'Microsoft.ResourceGraph/resources/read'
+  'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems/read'
+  'Microsoft.Compute/virtualMachines/read'
+  'Microsoft.Network/networkInterfaces/read'
+  'Microsoft.Network/virtualNetworks/read'
+  'Microsoft.Network/virtualNetworks/subnets/read'
+  'Microsoft.Network/networkSecurityGroups/read'
+  'Microsoft.Network/networkSecurityGroups/securityRules/read'
+  'Microsoft.Network/routeTables/read'
+  'Microsoft.Network/routeTables/routes/read'
+  'Microsoft.Network/locations/serviceTags/read'
+  'Microsoft.Resources/subscriptions/resourceGroups/read'
+]
+
+// Write: create / update / remove the app's own asr-remediate-* rules and routes.
+var writeActions = [
+  'Microsoft.Network/networkSecurityGroups/securityRules/write'
+  'Microsoft.Network/networkSecurityGroups/securityRules/delete'
+  'Microsoft.Network/routeTables/routes/write'
+  'Microsoft.Network/routeTables/routes/delete'
+]
+
+// Opt-in: effective routes of a NIC (a POST action, not a read).
+var effectiveRouteActions = [
+  'Microsoft.Network/networkInterfaces/effectiveRouteTable/action'
+]
+
+var actions = concat(readActions, allowWrites ? writeActions : [], allowEffectiveRoutes ? effectiveRouteActions : [])
+
+resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(tenant().tenantId, roleName)
+  properties: {
+    roleName: roleName
+    description: 'asr-remediate: reads VMs replicated by Azure Site Recovery and the NSGs and route tables on their path; with writes, adds asr-remediate-* security rules and routes.'
+    type: 'customRole'
+    permissions: [
+      {
+        actions: actions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
+@description('Role definition GUID: pass it to infra/subscription.bicep as roleDefinitionGuid.')
+output roleDefinitionGuid string = operatorRole.name
+output roleDefinitionId string = operatorRole.id
+output roleName string = roleName
