@@ -1,0 +1,190 @@
+"""Findings per VM: each side, each destination, each NSG / route table on the path."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from asr_remediate.config import Settings
+from asr_remediate.drift import COMPLIANT, DRIFT, SKIPPED, UNKNOWN, VmReport
+from tests.scenario import Scenario, allow, deny, full_tags, scan_resources
+
+SOURCE_NEEDS = {"Storage.EastUS", "AzureActiveDirectory", "EventHub.CentralUS", "AzureSiteRecovery"}
+TARGET_NEEDS = {"Storage.CentralUS", "AzureActiveDirectory", "EventHub.EastUS", "AzureSiteRecovery"}
+
+
+def only(scenario: Scenario, settings: Settings | None = None) -> VmReport:
+    plan = scan_resources(scenario.resources(), settings)
+    assert len(plan.reports) == 1
+    return plan.reports[0]
+
+
+def errors(report: VmReport, side: str | None = None) -> dict[str, set[str]]:
+    """destination → kinds of error findings."""
+    out: dict[str, set[str]] = {}
+    for f in report.findings:
+        if f.severity == "error" and (side is None or f.side == side):
+            out.setdefault(f.destination, set()).add(f.kind)
+    return out
+
+
+def test_default_rules_only_is_compliant_without_findings() -> None:
+    report = only(Scenario())
+    assert report.status == COMPLIANT
+    assert report.findings == ()
+
+
+def test_deny_internet_blocks_every_source_destination_and_names_the_rule() -> None:
+    report = only(Scenario(subnet_rules=[deny(4000)]))
+    assert report.status == DRIFT
+    assert set(errors(report, "source")) == SOURCE_NEEDS
+    assert errors(report, "target") == {}
+    for f in report.findings:
+        assert f.rule_name == "deny-4000"
+        assert "nsg-subnet" in f.message and "priority 4000" in f.message
+
+
+def test_target_side_uses_recovery_subnet_nsg_and_mirrored_regions() -> None:
+    report = only(Scenario(recovery_rules=[deny(200, "*")]))
+    assert set(errors(report, "target")) == TARGET_NEEDS
+    assert errors(report, "source") == {}
+
+
+def test_recovery_nic_nsg_is_evaluated_too() -> None:
+    report = only(Scenario(recovery_nic_rules=[deny(300, "Storage.CentralUS")]))
+    assert set(errors(report, "target")) == {"Storage.CentralUS"}
+    assert [f.resource_id.rsplit("/", 1)[-1] for f in report.findings] == ["nsg-dr-nic"]
+
+
+def test_nic_and_subnet_nsgs_must_both_allow() -> None:
+    # NIC NSG allows everything ASR needs; the subnet NSG still denies Storage → drift on the subnet NSG only.
+    nic_rules = [allow(100 + i, tag) for i, tag in enumerate(sorted(SOURCE_NEEDS))] + [deny(4000, "*")]
+    report = only(Scenario(nic_rules=nic_rules, subnet_rules=[deny(500, "Storage.EastUS")]))
+    assert errors(report, "source") == {"Storage.EastUS": {"nsg-deny"}}
+    (finding,) = [f for f in report.findings if f.severity == "error"]
+    assert finding.resource_id.endswith("nsg-subnet")
+
+
+def test_allow_rules_before_a_deny_are_compliant() -> None:
+    rules = [allow(100 + i, tag) for i, tag in enumerate(sorted(SOURCE_NEEDS))] + [deny(4000, "*")]
+    assert only(Scenario(subnet_rules=rules)).status == COMPLIANT
+
+
+def test_top_level_storage_allow_covers_regional_requirement() -> None:
+    rules = [allow(100, "Storage"), deny(4000, "Storage.EastUS")]
+    assert "Storage.EastUS" not in errors(only(Scenario(subnet_rules=rules)))
+
+
+def test_partial_denial_is_reported_with_the_share() -> None:
+    storage = full_tags().prefixes("Storage.EastUS")
+    assert storage is not None
+    first = storage.to_cidrs()[0]
+    report = only(Scenario(subnet_rules=[deny(300, first)]))
+    (finding,) = [f for f in report.findings if f.severity == "error"]
+    assert finding.destination == "Storage.EastUS"
+    assert "all of" not in finding.message and "% of" in finding.message or "addresses of" in finding.message
+
+
+def test_deny_on_other_port_or_udp_does_not_matter() -> None:
+    rules = [deny(100, "*", port="80"), deny(110, "*", protocol="Udp"), deny(120, "*", direction="Inbound")]
+    assert only(Scenario(subnet_rules=rules)).status == COMPLIANT
+
+
+def test_unknown_tag_gives_unknown_not_a_guess() -> None:
+    report = only(Scenario(subnet_rules=[deny(100, "NoSuchTag.EastUS")]))
+    assert report.status == UNKNOWN
+    assert {f.kind for f in report.findings} == {"unknown"}
+    assert all("NoSuchTag.EastUS" in f.message for f in report.findings)
+
+
+def test_forced_tunnel_route_is_route_drift_per_destination() -> None:
+    report = only(Scenario(routes=[("default", "0.0.0.0/0", "VirtualNetworkGateway")]))
+    assert errors(report, "source") == {d: {"route-next-hop"} for d in SOURCE_NEEDS}
+    assert all("VirtualNetworkGateway" in f.message for f in report.findings if f.severity == "error")
+
+
+def test_virtual_appliance_route_is_a_warning_naming_the_urls() -> None:
+    report = only(Scenario(routes=[("fw", "0.0.0.0/0", "VirtualAppliance", "10.1.0.4")], disable_bgp=True))
+    assert report.status == COMPLIANT
+    warnings = [f for f in report.findings if f.kind == "route-appliance"]
+    assert {f.destination for f in warnings} == SOURCE_NEEDS
+    assert all("login.microsoftonline.com" in f.message and "10.1.0.4" in f.message for f in warnings)
+
+
+def test_storage_service_endpoint_wins_over_forced_tunnel() -> None:
+    report = only(Scenario(routes=[("default", "0.0.0.0/0", "VirtualNetworkGateway")],
+                           service_endpoints=[("Microsoft.Storage", ["eastus", "westus"])]))
+    assert set(errors(report, "source")) == SOURCE_NEEDS - {"Storage.EastUS"}
+
+
+def test_gateway_with_propagation_warns_about_bgp_and_disabled_propagation_does_not() -> None:
+    noisy = only(Scenario(gateway=True, routes=[]))
+    assert [f.kind for f in noisy.findings] == ["bgp-propagation"]
+    assert noisy.status == COMPLIANT
+    quiet = only(Scenario(gateway=True, routes=[], disable_bgp=True))
+    assert quiet.findings == ()
+    opted_in = only(Scenario(gateway=True, routes=[]), Settings(read_effective_routes=True))
+    assert opted_in.findings == ()
+
+
+def test_opt_out_tag_and_failed_over_vms_are_skipped() -> None:
+    assert only(Scenario(subnet_rules=[deny(100)], vm_tags={"asr-remediate-opt-out": "true"})).status == SKIPPED
+    failed_over = only(Scenario(subnet_rules=[deny(100)], active_location="Recovery"))
+    assert failed_over.status == SKIPPED
+    assert "failed over" in failed_over.findings[0].message
+
+
+def test_optional_destinations_follow_settings_and_encryption() -> None:
+    rules = [deny(4000, "*")]
+    plain = errors(only(Scenario(subnet_rules=rules, encryption="OneStepADE")), "source")
+    assert set(plain) == SOURCE_NEEDS
+    settings = Settings(include_key_vault=True, include_guest_management=True)
+    encrypted = errors(only(Scenario(subnet_rules=rules, encryption="OneStepADE"), settings), "source")
+    assert set(encrypted) == SOURCE_NEEDS | {"AzureKeyVault.EastUS", "GuestAndHybridManagement"}
+    unencrypted = errors(only(Scenario(subnet_rules=rules), settings), "source")
+    assert set(unencrypted) == SOURCE_NEEDS | {"GuestAndHybridManagement"}
+
+
+def test_seed_2017_profile_requires_the_seed_ips_of_the_other_region() -> None:
+    report = only(Scenario(subnet_rules=[deny(4000, "*")]), Settings(profile="seed-2017"))
+    source = set(errors(report, "source"))
+    assert source == {"Storage.EastUS", "AzureActiveDirectory", "SiteRecovery-IPs-2017.centralus"}
+
+
+def test_legacy_seed_ip_rules_are_recognised() -> None:
+    rules = [allow(110, ["40.69.144.231", "40.69.167.116", "52.165.34.144"]), deny(120, "*")]
+    report = only(Scenario(subnet_rules=rules))
+    legacy = [f for f in report.findings if f.kind == "legacy-ip-rule"]
+    assert len(legacy) == 1 and legacy[0].rule_name == "allow-110"
+    assert "AzureSiteRecovery service tag" in legacy[0].message
+
+
+def test_missing_resources_make_the_vm_unknown() -> None:
+    resources = [r for r in Scenario().resources() if not r["type"].endswith("networkinterfaces")]
+    report = scan_resources(resources).reports[0]
+    assert report.status == UNKNOWN
+    assert any(f.kind == "missing" and "NIC" in f.message for f in report.findings)
+
+
+def test_region_without_tags_is_unknown() -> None:
+    resources = Scenario().resources()
+    item = resources[-1]
+    item["properties"]["providerSpecificDetails"]["recoveryFabricLocation"] = "marsnorth"
+    report = scan_resources(resources).reports[0]
+    assert report.status == UNKNOWN
+    assert any("marsnorth" in f.message for f in report.findings)
+
+
+def test_fabric_object_id_casing_does_not_matter() -> None:
+    resources = Scenario(subnet_rules=[deny(4000)]).resources()
+    item = resources[-1]
+    item["properties"]["providerSpecificDetails"]["fabricObjectId"] = item["properties"]["providerSpecificDetails"][
+        "fabricObjectId"].upper()
+    report = scan_resources(resources).reports[0]
+    assert report.name == "vm1" and report.status == DRIFT
+
+
+def test_report_is_stable_across_runs() -> None:
+    resources = Scenario(subnet_rules=[deny(4000)], routes=[("d", "0.0.0.0/0", "None")]).resources()
+    first, second = scan_resources(resources), scan_resources(list(reversed(resources)))
+    assert [replace(r) for r in first.reports] == [replace(r) for r in second.reports]
+    assert first.changes == second.changes
