@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(RENDERERS), default="table", help="output format (default table)")
-    parser.add_argument("--profile", choices=PROFILES, help="requirement profile (default: ASR_PROFILE or service-tags)")
+    parser.add_argument("--profile", choices=PROFILES, help="requirement profile (default: ASR_PROFILE)")
     parser.add_argument("--rule-style", choices=RULE_STYLES, help="fix with service tags or explicit prefixes")
     parser.add_argument("--include-keyvault", action="store_true", default=None,
                         help="also require AzureKeyVault.<source> for ADE-encrypted VMs")

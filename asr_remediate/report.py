@@ -104,7 +104,8 @@ def render_markdown(reports: Iterable[VmReport], changes: Iterable[Change]) -> s
     for r in reports:
         if not r.findings:
             continue
-        out += ["", f"## {_md(r.name)} ({r.status})", "", "| Severity | Side | Destination | Resource | Fixable | Detail |",
+        out += ["", f"## {_md(r.name)} ({r.status})", "",
+                "| Severity | Side | Destination | Resource | Fixable | Detail |",
                 "| --- | --- | --- | --- | --- | --- |"]
         for f in r.findings:
             out.append(f"| {f.severity} | {f.side} | {_md(f.destination)} | {_md(_short(f.resource_id))} | "

@@ -20,7 +20,6 @@ VAULT = "rsv-asr-centralus"
 
 def build() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    net = "Microsoft.Network"
 
     # Target side (centralus): recovery VNet; its app subnet NSG denies Storage.CentralUS explicitly.
     dr_app_nsg = nsg(DR_SUB, DR_RG, "nsg-dr-app", "centralus", [
@@ -94,8 +93,8 @@ def build() -> list[dict[str, Any]]:
     eu_nic_nsg = nsg(SUB, EU_RG, "nsg-nic-erp", "westeurope", [
         {"name": "Allow-Storage", "priority": 150, "access": "Allow", "destination": "Storage", "protocol": "Tcp",
          "port": "443", "source": "VirtualNetwork"},
-        {"name": "Allow-ASR-Regional", "priority": 160, "access": "Allow", "destination": "AzureSiteRecovery.WestEurope",
-         "protocol": "Tcp", "port": "443"},
+        {"name": "Allow-ASR-Regional", "priority": 160, "access": "Allow", "protocol": "Tcp", "port": "443",
+         "destination": "AzureSiteRecovery.WestEurope"},
         {"name": "Deny-Web-Out", "priority": 200, "access": "Deny", "destination": "Internet", "protocol": "Tcp",
          "port": ["80", "443"]},
     ])
