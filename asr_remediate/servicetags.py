@@ -75,7 +75,13 @@ class ServiceTags:
             tag = ServiceTag(name, region, str(props.get("systemService") or ""), prefixes, cidrs)
             tags[name.lower()] = tag
             if region and "." in name:
-                regional[(name.split(".", 1)[0].lower(), region)] = name
+                base, suffix = name.split(".", 1)
+                index = (base.lower(), region)
+                current = regional.get(index)
+                # Two tags can share a base and region (Storage.EastUS2 and Storage.EastUS2Stage are both 'eastus2'):
+                # the one whose own name spells its region wins; otherwise the first one listed stays.
+                if current is None or (suffix.lower() == region and current.split(".", 1)[1].lower() != region):
+                    regional[index] = name
         return ServiceTags(str(change_number), tags, regional)
 
     def get(self, name: str) -> ServiceTag | None:
