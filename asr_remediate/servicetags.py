@@ -61,11 +61,16 @@ class ServiceTags:
         tags: dict[str, ServiceTag] = {}
         regional: dict[tuple[str, str], str] = {}
         for value in values:
+            if not isinstance(value, Mapping):
+                raise ServiceTagsError(f"service tag entry is not an object: {str(value)[:80]}")
             name = str(value.get("name") or value.get("id") or "")
             props = value.get("properties") or {}
             if not name or not isinstance(props, Mapping):
                 raise ServiceTagsError(f"service tag entry without a name or properties: {str(value)[:80]}")
-            raw = [str(p) for p in props.get("addressPrefixes") or []]
+            listed = props.get("addressPrefixes") or []
+            if not isinstance(listed, list):
+                raise ServiceTagsError(f"service tag {name}: addressPrefixes is not a list")
+            raw = [str(p) for p in listed]
             try:
                 prefixes = IPSet.from_prefixes(raw)
             except PrefixError as error:
@@ -121,6 +126,8 @@ def load_service_tags_file(path: str | Path) -> ServiceTags:
         raise ServiceTagsError(f"service tags file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise ServiceTagsError(f"service tags file {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError:
+        raise ServiceTagsError(f"service tags file {path} is not UTF-8 text") from None
     except OSError as error:
         raise ServiceTagsError(f"cannot read service tags file {path}: {error.strerror}") from None
     try:
