@@ -8,7 +8,8 @@ resources given separately (subnets, security rules, routes) and the three list 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -332,11 +333,19 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
             raise EstateError(f"{rid}: {error}") from None
         except (AttributeError, TypeError, ValueError) as error:
             raise EstateError(f"{rid}: unexpected shape for {rtype or 'resource'} ({error})") from None
-    nsgs = {k: _merge_children(parse_nsg, doc, "securityRules", loose_rules.get(k, [])) for k, doc in nsg_docs.items()}
-    tables = {
-        k: _merge_children(parse_route_table, doc, "routes", loose_routes.get(k, [])) for k, doc in rt_docs.items()
-    }
-    vnets = {k: parse_vnet(doc, loose_subnets.get(k, [])) for k, doc in vnet_docs.items()}
+    # Parents are parsed once all their children are collected: errors must still name the resource.
+    nsgs: dict[str, NetworkSecurityGroup] = {}
+    for k, doc in nsg_docs.items():
+        with _naming(doc):
+            nsgs[k] = _merge_children(parse_nsg, doc, "securityRules", loose_rules.get(k, []))
+    tables: dict[str, RouteTable] = {}
+    for k, doc in rt_docs.items():
+        with _naming(doc):
+            tables[k] = _merge_children(parse_route_table, doc, "routes", loose_routes.get(k, []))
+    vnets: dict[str, VirtualNetwork] = {}
+    for k, vnet_doc in vnet_docs.items():
+        with _naming(vnet_doc):
+            vnets[k] = parse_vnet(vnet_doc, loose_subnets.get(k, []))
     subnets = {key(s.id): s for v in vnets.values() for s in v.subnets}
     return Estate(
         protected_items=tuple(items[k] for k in sorted(items)),
@@ -347,6 +356,19 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         nsgs=MappingProxyType(nsgs),
         route_tables=MappingProxyType(tables),
     )
+
+
+@contextmanager
+def _naming(doc: Mapping[str, Any]) -> Iterator[None]:
+    """Turn a parse failure of ``doc`` into an EstateError that names it, as the collecting loop does."""
+    rid = doc.get("id")
+    try:
+        yield
+    except EstateError as error:
+        raise EstateError(f"{rid}: {error}") from None
+    except (AttributeError, TypeError, ValueError) as error:
+        rtype = str(doc.get("type") or "").lower() or "resource"
+        raise EstateError(f"{rid}: unexpected shape for {rtype} ({error})") from None
 
 
 def _merge_children(parse: Any, doc: dict[str, Any], field: str, children: list[Mapping[str, Any]]) -> Any:
@@ -368,6 +390,8 @@ def load_estate_file(path: str | Path) -> Estate:
         raise EstateError(f"estate file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise EstateError(f"estate file {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError:
+        raise EstateError(f"estate file {path} is not UTF-8 text") from None
     except OSError as error:
         raise EstateError(f"cannot read estate file {path}: {error.strerror}") from None
     try:
