@@ -1,0 +1,372 @@
+"""Read the estate from Azure Resource Graph, and the Service Tags from the discovery API.
+
+Resource Graph gives one consistent, paged read of every subscription in scope at a fraction of the ARM
+calls a per-resource crawl would need (and it is the only practical way past a few hundred VMs). The
+result is the plain list of ARM-shaped resources an estate file holds; ``estate.py`` parses it.
+
+The queries are module constants because the test emulator recognises exactly these strings (it cannot
+run KQL); change them and the emulator, together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError
+from azure.core.rest import HttpRequest
+
+from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
+from .network import make_network_client
+from .retry import RetrySettings, Sleep, ThrottleState, call_with_retries, quota_wait
+
+_LOG = logging.getLogger(__name__)
+
+#: Resource Graph API version the inventory speaks (request/response shape of the 2024-04-01 spec).
+RESOURCE_GRAPH_API_VERSION = "2024-04-01"
+#: Resource Graph pages hold at most 1000 rows.
+MAX_PAGE_SIZE = 1000
+#: Resource Graph accepts at most 1000 subscriptions in one request; larger scopes are chunked.
+MAX_SUBSCRIPTIONS_PER_QUERY = 1000
+
+PROTECTED_ITEM_TYPE = (
+    "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems"
+)
+#: Everything the evaluation needs besides the protected items: VMs, their NICs, VNets (subnets inline),
+#: NSGs (rules inline) and route tables (routes inline).
+NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
+    "microsoft.compute/virtualmachines",
+    "microsoft.network/networkinterfaces",
+    "microsoft.network/virtualnetworks",
+    "microsoft.network/networksecuritygroups",
+    "microsoft.network/routetables",
+)
+#: The ARM envelope an estate file carries. ``id`` must be projected: Resource Graph pages stably only by id.
+PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, properties"
+
+PROTECTED_ITEMS_QUERY = (
+    "recoveryservicesresources"
+    f" | where type =~ '{PROTECTED_ITEM_TYPE}'"
+    " | where properties.providerSpecificDetails.instanceType =~ 'A2A'"
+    f" | project {PROJECTION}"
+    " | order by id asc"
+)
+NETWORK_RESOURCES_QUERY = (
+    "resources"
+    " | where type in~ (" + ", ".join(f"'{t}'" for t in NETWORK_RESOURCE_TYPES) + ")"
+    f" | project {PROJECTION}"
+    " | order by id asc"
+)
+#: (label, query) in the order they run: protected items first, they say which VMs matter.
+INVENTORY_QUERIES: tuple[tuple[str, str], ...] = (
+    ("protected-items", PROTECTED_ITEMS_QUERY),
+    ("network-resources", NETWORK_RESOURCES_QUERY),
+)
+
+
+class InventoryError(RuntimeError):
+    """The inventory could not be read completely (a partial estate must never drive fixes)."""
+
+
+@dataclass(frozen=True)
+class InventoryProgress:
+    """One page received: enough to log progress on a large tenant."""
+
+    query: str  # label from INVENTORY_QUERIES
+    chunk: int  # index of the subscription chunk
+    page: int  # 1-based page number within the chunk
+    rows: int  # rows received so far for this query and chunk
+    total_records: int  # as reported by Resource Graph for this query and chunk
+
+
+Progress = Callable[[InventoryProgress], None]
+
+
+def make_resource_graph_client(
+    credential: TokenCredential, endpoint: str = DEFAULT_ARM_ENDPOINT, *, ca_bundle: str | None = None
+) -> Any:
+    """A ResourceGraphClient with SDK retries off: :func:`fetch_resources` retries (POSTs, quota headers)."""
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+
+    return ResourceGraphClient(
+        credential,
+        api_version=RESOURCE_GRAPH_API_VERSION,
+        retry_total=0,
+        **arm_client_kwargs(endpoint, ca_bundle),
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _rows(data: Any) -> list[dict[str, Any]]:
+    """Rows as dicts; tolerates the ``table`` result format (columns/rows) in case a proxy forces it."""
+    if isinstance(data, list):
+        return [row for row in data if isinstance(row, dict)]
+    if isinstance(data, dict) and "columns" in data and "rows" in data:
+        names = [col["name"] for col in data["columns"]]
+        return [dict(zip(names, row, strict=False)) for row in data["rows"]]
+    raise InventoryError(f"unexpected Resource Graph data shape: {type(data).__name__}")
+
+
+def _query_chunk(
+    client: Any,
+    label: str,
+    query: str,
+    subscriptions: list[str],
+    chunk_index: int,
+    *,
+    page_size: int,
+    retry: RetrySettings,
+    sleep: Sleep,
+    rng: random.Random,
+    throttle: ThrottleState,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
+    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+
+    rows: list[dict[str, Any]] = []
+    skip_token: str | None = None
+    seen_tokens: set[str] = set()
+    page = 0
+    while True:
+        options = QueryRequestOptions(top=page_size, result_format="objectArray")
+        if skip_token:
+            options.skip_token = skip_token
+        request = QueryRequest(subscriptions=subscriptions, query=query, options=options)
+
+        def call(request: Any = request) -> tuple[Any, Mapping[str, str]]:
+            return client.resources(  # type: ignore[no-any-return]
+                request, cls=lambda pipeline_response, deserialized, _: (
+                    deserialized,
+                    pipeline_response.http_response.headers,
+                )
+            )
+
+        response, headers = call_with_retries(
+            call, settings=retry, sleep=sleep, rng=rng, throttle=throttle, what=f"Resource Graph {label}"
+        )
+        wait = quota_wait(headers)
+        if wait is not None:
+            throttle.pending_wait = max(throttle.pending_wait, wait)
+        page += 1
+        if str(response.result_truncated).lower() == "true":
+            raise InventoryError(f"Resource Graph truncated the {label} result; the estate would be incomplete")
+        rows.extend(_rows(response.data))
+        if progress is not None:
+            progress(InventoryProgress(label, chunk_index, page, len(rows), int(response.total_records or 0)))
+        skip_token = response.skip_token
+        if not skip_token:
+            return rows
+        if skip_token in seen_tokens:
+            raise InventoryError(f"Resource Graph repeated a $skipToken for {label}; refusing to loop")
+        seen_tokens.add(skip_token)
+
+
+def fetch_resources(
+    credential: TokenCredential | None,
+    endpoint: str = DEFAULT_ARM_ENDPOINT,
+    subscriptions: Sequence[str] = (),
+    *,
+    progress: Progress | None = None,
+    ca_bundle: str | None = None,
+    client: Any = None,
+    sleep: Sleep = time.sleep,
+    retry: RetrySettings | None = None,
+    rng: random.Random | None = None,
+    queries: Sequence[tuple[str, str]] = INVENTORY_QUERIES,
+    subscription_chunk: int = MAX_SUBSCRIPTIONS_PER_QUERY,
+    page_size: int = MAX_PAGE_SIZE,
+) -> list[dict[str, Any]]:
+    """Every A2A protected item and every VM / NIC / VNet / NSG / route table in ``subscriptions``.
+
+    Returns ARM-shaped dicts (``id, name, type, location, resourceGroup, subscriptionId, tags,
+    properties``; ``type`` lower-cased as Resource Graph returns it): protected items first, then network
+    resources, each in Resource Graph's id order per subscription chunk; duplicates (same id, any case)
+    are dropped. Throttling (429 + Retry-After, quota headers), 5xx and dropped connections are retried
+    with bounded, jittered backoff through ``sleep`` (injectable so tests do not wait).
+
+    Pass ``client`` to reuse a ResourceGraphClient (then ``credential`` may be ``None``); otherwise one is
+    built for ``endpoint`` (``ca_bundle``: PEM file to trust, tests only) and closed afterwards.
+    """
+    subs = sorted({s.strip().lower() for s in subscriptions if s and s.strip()})
+    if not subs:
+        raise InventoryError("no subscriptions to scan (set ASR_SUBSCRIPTIONS)")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+    if not 1 <= subscription_chunk <= MAX_SUBSCRIPTIONS_PER_QUERY:
+        raise ValueError(f"subscription_chunk must be 1..{MAX_SUBSCRIPTIONS_PER_QUERY}")
+    owned = client is None
+    if client is None:
+        if credential is None:
+            raise ValueError("a credential or a client is required")
+        client = make_resource_graph_client(credential, endpoint, ca_bundle=ca_bundle)
+    retry = retry or RetrySettings()
+    rng = rng or random.Random()
+    throttle = ThrottleState()
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    try:
+        for label, query in queries:
+            for index, chunk in enumerate(_chunks(subs, subscription_chunk)):
+                rows = _query_chunk(
+                    client, label, query, chunk, index, page_size=page_size, retry=retry, sleep=sleep, rng=rng,
+                    throttle=throttle, progress=progress,
+                )
+                for row in rows:
+                    key = str(row.get("id", "")).lower()
+                    if not key or key in seen:
+                        continue
+                    seen.add(key)
+                    result.append(row)
+            _LOG.info("Resource Graph %s: %d rows so far from %d subscriptions", label, len(result), len(subs))
+    finally:
+        if owned:
+            client.close()
+    return result
+
+
+# --- Service Tags ---------------------------------------------------------------------------------------
+
+
+def _int_or_str(value: Any) -> Any:
+    """The discovery API sends change numbers as strings, the download file as integers; use the file's."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+def service_tags_to_public_shape(api: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a ServiceTags_List response to the ``ServiceTags_Public_*.json`` download shape.
+
+    Raises ``ValueError`` when the response carries no usable tags, so callers can fall back to a file.
+    """
+    raw_values = api.get("values")
+    if not isinstance(raw_values, list) or not raw_values:
+        raise ValueError("service tags response has no values")
+    values: list[dict[str, Any]] = []
+    for entry in raw_values:
+        if not isinstance(entry, Mapping) or not entry.get("name"):
+            raise ValueError("service tags response has an entry without a name")
+        props = entry.get("properties") or {}
+        prefixes = props.get("addressPrefixes")
+        if not isinstance(prefixes, list):
+            raise ValueError(f"service tag {entry['name']} has no addressPrefixes list")
+        values.append(
+            {
+                "name": entry["name"],
+                "id": entry.get("id") or entry["name"],
+                "properties": {
+                    "changeNumber": _int_or_str(props.get("changeNumber")),
+                    "region": props.get("region") or "",
+                    "systemService": props.get("systemService") or "",
+                    "addressPrefixes": list(prefixes),
+                },
+            }
+        )
+    return {"changeNumber": _int_or_str(api.get("changeNumber")), "cloud": api.get("cloud") or "Public",
+            "values": values}
+
+
+def fetch_service_tags(
+    credential: TokenCredential | None,
+    endpoint: str = DEFAULT_ARM_ENDPOINT,
+    subscription: str = "",
+    location: str = "westeurope",
+    *,
+    ca_bundle: str | None = None,
+    client: Any = None,
+    sleep: Sleep | None = None,
+    retry_total: int = 3,
+    retry_backoff_factor: float = 0.8,
+) -> dict[str, Any]:
+    """Service Tags from the discovery API (``ServiceTags_List``), in the ServiceTags_Public JSON shape.
+
+    The list is global whatever ``location`` is asked; any region the subscription can see works. A
+    ``nextLink``, if ARM ever sends one, is followed.
+    """
+    owned = client is None
+    if client is None:
+        if credential is None or not subscription:
+            raise ValueError("a credential and a subscription (or a client) are required")
+        client = make_network_client(
+            credential, subscription, endpoint, ca_bundle=ca_bundle, sleep=sleep, retry_total=retry_total,
+            retry_backoff_factor=retry_backoff_factor,
+        )
+    try:
+        first: dict[str, Any] = client.service_tags.list(location).as_dict()
+        values = list(first.get("values") or [])
+        next_link = first.get("nextLink")
+        pages = 1
+        while next_link:
+            pages += 1
+            if pages > 100:
+                raise ValueError("service tags nextLink chain longer than 100 pages")
+            response = client.send_request(HttpRequest("GET", next_link))
+            response.raise_for_status()
+            page = response.json()
+            values.extend(page.get("values") or [])
+            next_link = page.get("nextLink")
+        first["values"] = values
+        return service_tags_to_public_shape(first)
+    finally:
+        if owned:
+            client.close()
+
+
+def read_service_tags_file(path: str | Path) -> dict[str, Any]:
+    """A ServiceTags_Public JSON file (the weekly download), checked for the minimal shape."""
+    with open(path, encoding="utf-8-sig") as handle:
+        data = json.load(handle)
+    if not isinstance(data, dict) or not isinstance(data.get("values"), list):
+        raise ValueError(f"{path}: not a ServiceTags_Public file (no 'values' list)")
+    return data
+
+
+def load_service_tags(
+    credential: TokenCredential | None,
+    endpoint: str = DEFAULT_ARM_ENDPOINT,
+    subscription: str = "",
+    location: str = "westeurope",
+    *,
+    fallback_file: str | Path | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Service Tags from the API, else from ``fallback_file`` (with a warning).
+
+    Why a fallback: a scan that cannot read tags cannot evaluate anything, and the weekly download is an
+    acceptable, slightly older substitute. Without a fallback the API error propagates. ``kwargs`` go to
+    :func:`fetch_service_tags` (``ca_bundle``, ``client``, ``sleep``, ``retry_total``...).
+    """
+    if credential is None and kwargs.get("client") is None:
+        error: Exception = ValueError("no credential to call the Service Tag Discovery API")
+    elif not subscription and kwargs.get("client") is None:
+        error = ValueError("no subscription to call the Service Tag Discovery API from")
+    else:
+        try:
+            return fetch_service_tags(credential, endpoint, subscription, location, **kwargs)
+        except (AzureError, ValueError, KeyError) as exc:
+            error = exc
+    if not fallback_file:
+        raise error
+    _LOG.warning("Service Tag Discovery API unavailable (%s); using %s", _one_line(error), fallback_file)
+    try:
+        return read_service_tags_file(fallback_file)
+    except (OSError, ValueError) as file_error:
+        raise InventoryError(
+            f"service tags unavailable: API failed ({_one_line(error)}) and {fallback_file} failed ({file_error})"
+        ) from file_error
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

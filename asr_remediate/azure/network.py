@@ -1,0 +1,412 @@
+"""ARM reads and writes of NSG rules and routes: the only place the bot changes anything in Azure.
+
+Everything crosses this boundary as ARM REST JSON (camelCase, ``properties`` envelope) — the same shape
+an estate file holds — so the planner and the audit log never see SDK model objects. azure-mgmt-network
+33.x models are mappings over the REST JSON: ``model.as_dict()`` returns that JSON unchanged (unknown
+fields included) and ``Model({"properties": ...})`` wraps it; the SDK drops read-only fields
+(``etag``, ``provisioningState``) when it serialises a PUT body.
+
+Retries: GET/PUT/DELETE are retried by azure-core's RetryPolicy after 408/429/5xx and connection errors.
+That is safe for writes because a rule or route PUT is idempotent *by name*: repeating it after a
+dropped response updates the same child resource instead of creating a second one. With ``if_match`` the
+repeat may see 412 (the first attempt changed the etag); :meth:`NetworkWriter.put_security_rule` then
+re-reads the resource and accepts it when it already holds the requested properties.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError, HttpResponseError
+
+from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
+from .retry import Sleep, SleepingRetryPolicy
+
+_LOG = logging.getLogger(__name__)
+
+NSG_TYPE = "microsoft.network/networksecuritygroups"
+ROUTE_TABLE_TYPE = "microsoft.network/routetables"
+VNET_TYPE = "microsoft.network/virtualnetworks"
+NIC_TYPE = "microsoft.network/networkinterfaces"
+
+
+# --- resource ids ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceId:
+    """A parsed ARM resource id. Values keep their casing; compare with :attr:`key` (ARM ids are
+    case-insensitive and Resource Graph / Site Recovery return them in different cases)."""
+
+    subscription_id: str
+    resource_group: str
+    namespace: str  # e.g. "Microsoft.Network"
+    types: tuple[str, ...]  # e.g. ("networkSecurityGroups", "securityRules")
+    names: tuple[str, ...]  # e.g. ("nsg1", "rule1")
+
+    @property
+    def name(self) -> str:
+        return self.names[-1]
+
+    @property
+    def full_type(self) -> str:
+        """``Microsoft.Network/networkSecurityGroups/securityRules`` style."""
+        return "/".join((self.namespace, *self.types))
+
+    @property
+    def parent(self) -> ResourceId | None:
+        if len(self.types) < 2:
+            return None
+        return ResourceId(self.subscription_id, self.resource_group, self.namespace, self.types[:-1],
+                          self.names[:-1])
+
+    @property
+    def key(self) -> str:
+        return str(self).lower()
+
+    def is_type(self, full_type: str) -> bool:
+        return self.full_type.lower() == full_type.lower()
+
+    def child(self, child_type: str, child_name: str) -> ResourceId:
+        return ResourceId(self.subscription_id, self.resource_group, self.namespace, (*self.types, child_type),
+                          (*self.names, child_name))
+
+    def __str__(self) -> str:
+        tail = "/".join(f"{t}/{n}" for t, n in zip(self.types, self.names, strict=True))
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+                f"/providers/{self.namespace}/{tail}")
+
+
+def parse_resource_id(resource_id: str) -> ResourceId:
+    """Parse ``/subscriptions/{s}/resourceGroups/{rg}/providers/{ns}/{type}/{name}[/{type}/{name}...]``.
+
+    Keywords are matched case-insensitively; raises ``ValueError`` for anything else (a malformed id must
+    never reach a write).
+    """
+    parts = [p for p in str(resource_id).strip().split("/") if p]
+    if (
+        len(parts) < 8
+        or parts[0].lower() != "subscriptions"
+        or parts[2].lower() != "resourcegroups"
+        or parts[4].lower() != "providers"
+        or len(parts[6:]) % 2
+    ):
+        raise ValueError(f"not an ARM resource id: {resource_id!r}")
+    tail = parts[6:]
+    return ResourceId(parts[1], parts[3], parts[5], tuple(tail[0::2]), tuple(tail[1::2]))
+
+
+def _expect(resource_id: str, full_type: str) -> ResourceId:
+    rid = parse_resource_id(resource_id)
+    if not rid.is_type(full_type):
+        raise ValueError(f"{resource_id!r} is a {rid.full_type}, not a {full_type}")
+    return rid
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+class ArmError(RuntimeError):
+    """An ARM call failed. ``code`` is ARM's error code (e.g. ``SecurityRuleConflict``,
+    ``SecurityRuleInvalidPriority``, ``PreconditionFailed``, ``ResourceNotFound``) when ARM sent one;
+    ``status_code`` is ``None`` when no HTTP response arrived (connection errors after retries)."""
+
+    def __init__(self, message: str, *, status_code: int | None, code: str | None, resource_id: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.resource_id = resource_id
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.status_code == 404
+
+    @property
+    def is_precondition_failed(self) -> bool:
+        return self.status_code == 412
+
+
+def _error_from_body(text: str) -> tuple[str | None, str | None]:
+    try:
+        body = json.loads(text)
+    except (ValueError, TypeError):
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    code = err.get("code") if isinstance(err, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    return (str(code) if code else None), (str(message) if message else None)
+
+
+def to_arm_error(exc: AzureError, resource_id: str, action: str) -> ArmError:
+    """Flatten an azure-core exception into :class:`ArmError`, keeping ARM's error code."""
+    status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code
+        if exc.error is not None:
+            code = exc.error.code
+            message = exc.error.message
+        if (code is None or message is None) and exc.response is not None:
+            try:
+                body_code, body_message = _error_from_body(exc.response.text())
+            except Exception:  # body unreadable (stream consumed): the status still says enough
+                body_code, body_message = None, None
+            code = code or body_code
+            message = message or body_message
+    else:
+        code = type(exc).__name__
+    if not message:
+        lines = str(exc).strip().splitlines()
+        message = lines[0] if lines else type(exc).__name__
+    where = f"HTTP {status}" if status is not None else "no response"
+    return ArmError(f"{action} {resource_id} failed ({where}, {code}): {message}", status_code=status, code=code,
+                    resource_id=resource_id)
+
+
+# --- clients ---------------------------------------------------------------------------------------------
+
+
+def make_network_client(
+    credential: TokenCredential,
+    subscription: str,
+    endpoint: str = DEFAULT_ARM_ENDPOINT,
+    *,
+    ca_bundle: str | None = None,
+    sleep: Sleep | None = None,
+    retry_total: int = 5,
+    retry_backoff_factor: float = 0.8,
+    retry_backoff_max: int = 60,
+) -> Any:
+    """A NetworkManagementClient for one subscription with bounded, injectable-sleep retries."""
+    from azure.mgmt.network import NetworkManagementClient
+
+    policy = SleepingRetryPolicy(
+        sleep=sleep,
+        retry_total=retry_total,
+        retry_connect=retry_total,
+        retry_read=retry_total,
+        retry_status=retry_total,
+        retry_backoff_factor=retry_backoff_factor,
+        retry_backoff_max=retry_backoff_max,
+    )
+    return NetworkManagementClient(credential, subscription, retry_policy=policy,
+                                   **arm_client_kwargs(endpoint, ca_bundle))
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, list):
+        return sorted((_norm(v) for v in value), key=repr)
+    if isinstance(value, Mapping):
+        return {str(k): _norm(v) for k, v in value.items()}
+    return value
+
+
+def properties_match(wanted: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """True when every wanted property is present in ``actual`` with the same value.
+
+    Case-insensitive for strings and order-insensitive for lists, because ARM normalises both
+    (``Tcp``/``tcp``, prefix lists); read-only fields ARM adds are ignored.
+    """
+    return all(_norm(actual.get(key)) == _norm(value) for key, value in wanted.items()
+               if key != "provisioningState")
+
+
+class NetworkWriter:
+    """Reads NSGs / route tables and writes single rules / routes, as ARM REST JSON dicts.
+
+    One SDK client per subscription (ARM clients are bound to one). ``if_match`` arguments take the
+    etag of the *parent* NSG or route table as last read: Network RP gives child rules and routes the
+    parent's etag, so this refuses a write when anything in the NSG changed since the plan was made.
+    """
+
+    def __init__(
+        self,
+        credential: TokenCredential,
+        endpoint: str = DEFAULT_ARM_ENDPOINT,
+        *,
+        ca_bundle: str | None = None,
+        sleep: Sleep | None = None,
+        retry_total: int = 5,
+        retry_backoff_factor: float = 0.8,
+        retry_backoff_max: int = 60,
+        polling_interval: float = 5.0,
+    ) -> None:
+        self._credential = credential
+        self._endpoint = endpoint.rstrip("/")
+        self._ca_bundle = ca_bundle
+        self._sleep = sleep
+        self._retry_total = retry_total
+        self._retry_backoff_factor = retry_backoff_factor
+        self._retry_backoff_max = retry_backoff_max
+        # Used only when ARM's responses carry no Retry-After; Network RP usually sends one.
+        self._polling_interval = polling_interval
+        self._clients: dict[str, Any] = {}
+
+    # -- lifecycle
+
+    def client(self, subscription_id: str) -> Any:
+        key = subscription_id.lower()
+        if key not in self._clients:
+            self._clients[key] = make_network_client(
+                self._credential, subscription_id, self._endpoint, ca_bundle=self._ca_bundle, sleep=self._sleep,
+                retry_total=self._retry_total, retry_backoff_factor=self._retry_backoff_factor,
+                retry_backoff_max=self._retry_backoff_max,
+            )
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> NetworkWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads
+
+    def _read(self, resource_id: str, action: str, call: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = call().as_dict()
+        except AzureError as exc:
+            raise to_arm_error(exc, resource_id, action) from exc
+        return result
+
+    def get_nsg(self, nsg_id: str) -> dict[str, Any]:
+        """The NSG as ARM returns it: ``etag``, ``properties.securityRules`` / ``defaultSecurityRules``."""
+        rid = _expect(nsg_id, NSG_TYPE)
+        ops = self.client(rid.subscription_id).network_security_groups
+        return self._read(nsg_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+
+    def get_route_table(self, route_table_id: str) -> dict[str, Any]:
+        """The route table as ARM returns it (``etag``, ``properties.routes``, ``disableBgpRoutePropagation``)."""
+        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
+        ops = self.client(rid.subscription_id).route_tables
+        return self._read(route_table_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+
+    def get_virtual_network(self, vnet_id: str) -> dict[str, Any]:
+        rid = _expect(vnet_id, VNET_TYPE)
+        ops = self.client(rid.subscription_id).virtual_networks
+        return self._read(vnet_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+
+    def get_network_interface(self, nic_id: str) -> dict[str, Any]:
+        rid = _expect(nic_id, NIC_TYPE)
+        ops = self.client(rid.subscription_id).network_interfaces
+        return self._read(nic_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+
+    def get_security_rule(self, nsg_id: str, name: str) -> dict[str, Any] | None:
+        """One rule, or ``None`` when it does not exist."""
+        rid = _expect(nsg_id, NSG_TYPE)
+        ops = self.client(rid.subscription_id).security_rules
+        try:
+            return self._read(str(rid.child("securityRules", name)), "GET",
+                              lambda: ops.get(rid.resource_group, rid.name, name))
+        except ArmError as err:
+            if err.is_not_found:
+                return None
+            raise
+
+    def get_route(self, route_table_id: str, name: str) -> dict[str, Any] | None:
+        """One route, or ``None`` when it does not exist."""
+        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
+        ops = self.client(rid.subscription_id).routes
+        try:
+            return self._read(str(rid.child("routes", name)), "GET",
+                              lambda: ops.get(rid.resource_group, rid.name, name))
+        except ArmError as err:
+            if err.is_not_found:
+                return None
+            raise
+
+    # -- writes
+
+    def _headers(self, if_match: str | None) -> dict[str, str]:
+        return {"If-Match": if_match} if if_match else {}
+
+    def put_security_rule(
+        self, nsg_id: str, name: str, properties: Mapping[str, Any], *, if_match: str | None = None
+    ) -> dict[str, Any]:
+        """Create or update rule ``name`` in the NSG and wait for ARM to finish; returns the rule as ARM
+        reports it afterwards (the final GET of the long-running operation).
+
+        ``properties`` is the ARM ``properties`` object (``priority``, ``direction``, ``access``...). ARM
+        validates it: duplicate priority/direction → :class:`ArmError` code ``SecurityRuleConflict``;
+        priority outside 100–4096 → ``SecurityRuleInvalidPriority``; stale ``if_match`` → status 412.
+        """
+        from azure.mgmt.network.models import SecurityRule
+
+        rid = _expect(nsg_id, NSG_TYPE)
+        rule_id = str(rid.child("securityRules", name))
+        ops = self.client(rid.subscription_id).security_rules
+        body = SecurityRule({"properties": dict(properties)})
+        try:
+            poller = ops.begin_create_or_update(rid.resource_group, rid.name, name, body,
+                                                headers=self._headers(if_match),
+                                                polling_interval=self._polling_interval)
+            result: dict[str, Any] = poller.result().as_dict()
+            return result
+        except AzureError as exc:
+            err = to_arm_error(exc, rule_id, "PUT")
+            if err.is_precondition_failed and if_match:
+                current = self.get_security_rule(nsg_id, name)
+                if current is not None and properties_match(properties, current.get("properties") or {}):
+                    _LOG.info("PUT %s answered 412 but the rule already holds the requested properties "
+                              "(an earlier attempt whose response was lost applied it)", rule_id)
+                    return current
+            raise err from exc
+
+    def delete_security_rule(self, nsg_id: str, name: str) -> None:
+        """Delete rule ``name`` (absent already: no error, ARM answers 204). Callers only delete rules the
+        bot owns; this method does not check ownership."""
+        rid = _expect(nsg_id, NSG_TYPE)
+        ops = self.client(rid.subscription_id).security_rules
+        try:
+            ops.begin_delete(rid.resource_group, rid.name, name, polling_interval=self._polling_interval).result()
+        except AzureError as exc:
+            raise to_arm_error(exc, str(rid.child("securityRules", name)), "DELETE") from exc
+
+    def put_route(
+        self, route_table_id: str, name: str, properties: Mapping[str, Any], *, if_match: str | None = None
+    ) -> dict[str, Any]:
+        """Create or update route ``name`` (``addressPrefix`` may be a service tag, ``nextHopType``...)."""
+        from azure.mgmt.network.models import Route
+
+        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
+        route_id = str(rid.child("routes", name))
+        ops = self.client(rid.subscription_id).routes
+        body = Route({"properties": dict(properties)})
+        try:
+            poller = ops.begin_create_or_update(rid.resource_group, rid.name, name, body,
+                                                headers=self._headers(if_match),
+                                                polling_interval=self._polling_interval)
+            result: dict[str, Any] = poller.result().as_dict()
+            return result
+        except AzureError as exc:
+            err = to_arm_error(exc, route_id, "PUT")
+            if err.is_precondition_failed and if_match:
+                current = self.get_route(route_table_id, name)
+                if current is not None and properties_match(properties, current.get("properties") or {}):
+                    _LOG.info("PUT %s answered 412 but the route already holds the requested properties", route_id)
+                    return current
+            raise err from exc
+
+    def delete_route(self, route_table_id: str, name: str) -> None:
+        """Delete route ``name`` (absent already: no error)."""
+        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
+        ops = self.client(rid.subscription_id).routes
+        try:
+            ops.begin_delete(rid.resource_group, rid.name, name, polling_interval=self._polling_interval).result()
+        except AzureError as exc:
+            raise to_arm_error(exc, str(rid.child("routes", name)), "DELETE") from exc
