@@ -1,0 +1,1019 @@
+"""A loopback HTTPS fake of the slice of Azure Resource Manager the bot uses.
+
+Why: the Azure shell (``asr_remediate/azure``) uses the real SDK clients; the only honest test is to let
+them speak real HTTP(S) — auth header, paging, LRO polling, retries, error bodies — to something that
+answers like ARM. No Azure is reachable from CI, so this emulator answers instead.
+
+Scope (what ARM does that the bot relies on):
+
+* Resource Graph ``POST /providers/Microsoft.ResourceGraph/resources``: only the query *forms* the
+  inventory sends (table, ``where type =~ / in~``, the A2A ``instanceType`` filter, ``project``,
+  ``order by id asc``); anything else is a 400 so a changed query fails loudly. Paging with
+  ``$top``/``$skip``/``$skipToken``, ``totalRecords``/``count``/``resultTruncated``, optional user quota
+  headers (``x-ms-user-quota-remaining`` / ``-resets-after``).
+* Network RP: NSGs (+ securityRules), route tables (+ routes) GET/PUT/DELETE with etags (children share
+  the parent's etag, which changes on every write), long-running writes (201/200/202 +
+  ``Azure-AsyncOperation``; ``InProgress`` then ``Succeeded``), validation with ARM's error codes
+  (``SecurityRuleConflict``, ``SecurityRuleInvalidPriority``, 412 ``PreconditionFailed``); read-only
+  virtual networks, subnets, NICs; the Service Tag Discovery API.
+* Faults: queued per (method, path regex): any status with headers/body (429 + Retry-After, 500...),
+  a dropped connection before or after the request is applied; hooks that mutate state just before a
+  request is handled (a concurrent writer). Every request is recorded.
+
+State is plain dicts keyed by lower-cased resource id; tests seed it with :meth:`ArmEmulator.add` and
+inspect it with :meth:`ArmEmulator.resource`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import hashlib
+import json
+import re
+import socket
+import ssl
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import trustme
+
+Json = Any
+Hook = Callable[["ArmEmulator", "RecordedRequest"], None]
+
+# Canonical casing of the types ARM returns in GET responses (Resource Graph lower-cases them).
+_CANONICAL_TYPES = {
+    t.lower(): t
+    for t in (
+        "Microsoft.Network/networkSecurityGroups",
+        "Microsoft.Network/routeTables",
+        "Microsoft.Network/virtualNetworks",
+        "Microsoft.Network/networkInterfaces",
+        "Microsoft.Compute/virtualMachines",
+        "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/"
+        "replicationProtectedItems",
+    )
+}
+_NETWORK_TYPES_WITH_ETAG = {
+    "microsoft.network/networksecuritygroups",
+    "microsoft.network/routetables",
+    "microsoft.network/virtualnetworks",
+    "microsoft.network/networkinterfaces",
+}
+_ARG_COLUMNS = ("id", "name", "type", "location", "resourceGroup", "subscriptionId", "tags", "properties",
+                "kind", "tenantId", "managedBy", "sku", "plan", "identity", "zones", "extendedLocation")
+_PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
+_NEXT_HOPS = {h.lower(): h for h in ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")}
+MAX_RULES_PER_NSG = 1000
+MAX_ROUTES_PER_TABLE = 600
+
+
+def default_security_rules(nsg_id: str) -> list[dict[str, Any]]:
+    """The six rules ARM adds to every NSG (as in NetworkSecurityGroupGet.json)."""
+    spec = [
+        ("AllowVnetInBound", "Allow inbound traffic from all VMs in VNET", "VirtualNetwork", "VirtualNetwork",
+         "Allow", 65000, "Inbound"),
+        ("AllowAzureLoadBalancerInBound", "Allow inbound traffic from azure load balancer", "AzureLoadBalancer",
+         "*", "Allow", 65001, "Inbound"),
+        ("DenyAllInBound", "Deny all inbound traffic", "*", "*", "Deny", 65500, "Inbound"),
+        ("AllowVnetOutBound", "Allow outbound traffic from all VMs to all VMs in VNET", "VirtualNetwork",
+         "VirtualNetwork", "Allow", 65000, "Outbound"),
+        ("AllowInternetOutBound", "Allow outbound traffic from all VMs to Internet", "*", "Internet", "Allow",
+         65001, "Outbound"),
+        ("DenyAllOutBound", "Deny all outbound traffic", "*", "*", "Deny", 65500, "Outbound"),
+    ]
+    return [
+        {
+            "name": name,
+            "id": f"{nsg_id}/defaultSecurityRules/{name}",
+            "properties": {
+                "provisioningState": "Succeeded",
+                "description": desc,
+                "protocol": "*",
+                "sourcePortRange": "*",
+                "destinationPortRange": "*",
+                "sourceAddressPrefix": src,
+                "destinationAddressPrefix": dst,
+                "access": access,
+                "priority": prio,
+                "direction": direction,
+            },
+        }
+        for name, desc, src, dst, access, prio, direction in spec
+    ]
+
+
+def new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+@dataclass(frozen=True)
+class _Id:
+    subscription: str
+    resource_group: str
+    namespace: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @property
+    def arg_type(self) -> str:
+        return "/".join((self.namespace, *self.types)).lower()
+
+
+def _parse_id(resource_id: str) -> _Id:
+    parts = [p for p in resource_id.split("/") if p]
+    if (len(parts) < 8 or parts[0].lower() != "subscriptions" or parts[2].lower() != "resourcegroups"
+            or parts[4].lower() != "providers" or len(parts[6:]) % 2):
+        raise ValueError(f"not an ARM resource id: {resource_id!r}")
+    tail = parts[6:]
+    return _Id(parts[1], parts[3], parts[5], tuple(tail[0::2]), tuple(tail[1::2]))
+
+
+# --- requests, faults ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the emulator received it (recorded before faults or auth are applied)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Json
+    headers: dict[str, str]
+    status: int | None = None  # None: connection dropped without a response
+    fault: str | None = None  # the injected fault that answered, if any
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass
+class Fault:
+    """An injected failure. Build with the class methods."""
+
+    kind: str  # "status" | "drop" | "drop_after"
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Json = None
+    label: str = ""
+
+    @classmethod
+    def throttle(
+        cls,
+        retry_after: float | None = 1,
+        *,
+        quota_remaining: int | None = None,
+        resets_after: str | None = None,
+        ratelimit_remaining: int | None = None,
+    ) -> Fault:
+        """429 Too Many Requests, optionally with Retry-After and Resource Graph / ARM quota headers."""
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = _fmt_seconds(retry_after)
+        if quota_remaining is not None:
+            headers["x-ms-user-quota-remaining"] = str(quota_remaining)
+        if resets_after is not None:
+            headers["x-ms-user-quota-resets-after"] = resets_after
+        if ratelimit_remaining is not None:
+            headers["x-ms-ratelimit-remaining-subscription-reads"] = str(ratelimit_remaining)
+            headers["x-ms-ratelimit-remaining-tenant-reads"] = str(ratelimit_remaining)
+        body = {"error": {"code": "RateLimiting", "message": "Please provide below info when asking for support: "
+                          "timestamp = ..., correlationId = ... Rate limit exceeded."}}
+        return cls("status", 429, headers, body, "throttle")
+
+    @classmethod
+    def error(cls, status: int = 500, code: str = "InternalServerError", message: str = "Internal error",
+              headers: Mapping[str, str] | None = None) -> Fault:
+        """Any error status with an ARM error body."""
+        return cls("status", status, dict(headers or {}), {"error": {"code": code, "message": message}},
+                   f"http-{status}")
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without a response, before the request is applied."""
+        return cls("drop", label="drop")
+
+    @classmethod
+    def drop_after_apply(cls) -> Fault:
+        """Apply the request, then close the connection without a response (the lost-response case)."""
+        return cls("drop_after", label="drop-after-apply")
+
+
+@dataclass
+class _Rule:
+    method: str
+    pattern: re.Pattern[str]
+    remaining: int
+    fault: Fault | None = None
+    hook: Hook | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.remaining > 0 and self.method in ("*", method) and bool(self.pattern.search(path))
+
+
+class ArmError(Exception):
+    """Raised inside handlers to answer with an ARM error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _fmt_seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass
+class _Response:
+    status: int
+    body: Json = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# --- Resource Graph query understanding -------------------------------------------------------------------
+
+_STAGE_TYPE_EQ = re.compile(r"^where\s+type\s*=~\s*'([^']*)'$", re.I)
+_STAGE_TYPE_IN = re.compile(r"^where\s+type\s+in~\s*\(([^)]*)\)$", re.I)
+_STAGE_INSTANCE_TYPE = re.compile(r"^where\s+properties\.providerSpecificDetails\.instanceType\s*=~\s*'([^']*)'$",
+                                  re.I)
+_STAGE_PROJECT = re.compile(r"^project\s+(.+)$", re.I)
+_STAGE_ORDER = re.compile(r"^order\s+by\s+id\s+asc$", re.I)
+_TABLES = ("resources", "recoveryservicesresources")
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """What the emulator understood of a Resource Graph query."""
+
+    table: str
+    types: frozenset[str] | None  # lower-cased; None = any
+    instance_type: str | None  # providerSpecificDetails.instanceType filter (case-insensitive)
+    columns: tuple[str, ...] | None  # None = all columns
+    ordered: bool
+
+
+def parse_query(query: str) -> ParsedQuery:
+    """Parse the query forms the inventory sends; ``ValueError`` for anything else."""
+    stages = [s.strip() for s in query.split("|")]
+    table = stages[0].lower()
+    if table not in _TABLES:
+        raise ValueError(f"unsupported table {stages[0]!r}")
+    types: frozenset[str] | None = None
+    instance_type = None
+    columns = None
+    ordered = False
+    for stage in stages[1:]:
+        if match := _STAGE_TYPE_EQ.match(stage):
+            types = frozenset({match.group(1).lower()})
+        elif match := _STAGE_TYPE_IN.match(stage):
+            items = [i.strip() for i in match.group(1).split(",")]
+            if not all(len(i) >= 2 and i[0] == i[-1] == "'" for i in items):
+                raise ValueError(f"cannot parse type list in {stage!r}")
+            types = frozenset(i[1:-1].lower() for i in items)
+        elif match := _STAGE_INSTANCE_TYPE.match(stage):
+            instance_type = match.group(1).lower()
+        elif match := _STAGE_PROJECT.match(stage):
+            columns = tuple(c.strip() for c in match.group(1).split(","))
+            unknown = [c for c in columns if c not in _ARG_COLUMNS]
+            if unknown:
+                raise ValueError(f"unknown column(s) {unknown}")
+        elif _STAGE_ORDER.match(stage):
+            ordered = True
+        else:
+            raise ValueError(f"the emulator does not understand the stage {stage!r}")
+    return ParsedQuery(table, types, instance_type, columns, ordered)
+
+
+def _table_of(arg_type: str) -> str:
+    return "recoveryservicesresources" if arg_type.startswith("microsoft.recoveryservices/") else "resources"
+
+
+# --- the emulator -----------------------------------------------------------------------------------------
+
+
+class ArmEmulator:
+    """The fake ARM. Use as a context manager (or ``start()`` / ``stop()``).
+
+    >>> with ArmEmulator() as arm:
+    ...     arm.add({...})                        # seed
+    ...     arm.base_url, arm.ca_path             # point the SDK here: base_url=..., connection_verify=...
+    ...     arm.inject("POST", "ResourceGraph", Fault.throttle(retry_after=2))
+    ...     arm.requests                          # what arrived
+    """
+
+    def __init__(self, *, ca: trustme.CA | None = None, lro_polls_in_progress: int = 1) -> None:
+        self._lock = threading.RLock()
+        self._ca = ca or trustme.CA()
+        self._tmp = tempfile.TemporaryDirectory(prefix="arm-emulator-")
+        self.ca_path = str(Path(self._tmp.name) / "ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_path)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+        #: resources by lower-cased id, ARM GET shape (NSG rules / routes / subnets inline)
+        self.resources: dict[str, dict[str, Any]] = {}
+        #: ServiceTags_Public-shaped dict served by the discovery API (None → 404)
+        self.service_tags: dict[str, Any] | None = None
+        #: serve the discovery API in pages of this many values (nextLink), None = one response
+        self.service_tags_page_size: int | None = None
+        #: Resource Graph: page size when the request gives no $top
+        self.arg_default_top = 100
+        #: Resource Graph user quota: None = no quota headers; else remaining requests in the window
+        self.arg_quota: int | None = None
+        self.arg_quota_limit = 15
+        self.arg_quota_resets_after = "00:00:05"
+        #: LRO: number of InProgress answers before Succeeded
+        self.lro_polls_in_progress = lro_polls_in_progress
+        #: LRO: Retry-After seconds sent with 201/202 and InProgress polls (None: no header)
+        self.lro_retry_after: int | None = None
+        #: the log
+        self.requests: list[RecordedRequest] = []
+        self.operations: dict[str, dict[str, Any]] = {}
+        self._rules: list[_Rule] = []
+        self._op_failures: list[tuple[str, str]] = []
+
+    # -- lifecycle
+
+    def start(self) -> ArmEmulator:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        server = _Server(("127.0.0.1", 0), _Handler, self, context)
+        self._server = server
+        self.base_url = f"https://127.0.0.1:{server.server_address[1]}"
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name="arm-emulator")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> ArmEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- seeding / inspection
+
+    def add(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a resource (ARM or Resource Graph shape); fills what ARM would: name, canonical type,
+        etag, provisioningState, NSG default rules, child ids/etags. Returns the stored copy."""
+        with self._lock:
+            doc = copy.deepcopy(dict(resource))
+            rid = _parse_id(doc["id"])
+            arg_type = rid.arg_type
+            doc.setdefault("name", rid.names[-1])
+            doc["type"] = _CANONICAL_TYPES.get(str(doc.get("type") or arg_type).lower(),
+                                               doc.get("type") or "/".join((rid.namespace, *rid.types)))
+            doc.setdefault("properties", {})
+            # ARM GET bodies do not carry these Resource Graph columns.
+            for column in ("resourceGroup", "subscriptionId"):
+                doc.pop(column, None)
+            if arg_type in _NETWORK_TYPES_WITH_ETAG:
+                doc["properties"].setdefault("provisioningState", "Succeeded")
+                if arg_type == "microsoft.network/networksecuritygroups":
+                    doc["properties"].setdefault("securityRules", [])
+                    doc["properties"].setdefault("defaultSecurityRules", default_security_rules(doc["id"]))
+                if arg_type == "microsoft.network/routetables":
+                    doc["properties"].setdefault("routes", [])
+                self._stamp(doc, doc.get("etag") or new_etag())
+            self.resources[doc["id"].lower()] = doc
+            return copy.deepcopy(doc)
+
+    def add_all(self, resources: Iterable[Mapping[str, Any]]) -> None:
+        for resource in resources:
+            self.add(resource)
+
+    def resource(self, resource_id: str) -> dict[str, Any] | None:
+        """A deep copy of the stored resource (or None)."""
+        with self._lock:
+            doc = self.resources.get(resource_id.lower())
+            return copy.deepcopy(doc) if doc is not None else None
+
+    def add_security_rule(self, nsg_id: str, name: str, properties: Mapping[str, Any]) -> None:
+        """Change state directly, as another writer would (no validation); bumps the NSG etag."""
+        with self._lock:
+            nsg = self.resources[nsg_id.lower()]
+            self._upsert_child(nsg, "securityRules", name, dict(properties), "Succeeded")
+            self._stamp(nsg, new_etag())
+
+    def add_route(self, route_table_id: str, name: str, properties: Mapping[str, Any]) -> None:
+        with self._lock:
+            table = self.resources[route_table_id.lower()]
+            self._upsert_child(table, "routes", name, dict(properties), "Succeeded")
+            self._stamp(table, new_etag())
+
+    def reset_arg_quota(self, remaining: int | None = None) -> None:
+        """Start a new Resource Graph quota window (tests call this from their fake ``sleep``)."""
+        with self._lock:
+            self.arg_quota = self.arg_quota_limit if remaining is None else remaining
+
+    # -- faults and hooks
+
+    def inject(self, method: str, path_regex: str, fault: Fault, *, times: int = 1) -> None:
+        """Answer the next ``times`` requests matching (method, path regex, case-insensitive) with ``fault``."""
+        with self._lock:
+            self._rules.append(_Rule(method.upper(), re.compile(path_regex, re.I), times, fault=fault))
+
+    def before(self, method: str, path_regex: str, hook: Hook, *, times: int = 1) -> None:
+        """Run ``hook(emulator, request)`` just before the next ``times`` matching requests are handled."""
+        with self._lock:
+            self._rules.append(_Rule(method.upper(), re.compile(path_regex, re.I), times, hook=hook))
+
+    def fail_next_operation(self, code: str = "InternalServerError", message: str = "Operation failed") -> None:
+        """The next long-running write ends ``Failed`` with this error (after its InProgress polls)."""
+        with self._lock:
+            self._op_failures.append((code, message))
+
+    # -- the log
+
+    def matching(self, method: str | None = None, path_regex: str | None = None) -> list[RecordedRequest]:
+        pattern = re.compile(path_regex, re.I) if path_regex else None
+        with self._lock:
+            return [r for r in self.requests
+                    if (method is None or r.method == method.upper()) and (pattern is None or pattern.search(r.path))]
+
+    def count(self, method: str | None = None, path_regex: str | None = None) -> int:
+        return len(self.matching(method, path_regex))
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # -- request processing (server threads)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _take(self, method: str, path: str, *, hooks: bool) -> list[_Rule]:
+        with self._lock:
+            taken = []
+            for rule in self._rules:
+                is_hook = rule.hook is not None
+                if is_hook == hooks and rule.matches(method, path):
+                    rule.remaining -= 1
+                    taken.append(rule)
+                    if not hooks:
+                        break
+            self._rules = [r for r in self._rules if r.remaining > 0]
+            return taken
+
+    def _dispatch(self, req: RecordedRequest) -> tuple[_Response | None, Fault | None]:
+        """Returns (response, fault). A response of None means: drop the connection."""
+        faults = self._take(req.method, req.path, hooks=False)
+        fault = faults[0].fault if faults else None
+        if fault is not None and fault.kind in ("status", "drop"):
+            req.fault = fault.label
+            if fault.kind == "drop":
+                return None, fault
+            return _Response(fault.status, fault.body, dict(fault.headers)), fault
+        auth = req.header("Authorization") or ""
+        if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
+            return _Response(401, {"error": {"code": "AuthenticationFailed",
+                                             "message": "Authentication failed. The 'Authorization' header is "
+                                                        "missing."}}), None
+        if "api-version" not in {k.lower() for k in req.query}:
+            return _Response(400, {"error": {"code": "MissingApiVersionParameter",
+                                             "message": "The api-version query parameter (?api-version=) is "
+                                                        "required for all requests."}}), None
+        for rule in self._take(req.method, req.path, hooks=True):
+            assert rule.hook is not None
+            rule.hook(self, req)
+        try:
+            with self._lock:
+                response = self._route(req)
+        except ArmError as err:
+            response = _Response(err.status, {"error": {"code": err.code, "message": err.message}})
+        if fault is not None and fault.kind == "drop_after":
+            req.fault = fault.label
+            return None, fault
+        return response, None
+
+    def _route(self, req: RecordedRequest) -> _Response:
+        path = req.path.rstrip("/")
+        low = path.lower()
+        if low == "/providers/microsoft.resourcegraph/resources":
+            if req.method != "POST":
+                raise ArmError(405, "MethodNotAllowed", "Use POST")
+            return self._arg(req)
+        match = re.fullmatch(r"/subscriptions/([^/]+)/providers/microsoft\.network/locations/([^/]+)/servicetags", low)
+        if match:
+            return self._service_tags(req, path.split("/")[2])
+        match = re.fullmatch(r"/subscriptions/[^/]+/providers/microsoft\.network/locations/[^/]+/operations/([^/]+)",
+                             low)
+        if match:
+            return self._operation_status(match.group(1))
+        try:
+            rid = _parse_id(path)
+        except ValueError:
+            raise ArmError(404, "InvalidResourceType",
+                           f"The resource path '{path}' is not served by the emulator") from None
+        return self._network(req, rid)
+
+    # -- Resource Graph
+
+    def _arg(self, req: RecordedRequest) -> _Response:
+        body = req.body if isinstance(req.body, dict) else {}
+        subs = body.get("subscriptions")
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise ArmError(400, "BadRequest", "Query is required")
+        if not isinstance(subs, list) or not subs:
+            raise ArmError(400, "BadRequest", "Please provide subscriptions or management groups")
+        if len(subs) > 1000:
+            raise ArmError(400, "BadRequest", "Too many subscriptions in the request (max 1000)")
+        if self.arg_quota is not None and self.arg_quota <= 0:
+            return _Response(429, {"error": {"code": "RateLimiting", "message": "Client application has been "
+                                             "throttled and should not attempt to repeat the request until an "
+                                             "amount of time has elapsed."}},
+                             {"x-ms-user-quota-remaining": "0",
+                              "x-ms-user-quota-resets-after": self.arg_quota_resets_after})
+        options = body.get("options") or {}
+        if options.get("resultFormat", "objectArray") != "objectArray":
+            raise ArmError(400, "BadRequest", "the emulator only serves resultFormat objectArray")
+        top = options.get("$top", self.arg_default_top)
+        if not isinstance(top, int) or not 1 <= top <= 1000:
+            raise ArmError(400, "BadRequest", "$top must be between 1 and 1000")
+        try:
+            parsed = parse_query(query)
+        except ValueError as err:
+            raise ArmError(400, "BadRequest", f"Query is invalid: {err}") from None
+        wanted_subs = {str(s).lower() for s in subs}
+        rows = []
+        for doc in self.resources.values():
+            rid = _parse_id(doc["id"])
+            arg_type = rid.arg_type
+            if rid.subscription.lower() not in wanted_subs or _table_of(arg_type) != parsed.table:
+                continue
+            if parsed.types is not None and arg_type not in parsed.types:
+                continue
+            if parsed.instance_type is not None:
+                details = (doc.get("properties") or {}).get("providerSpecificDetails") or {}
+                if str(details.get("instanceType", "")).lower() != parsed.instance_type:
+                    continue
+            rows.append(self._arg_row(doc, rid, parsed.columns))
+        # Resource Graph pages stably by id; the emulator orders by id whether or not the query asks.
+        rows.sort(key=lambda r: str(r.get("id", "")))
+        digest = hashlib.sha256(json.dumps([query, sorted(wanted_subs)]).encode()).hexdigest()[:16]
+        offset = options.get("$skip", 0) or 0
+        token = options.get("$skipToken")
+        if token:
+            try:
+                decoded = json.loads(base64.b64decode(token))
+                assert decoded["q"] == digest
+                offset = int(decoded["o"])
+            except Exception:
+                raise ArmError(400, "BadRequest", "The $skipToken is invalid for this query") from None
+        page = rows[offset : offset + top]
+        result: dict[str, Any] = {"totalRecords": len(rows), "count": len(page), "facets": [], "data": page}
+        has_id = parsed.columns is None or "id" in parsed.columns
+        more = offset + len(page) < len(rows)
+        if more and has_id:
+            token_json = json.dumps({"q": digest, "o": offset + len(page)})
+            result["$skipToken"] = base64.b64encode(token_json.encode()).decode()
+        result["resultTruncated"] = "true" if more and not has_id else "false"
+        headers = {}
+        if self.arg_quota is not None:
+            self.arg_quota -= 1
+            headers = {"x-ms-user-quota-remaining": str(self.arg_quota),
+                       "x-ms-user-quota-resets-after": self.arg_quota_resets_after}
+        return _Response(200, result, headers)
+
+    @staticmethod
+    def _arg_row(doc: dict[str, Any], rid: _Id, columns: tuple[str, ...] | None) -> dict[str, Any]:
+        full = {
+            "id": doc["id"],
+            "name": doc.get("name", rid.names[-1]),
+            "type": rid.arg_type,
+            "tenantId": "",
+            "kind": doc.get("kind", ""),
+            "location": str(doc.get("location", "")).lower(),
+            "resourceGroup": rid.resource_group.lower(),
+            "subscriptionId": rid.subscription,
+            "managedBy": doc.get("managedBy", ""),
+            "sku": doc.get("sku"),
+            "plan": doc.get("plan"),
+            "properties": copy.deepcopy(doc.get("properties") or {}),
+            "tags": copy.deepcopy(doc.get("tags") or {}),
+            "identity": doc.get("identity"),
+            "zones": doc.get("zones"),
+            "extendedLocation": doc.get("extendedLocation"),
+        }
+        if columns is None:
+            return full
+        return {c: full[c] for c in columns}
+
+    # -- Service tags
+
+    def _service_tags(self, req: RecordedRequest, subscription: str) -> _Response:
+        if req.method != "GET":
+            raise ArmError(405, "MethodNotAllowed", "Use GET")
+        if self.service_tags is None:
+            raise ArmError(404, "NotFound", "No service tags seeded in the emulator")
+        tags = self.service_tags
+        values = []
+        for entry in tags.get("values", []):
+            props = entry.get("properties", {})
+            values.append({
+                "name": entry["name"],
+                "id": entry.get("id", entry["name"]),
+                "properties": {
+                    "changeNumber": str(props.get("changeNumber", "")),
+                    "region": props.get("region", ""),
+                    "systemService": props.get("systemService", ""),
+                    "addressPrefixes": list(props.get("addressPrefixes", [])),
+                },
+            })
+        offset = int(req.query.get("$skipToken", "0") or 0)
+        body: dict[str, Any] = {
+            "name": "public",
+            "id": f"/subscriptions/{subscription}/providers/Microsoft.Network/serviceTags/public",
+            "type": "Microsoft.Network/serviceTags",
+            "changeNumber": str(tags.get("changeNumber", "")),
+            "cloud": tags.get("cloud", "Public"),
+        }
+        size = self.service_tags_page_size
+        if size:
+            body["values"] = values[offset : offset + size]
+            if offset + size < len(values):
+                body["nextLink"] = (f"{self.base_url}{req.path}?api-version={req.query.get('api-version')}"
+                                    f"&$skipToken={offset + size}")
+        else:
+            body["values"] = values
+        return _Response(200, body)
+
+    # -- long-running operations
+
+    def _start_operation(self, subscription: str, location: str, on_success: Callable[[], None]) -> str:
+        op_id = str(uuid.uuid4())
+        failure = self._op_failures.pop(0) if self._op_failures else None
+        self.operations[op_id] = {"polls": 0, "on_success": on_success, "failure": failure, "status": "InProgress"}
+        loc = (location or "westeurope").replace(" ", "").lower()
+        return (f"{self.base_url}/subscriptions/{subscription}/providers/Microsoft.Network/locations/{loc}"
+                f"/operations/{op_id}")
+
+    def _lro_headers(self, op_url: str, api_version: str) -> dict[str, str]:
+        headers = {"Azure-AsyncOperation": f"{op_url}?api-version={api_version}"}
+        if self.lro_retry_after is not None:
+            headers["Retry-After"] = str(self.lro_retry_after)
+        return headers
+
+    def _operation_status(self, op_id: str) -> _Response:
+        op = self.operations.get(op_id.lower())
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"Operation {op_id} not found")
+        op["polls"] += 1
+        if op["status"] == "InProgress" and op["polls"] > self.lro_polls_in_progress:
+            if op["failure"]:
+                op["status"] = "Failed"
+            else:
+                op["status"] = "Succeeded"
+                op["on_success"]()
+        body: dict[str, Any] = {"status": op["status"]}
+        if op["status"] == "Failed":
+            code, message = op["failure"]
+            body["error"] = {"code": code, "message": message}
+        headers = {}
+        if op["status"] == "InProgress" and self.lro_retry_after is not None:
+            headers["Retry-After"] = str(self.lro_retry_after)
+        return _Response(200, body, headers)
+
+    # -- Network RP
+
+    @staticmethod
+    def _stamp(doc: dict[str, Any], etag: str) -> None:
+        """New etag on a resource and on every child (Network RP children carry the parent's etag)."""
+        doc["etag"] = etag
+        props = doc.get("properties") or {}
+        for key in ("securityRules", "defaultSecurityRules", "routes", "subnets"):
+            for child in props.get(key) or []:
+                child["etag"] = etag
+                if key in ("securityRules", "routes", "subnets", "defaultSecurityRules"):
+                    child.setdefault("id", f"{doc['id']}/{key}/{child.get('name')}")
+                    child.setdefault("properties", {}).setdefault("provisioningState", "Succeeded")
+
+    @staticmethod
+    def _find_child(doc: dict[str, Any], key: str, name: str) -> dict[str, Any] | None:
+        for child in (doc.get("properties") or {}).get(key) or []:
+            if str(child.get("name", "")).lower() == name.lower():
+                return dict(child)
+        return None
+
+    @staticmethod
+    def _upsert_child(doc: dict[str, Any], key: str, name: str, properties: dict[str, Any], state: str) -> bool:
+        """Insert or replace a child by name (case-insensitive). Returns True when it was created."""
+        children = doc.setdefault("properties", {}).setdefault(key, [])
+        props = {k: v for k, v in properties.items() if k != "provisioningState"}
+        props["provisioningState"] = state
+        for index, child in enumerate(children):
+            if str(child.get("name", "")).lower() == name.lower():
+                children[index] = {"name": child["name"], "id": child["id"], "etag": child.get("etag"),
+                                   "type": child.get("type", _child_type(key)), "properties": props}
+                return False
+        children.append({"name": name, "id": f"{doc['id']}/{key}/{name}", "etag": doc.get("etag"),
+                         "type": _child_type(key), "properties": props})
+        return True
+
+    def _check_if_match(self, req: RecordedRequest, current_etag: str | None, exists: bool) -> None:
+        wanted = req.header("If-Match")
+        if wanted is None:
+            return
+        if wanted.strip() == "*":
+            if not exists:
+                raise ArmError(412, "PreconditionFailed", "If-Match: * and the resource does not exist")
+            return
+        if wanted.strip() != (current_etag or ""):
+            raise ArmError(412, "PreconditionFailed",
+                           f"The condition specified using HTTP conditional header(s) is not met. etag is "
+                           f"{current_etag}, If-Match was {wanted}")
+
+    def _network(self, req: RecordedRequest, rid: _Id) -> _Response:
+        depth = len(rid.types)
+        parent_id = "/".join(
+            ["", "subscriptions", rid.subscription, "resourceGroups", rid.resource_group, "providers", rid.namespace,
+             rid.types[0], rid.names[0]])
+        parent_type = f"{rid.namespace}/{rid.types[0]}".lower()
+        parent = self.resources.get(parent_id.lower())
+        api_version = req.query.get("api-version", "")
+        known = {
+            "microsoft.network/networksecuritygroups": ("GET", "PUT"),
+            "microsoft.network/routetables": ("GET", "PUT"),
+            "microsoft.network/virtualnetworks": ("GET",),
+            "microsoft.network/networkinterfaces": ("GET",),
+        }
+        children = {
+            ("microsoft.network/networksecuritygroups", "securityrules"): "securityRules",
+            ("microsoft.network/networksecuritygroups", "defaultsecurityrules"): "defaultSecurityRules",
+            ("microsoft.network/routetables", "routes"): "routes",
+            ("microsoft.network/virtualnetworks", "subnets"): "subnets",
+        }
+        not_found = ArmError(404, "ResourceNotFound",
+                             f"The Resource '{rid.namespace}/{rid.types[0]}/{rid.names[0]}' under resource group "
+                             f"'{rid.resource_group}' was not found. For more details please go to "
+                             "https://aka.ms/ARMResourceNotFoundFix")
+        if depth == 1:
+            if parent_type not in known:
+                raise ArmError(404, "InvalidResourceType", f"The emulator does not serve {parent_type}")
+            if req.method not in known[parent_type]:
+                raise ArmError(405, "MethodNotAllowed", f"{req.method} {parent_type} is not emulated")
+            if req.method == "GET":
+                if parent is None:
+                    raise not_found
+                return _Response(200, copy.deepcopy(parent))
+            return self._put_parent(req, parent_id, parent_type, parent, api_version, rid)
+        if depth != 2 or (parent_type, rid.types[1].lower()) not in children:
+            raise ArmError(404, "InvalidResourceType", f"The emulator does not serve {req.path}")
+        key = children[(parent_type, rid.types[1].lower())]
+        name = rid.names[1]
+        if parent is None:
+            raise not_found
+        if req.method == "GET":
+            child = self._find_child(parent, key, name)
+            if child is None:
+                raise ArmError(404, "NotFound", f"Resource {parent_id}/{key}/{name} not found.")
+            return _Response(200, copy.deepcopy(child))
+        if key not in ("securityRules", "routes") or req.method not in ("PUT", "DELETE"):
+            raise ArmError(405, "MethodNotAllowed", f"{req.method} on {key} is not emulated")
+        existing = self._find_child(parent, key, name)
+        self._check_if_match(req, parent.get("etag"), existing is not None)
+        if req.method == "DELETE":
+            if existing is None:
+                return _Response(204)
+            props = parent["properties"]
+            props[key] = [c for c in props[key] if str(c.get("name", "")).lower() != name.lower()]
+            self._stamp(parent, new_etag())
+            op_url = self._start_operation(rid.subscription, parent.get("location", ""), lambda: None)
+            headers = self._lro_headers(op_url, api_version)
+            headers["Location"] = f"{op_url.replace('/operations/', '/operationResults/')}?api-version={api_version}"
+            return _Response(202, None, headers)
+        body = req.body if isinstance(req.body, dict) else {}
+        properties = body.get("properties")
+        if not isinstance(properties, dict):
+            raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request: 'properties' is required.")
+        if key == "securityRules":
+            properties = self._validate_rule(parent, name, properties)
+            limit = MAX_RULES_PER_NSG
+        else:
+            properties = self._validate_route(name, properties)
+            limit = MAX_ROUTES_PER_TABLE
+        if existing is None and len(parent["properties"].get(key) or []) >= limit:
+            raise ArmError(400, "LimitExceeded", f"{key} limit of {limit} reached for {parent_id} (emulator)")
+        created = self._upsert_child(parent, key, name, properties, "Updating")
+        self._stamp(parent, new_etag())
+
+        def succeed(parent: dict[str, Any] = parent, key: str = key, name: str = name) -> None:
+            for child in parent["properties"].get(key) or []:
+                if str(child.get("name", "")).lower() == name.lower():
+                    child["properties"]["provisioningState"] = "Succeeded"
+
+        op_url = self._start_operation(rid.subscription, parent.get("location", ""), succeed)
+        child = self._find_child(parent, key, name)
+        return _Response(201 if created else 200, copy.deepcopy(child), self._lro_headers(op_url, api_version))
+
+    def _put_parent(self, req: RecordedRequest, resource_id: str, resource_type: str, existing: dict[str, Any] | None,
+                    api_version: str, rid: _Id) -> _Response:
+        self._check_if_match(req, existing.get("etag") if existing else None, existing is not None)
+        body = req.body if isinstance(req.body, dict) else None
+        if body is None:
+            raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request body.")
+        properties = dict(body.get("properties") or {})
+        key = "securityRules" if resource_type == "microsoft.network/networksecuritygroups" else "routes"
+        children = properties.get(key) or []
+        draft: dict[str, Any] = {"id": resource_id, "properties": {key: []}}
+        for child in children:
+            child_name = child.get("name")
+            if not child_name:
+                raise ArmError(400, "InvalidRequestFormat", f"Every item of {key} needs a name.")
+            props = child.get("properties") or {}
+            props = (self._validate_rule(draft, child_name, props) if key == "securityRules"
+                     else self._validate_route(child_name, props))
+            self._upsert_child(draft, key, child_name, props, "Updating")
+        doc = {k: v for k, v in body.items() if k not in ("etag",)}
+        doc["id"] = existing["id"] if existing else resource_id
+        doc["name"] = rid.names[0]
+        doc["type"] = _CANONICAL_TYPES.get(resource_type, resource_type)
+        doc["location"] = body.get("location") or (existing or {}).get("location") or "westeurope"
+        properties[key] = draft["properties"][key]
+        properties["provisioningState"] = "Updating"
+        if key == "securityRules":
+            properties["defaultSecurityRules"] = ((existing or {}).get("properties", {}).get("defaultSecurityRules")
+                                                  or default_security_rules(doc["id"]))
+        doc["properties"] = properties
+        self._stamp(doc, new_etag())
+        self.resources[resource_id.lower()] = doc
+
+        def succeed() -> None:
+            doc["properties"]["provisioningState"] = "Succeeded"
+            for child in doc["properties"].get(key) or []:
+                child["properties"]["provisioningState"] = "Succeeded"
+
+        op_url = self._start_operation(rid.subscription, doc["location"], succeed)
+        return _Response(200 if existing else 201, copy.deepcopy(doc), self._lro_headers(op_url, api_version))
+
+    @staticmethod
+    def _validate_rule(nsg: dict[str, Any], name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+        props = dict(props)
+        priority = props.get("priority")
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 100 <= priority <= 4096:
+            raise ArmError(400, "SecurityRuleInvalidPriority",
+                           f"Security rule has invalid Priority. Value provided: {priority} Allowed range 100-4096.")
+        direction = str(props.get("direction", ""))
+        if direction.lower() not in ("inbound", "outbound"):
+            raise ArmError(400, "InvalidRequestFormat", f"Security rule {name} has invalid direction {direction!r}.")
+        props["direction"] = direction.capitalize()
+        access = str(props.get("access", ""))
+        if access.lower() not in ("allow", "deny"):
+            raise ArmError(400, "InvalidRequestFormat", f"Security rule {name} has invalid access {access!r}.")
+        props["access"] = access.capitalize()
+        protocol = str(props.get("protocol", ""))
+        if protocol.lower() not in _PROTOCOLS:
+            raise ArmError(400, "InvalidRequestFormat", f"Security rule {name} has invalid protocol {protocol!r}.")
+        props["protocol"] = _PROTOCOLS[protocol.lower()]
+        for other in (nsg.get("properties") or {}).get("securityRules") or []:
+            if str(other.get("name", "")).lower() == name.lower():
+                continue
+            other_props = other.get("properties") or {}
+            if (other_props.get("priority") == priority
+                    and str(other_props.get("direction", "")).lower() == direction.lower()):
+                raise ArmError(400, "SecurityRuleConflict",
+                               f"Security rule {other.get('name')} conflicts with rule {name}. Rules cannot have the "
+                               "same Priority and Direction. To learn more, see aka.ms/nsgrules.")
+        return props
+
+    @staticmethod
+    def _validate_route(name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+        props = dict(props)
+        if not props.get("addressPrefix"):
+            raise ArmError(400, "InvalidRequestFormat", f"Route {name}: addressPrefix is required.")
+        hop = str(props.get("nextHopType", ""))
+        if hop.lower() not in _NEXT_HOPS:
+            raise ArmError(400, "InvalidRequestFormat", f"Route {name} has invalid nextHopType {hop!r}.")
+        props["nextHopType"] = _NEXT_HOPS[hop.lower()]
+        if props["nextHopType"] == "VirtualAppliance" and not props.get("nextHopIpAddress"):
+            raise ArmError(400, "InvalidRequestFormat", f"Route {name}: VirtualAppliance needs nextHopIpAddress.")
+        return props
+
+
+def _child_type(key: str) -> str:
+    return {
+        "securityRules": "Microsoft.Network/networkSecurityGroups/securityRules",
+        "defaultSecurityRules": "Microsoft.Network/networkSecurityGroups/defaultSecurityRules",
+        "routes": "Microsoft.Network/routeTables/routes",
+        "subnets": "Microsoft.Network/virtualNetworks/subnets",
+    }[key]
+
+
+# --- HTTP plumbing ----------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], emulator: ArmEmulator,
+                 context: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self.emulator = emulator
+        self.ssl_context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # TLS handshake per connection, in the connection's own thread (not in the accept loop). NODELAY: the
+        # handler writes headers and body separately; with Nagle + delayed ACK each response would take 40 ms.
+        try:
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
+        pass
+
+    def _handle(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: Json = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        req = RecordedRequest(self.command, split.path, dict(parse_qsl(split.query, keep_blank_values=True)), body,
+                              dict(self.headers.items()))
+        emulator = self.server.emulator
+        emulator._record(req)
+        response, _fault = emulator._dispatch(req)
+        if response is None:
+            req.status = None
+            self.close_connection = True
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        req.status = response.status
+        payload = b"" if response.body is None else json.dumps(response.body).encode()
+        self.send_response(response.status)
+        if payload:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
