@@ -1,0 +1,203 @@
+"""Resource Graph inventory through the real SDK client against the HTTPS emulator."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from asr_remediate.azure.inventory import (
+    NETWORK_RESOURCE_TYPES,
+    NETWORK_RESOURCES_QUERY,
+    PROTECTED_ITEM_TYPE,
+    PROTECTED_ITEMS_QUERY,
+    RESOURCE_GRAPH_API_VERSION,
+    fetch_resources,
+)
+from asr_remediate.azure.retry import RetriesExhaustedError, RetrySettings
+from tests.emulator.arm_emulator import Fault, parse_query
+from tests.emulator.fixtures import SUB, SUB2, FakeSleep, load, nic, nsg, rid, route_table
+
+ARG = r"/providers/Microsoft\.ResourceGraph/resources$"
+FAST = RetrySettings(max_attempts=4, base_delay=1.0, max_delay=4.0)
+
+
+def protected_items() -> list[dict[str, Any]]:
+    """The recorded A2A item (real shape), plus a Hyper-V item the A2A filter must drop."""
+    a2a = load("A2A_ReplicationProtectedItems_List_Protected_recorded_2026-02-01.json")["value"][0]
+    hyperv = copy.deepcopy(a2a)
+    hyperv["id"] = a2a["id"].rsplit("/", 1)[0] + "/hypervvm"
+    hyperv["name"] = "hypervvm"
+    hyperv["properties"]["providerSpecificDetails"] = {"instanceType": "HyperVReplicaAzure"}
+    return [a2a, hyperv]
+
+
+def fetch(arm, credential, sleep, subscriptions=(SUB,), **kwargs):
+    kwargs.setdefault("retry", FAST)
+    return fetch_resources(credential, arm.base_url, list(subscriptions), ca_bundle=arm.ca_path, sleep=sleep,
+                           rng=random.Random(7), **kwargs)
+
+
+def test_queries_are_the_forms_the_emulator_understands():
+    items = parse_query(PROTECTED_ITEMS_QUERY)
+    assert items.table == "recoveryservicesresources"
+    assert items.types == frozenset({PROTECTED_ITEM_TYPE})
+    assert items.instance_type == "a2a"
+    assert items.ordered and items.columns is not None and "id" in items.columns
+    network = parse_query(NETWORK_RESOURCES_QUERY)
+    assert network.table == "resources"
+    assert network.types == frozenset(NETWORK_RESOURCE_TYPES)
+    assert network.instance_type is None and network.ordered
+
+
+def test_paging_2500_rows_takes_three_pages(arm, credential, sleep):
+    arm.add_all(nic(i) for i in range(2500))
+    rows = fetch(arm, credential, sleep)
+
+    assert len(rows) == 2500
+    posts = arm.matching("POST", ARG)
+    # 1 request for protected items (none) + 3 pages of 1000/1000/500 network resources.
+    assert len(posts) == 4
+    network = [p for p in posts if p.body["query"] == NETWORK_RESOURCES_QUERY]
+    assert [p.body["options"].get("$skipToken") is None for p in network] == [True, False, False]
+    assert all(p.body["options"]["$top"] == 1000 for p in posts)
+    assert all(p.body["options"]["resultFormat"] == "objectArray" for p in posts)
+    assert all(p.query["api-version"] == RESOURCE_GRAPH_API_VERSION for p in posts)
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert len({r["id"] for r in rows}) == 2500
+    assert sleep.calls == []
+
+
+def test_rows_have_the_resource_graph_shape_and_protected_items_come_first(arm, credential, sleep):
+    arm.add_all(protected_items())
+    arm.add(nsg("nsg1"))
+    arm.add(route_table("rt1"))
+    arm.add({"id": rid("storageAccounts", "sa1", provider="Microsoft.Storage"), "location": "eastus"})
+    a2a_sub = protected_items()[0]["id"].split("/")[2]
+
+    rows = fetch(arm, credential, sleep, subscriptions=(SUB, a2a_sub))
+
+    assert [r["type"] for r in rows] == [PROTECTED_ITEM_TYPE, "microsoft.network/networksecuritygroups",
+                                         "microsoft.network/routetables"]
+    item = rows[0]
+    assert set(item) == {"id", "name", "type", "location", "resourceGroup", "subscriptionId", "tags", "properties"}
+    assert item["name"] == "a2aVM1111"
+    assert item["resourceGroup"] == "recrg1111" and item["location"] == ""
+    assert item["properties"]["providerSpecificDetails"]["instanceType"] == "A2A"
+    assert item["properties"]["providerSpecificDetails"]["vmNics"], "nested properties survive the round trip"
+    assert rows[1]["properties"]["defaultSecurityRules"], "NSG rows carry their rules inline"
+
+
+def test_multiple_subscriptions_are_chunked_and_scoped(arm, credential, sleep):
+    sub3 = "00000000-0000-0000-0000-000000000003"
+    outside = "00000000-0000-0000-0000-00000000000f"
+    for sub in (SUB, SUB2, sub3, outside):
+        arm.add(nsg("nsg-a", sub=sub))
+        arm.add(nsg("nsg-b", sub=sub))
+
+    rows = fetch(arm, credential, sleep, subscriptions=(SUB2.upper(), SUB, sub3, SUB), subscription_chunk=2)
+
+    assert {r["subscriptionId"] for r in rows} == {SUB, SUB2, sub3}
+    assert len(rows) == 6
+    posts = arm.matching("POST", ARG)
+    assert len(posts) == 4  # 2 queries x 2 chunks
+    assert all(len(p.body["subscriptions"]) <= 2 for p in posts)
+    assert sorted({s for p in posts for s in p.body["subscriptions"]}) == sorted([SUB, SUB2, sub3])
+
+
+def test_order_is_stable_whatever_the_seeding_order(arm, credential, sleep):
+    docs = [nsg(f"nsg-{i:03d}") for i in range(40)] + [route_table(f"rt-{i:03d}") for i in range(40)]
+    random.Random(1).shuffle(docs)
+    arm.add_all(docs)
+    first = fetch(arm, credential, sleep, page_size=7)
+    second = fetch(arm, credential, sleep, page_size=13)
+    assert [r["id"] for r in first] == [r["id"] for r in second] == sorted(d["id"] for d in docs)
+
+
+def test_throttled_429_honours_retry_after(arm, credential, sleep):
+    arm.add_all(nic(i) for i in range(10))
+    arm.inject("POST", ARG, Fault.throttle(retry_after=7, quota_remaining=0, resets_after="00:00:07"))
+
+    rows = fetch(arm, credential, sleep)
+
+    assert len(rows) == 10
+    assert sleep.calls == [7.0]
+    assert [r.status for r in arm.matching("POST", ARG)] == [429, 200, 200]
+
+
+def test_throttled_429_without_retry_after_uses_quota_reset(arm, credential, sleep):
+    arm.inject("POST", ARG, Fault.throttle(retry_after=None, quota_remaining=0, resets_after="00:00:04"))
+    fetch(arm, credential, sleep)
+    assert sleep.calls == [4.0]
+
+
+def test_exhausted_quota_header_waits_for_the_reset_before_the_next_call(arm, credential):
+    arm.add_all(nic(i) for i in range(2500))
+    arm.arg_quota = arm.arg_quota_limit = 2
+    arm.arg_quota_resets_after = "00:00:03"
+    sleep = FakeSleep(on_sleep=lambda _: arm.reset_arg_quota())  # time passes, the window resets
+
+    rows = fetch(arm, credential, sleep)
+
+    assert len(rows) == 2500
+    posts = arm.matching("POST", ARG)
+    assert [p.status for p in posts] == [200, 200, 200, 200], "the client waited instead of being throttled"
+    assert sleep.calls == [3.0]  # after the 2nd call (remaining 0); not after the last one
+
+
+def test_server_errors_back_off_exponentially_with_jitter(arm, credential, sleep):
+    arm.inject("POST", ARG, Fault.error(500), times=1)
+    arm.inject("POST", ARG, Fault.error(503, "ServiceUnavailable"), times=1)
+
+    fetch(arm, credential, sleep)
+
+    assert len(sleep.calls) == 2
+    assert 0.5 <= sleep.calls[0] <= 1.0  # attempt 0: base 1s, equal jitter
+    assert 1.0 <= sleep.calls[1] <= 2.0  # attempt 1: 2s ceiling
+    assert [p.status for p in arm.matching("POST", ARG)][:3] == [500, 503, 200]
+
+
+def test_dropped_connection_is_retried(arm, credential, sleep):
+    arm.add_all(nic(i) for i in range(3))
+    arm.inject("POST", ARG, Fault.drop())
+
+    rows = fetch(arm, credential, sleep)
+
+    assert len(rows) == 3
+    posts = arm.matching("POST", ARG)
+    assert posts[0].status is None and posts[0].fault == "drop"
+    assert len(posts) == 3 and len(sleep.calls) == 1
+
+
+def test_retries_are_bounded(arm, credential, sleep):
+    arm.inject("POST", ARG, Fault.error(500), times=10)
+    with pytest.raises(RetriesExhaustedError) as info:
+        fetch(arm, credential, sleep)
+    assert info.value.attempts == FAST.max_attempts
+    assert arm.count("POST", ARG) == FAST.max_attempts
+    assert len(sleep.calls) == FAST.max_attempts - 1
+
+
+def test_client_errors_are_not_retried(arm, credential, sleep):
+    with pytest.raises(HttpResponseError) as info:
+        fetch(arm, credential, sleep, queries=[("bad", "resources | summarize count() by type")])
+    assert info.value.status_code == 400
+    assert sleep.calls == [] and arm.count("POST", ARG) == 1
+
+
+def test_progress_reports_each_page(arm, credential, sleep):
+    arm.add_all(nic(i) for i in range(2500))
+    seen: list[Any] = []
+    fetch(arm, credential, sleep, progress=seen.append)
+    network = [p for p in seen if p.query == "network-resources"]
+    assert [(p.page, p.rows, p.total_records) for p in network] == [(1, 1000, 2500), (2, 2000, 2500),
+                                                                     (3, 2500, 2500)]
+
+
+def test_token_is_requested_for_the_endpoint_audience(arm, credential, sleep):
+    fetch(arm, credential, sleep)
+    assert credential.scopes and all(s == (arm.base_url + "/.default",) for s in credential.scopes)
+    assert all(r.header("Authorization") == "Bearer emulator-token" for r in arm.requests)
