@@ -19,7 +19,7 @@ from .inventory import (
     read_service_tags_file,
     service_tags_to_public_shape,
 )
-from .network import ArmError, NetworkWriter, ResourceId, parse_resource_id, properties_match
+from .network import ArmError, ArmErrorDetail, NetworkWriter, ResourceId, parse_resource_id, properties_match
 from .retry import RetriesExhaustedError, RetrySettings
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PROTECTED_ITEMS_QUERY",
     "PROTECTED_ITEM_TYPE",
     "ArmError",
+    "ArmErrorDetail",
     "InventoryError",
     "InventoryProgress",
     "NetworkWriter",

@@ -111,16 +111,30 @@ def _expect(resource_id: str, full_type: str) -> ResourceId:
 # --- errors ----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ArmErrorDetail:
+    """ARM's ``error`` object (``code``, ``message``), as azure-core's ``HttpResponseError.error`` has it."""
+
+    code: str | None
+    message: str | None
+
+
 class ArmError(RuntimeError):
     """An ARM call failed. ``code`` is ARM's error code (e.g. ``SecurityRuleConflict``,
     ``SecurityRuleInvalidPriority``, ``PreconditionFailed``, ``ResourceNotFound``) when ARM sent one;
-    ``status_code`` is ``None`` when no HTTP response arrived (connection errors after retries)."""
+    ``status_code`` is ``None`` when no HTTP response arrived (connection errors after retries).
 
-    def __init__(self, message: str, *, status_code: int | None, code: str | None, resource_id: str) -> None:
+    It also answers ``error.code`` like azure-core's ``HttpResponseError``, so callers written against SDK
+    errors (``getattr(err, "error").code``, ``err.status_code``) read it unchanged.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, code: str | None, resource_id: str,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.resource_id = resource_id
+        self.error = ArmErrorDetail(code, detail)
 
     @property
     def is_not_found(self) -> bool:
@@ -168,7 +182,7 @@ def to_arm_error(exc: AzureError, resource_id: str, action: str) -> ArmError:
         message = lines[0] if lines else type(exc).__name__
     where = f"HTTP {status}" if status is not None else "no response"
     return ArmError(f"{action} {resource_id} failed ({where}, {code}): {message}", status_code=status, code=code,
-                    resource_id=resource_id)
+                    resource_id=resource_id, detail=message)
 
 
 # --- clients ---------------------------------------------------------------------------------------------

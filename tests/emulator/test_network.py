@@ -115,6 +115,7 @@ def test_same_priority_and_direction_is_a_security_rule_conflict(arm, writer):
     with pytest.raises(ArmError) as info:
         writer.put_security_rule(NSG_ID, RULE, rule_props(4000))
     assert info.value.status_code == 400 and info.value.code == "SecurityRuleConflict"
+    assert info.value.error.code == "SecurityRuleConflict", "readable like HttpResponseError.error.code"
     assert "cannot have the same Priority and Direction" in str(info.value)
     # Same priority, other direction: allowed.
     writer.put_security_rule(NSG_ID, "inbound-4000", rule_props(4000, direction="Inbound"))
