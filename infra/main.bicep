@@ -101,8 +101,9 @@ param includeGuestManagement bool = false
 @description('ASR_FIX_ROUTES: plan asr-remediate-* routes (next hop Internet) in existing route tables.')
 param fixRoutes bool = true
 
-@description('ASR_SUBSCRIPTIONS: comma-separated subscription ids to scan. Each needs infra/subscription.bicep deployed in it.')
-param monitoredSubscriptions string = ''
+@description('ASR_SUBSCRIPTIONS (required): comma-separated subscription ids to scan. Each needs infra/subscription.bicep deployed in it.')
+@minLength(36)
+param monitoredSubscriptions string
 
 @description('ASR_SCOPE_ALLOWLIST: comma-separated resource id prefixes the app may write under. Empty: it writes nowhere.')
 param scopeAllowlist string = ''

@@ -5,8 +5,9 @@
 //   az deployment sub create -l <region> -f infra/role.bicep -p infra/role.bicepparam
 //
 // One definition serves several subscriptions: list them all in assignableScopes (the deploying
-// principal needs Microsoft.Authorization/roleDefinitions/write on each). Role names are unique
-// per tenant, so deploy each variant (read-only / with writes) from one subscription only.
+// principal needs Microsoft.Authorization/roleDefinitions/write on each). The definition's id is
+// derived from the tenant and the role name, so redeploying with allowWrites=true (or false)
+// updates the same role in place and existing assignments follow; role names are unique per tenant.
 targetScope = 'subscription'
 
 @description('Allow the write and delete actions on asr-remediate-* security rules and routes. false: report-only (read) role.')
@@ -20,8 +21,8 @@ param assignableScopes array = [
   subscription().id
 ]
 
-@description('Role name; the read-only variant gets its own name so both can exist in one tenant.')
-param roleName string = allowWrites ? 'ASR Remediate Operator' : 'ASR Remediate Operator (read-only)'
+@description('Role name (unique per tenant). Give a second app with different permissions its own name.')
+param roleName string = 'ASR Remediate Operator'
 
 // Read: inventory (Resource Graph, then ARM GETs of each resource on a VM's path) and Service Tags.
 var readActions = [
@@ -58,7 +59,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(tenant().tenantId, roleName)
   properties: {
     roleName: roleName
-    description: 'asr-remediate: reads VMs replicated by Azure Site Recovery and the NSGs and route tables on their path; with writes, adds asr-remediate-* security rules and routes.'
+    description: allowWrites ? 'asr-remediate: reads VMs replicated by Azure Site Recovery and the NSGs and route tables on their path, and writes its own asr-remediate-* security rules and routes.' : 'asr-remediate (report-only): reads VMs replicated by Azure Site Recovery and the NSGs and route tables on their path.'
     type: 'customRole'
     permissions: [
       {
