@@ -65,3 +65,20 @@ def test_arg_pages_and_skip_token(arm):
     assert second["data"][0]["name"] == "n2"
     body["options"] = {"$skipToken": "garbage"}
     assert call(arm, "POST", "/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01", body)[0] == 400
+
+
+def test_nsg_put_validates_rules_and_keeps_default_rules(arm):
+    from tests.emulator.fixtures import rule_props
+
+    path = rid("networkSecurityGroups", "nsg9") + "?api-version=2026-03-01"
+    dup = {"location": "eastus", "properties": {"securityRules": [
+        {"name": "a", "properties": rule_props(300)}, {"name": "b", "properties": rule_props(300)}]}}
+    status, body = call(arm, "PUT", path, dup)
+    assert status == 400 and body["error"]["code"] == "SecurityRuleConflict"
+    ok = {"location": "eastus", "properties": {"securityRules": [{"name": "a", "properties": rule_props(300)}]}}
+    status, body = call(arm, "PUT", path, ok)
+    assert status == 201 and body["properties"]["provisioningState"] == "Updating"
+    assert len(body["properties"]["defaultSecurityRules"]) == 6
+    assert arm.requests[-1].status == 201
+    stored = arm.resource(rid("networkSecurityGroups", "nsg9"))
+    assert stored is not None and stored["properties"]["securityRules"][0]["etag"] == stored["etag"]
