@@ -398,7 +398,7 @@ var asrSettings = [
   }
   {
     name: 'ASR_APPLY'
-    value: string(apply)
+    value: apply ? 'true' : 'false'
   }
   {
     name: 'ASR_PROFILE'
@@ -410,15 +410,15 @@ var asrSettings = [
   }
   {
     name: 'ASR_INCLUDE_KEYVAULT'
-    value: string(includeKeyVault)
+    value: includeKeyVault ? 'true' : 'false'
   }
   {
     name: 'ASR_INCLUDE_GUEST_MANAGEMENT'
-    value: string(includeGuestManagement)
+    value: includeGuestManagement ? 'true' : 'false'
   }
   {
     name: 'ASR_FIX_ROUTES'
-    value: string(fixRoutes)
+    value: fixRoutes ? 'true' : 'false'
   }
   {
     name: 'ASR_SUBSCRIPTIONS'
@@ -438,7 +438,7 @@ var asrSettings = [
   }
   {
     name: 'ASR_READ_EFFECTIVE_ROUTES'
-    value: string(readEffectiveRoutes)
+    value: readEffectiveRoutes ? 'true' : 'false'
   }
   {
     name: 'ASR_SERVICE_TAGS_LOCATION'

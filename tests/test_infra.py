@@ -459,7 +459,7 @@ def test_app_settings_use_the_identity_and_avoid_flex_deprecated_settings():
     )
     assert re.search(r"name: 'ASR_AUDIT_SINK'\s*value: 'table'", clean)
     assert re.search(r"name: 'ASR_AUDIT_TABLE_ENDPOINT'\s*value: storage.properties.primaryEndpoints.table", clean)
-    assert re.search(r"name: 'ASR_APPLY'\s*value: string\(apply\)", clean)
+    assert re.search(r"name: 'ASR_APPLY'\s*value: apply \? 'true' : 'false'", clean)
     assert bicep_param_default(_read(MAIN), "apply") == "false"
     assert bicep_param_default(_read(MAIN), "scanSchedule") == "'0 */30 * * * *'"
 
