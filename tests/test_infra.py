@@ -531,3 +531,41 @@ def test_main_bicep_sets_every_setting_the_app_reads_in_azure():
     assert not expected - names, f"main.bicep does not set {sorted(expected - names)}"
     assert not names - expected, f"main.bicep sets settings the app does not read: {sorted(names - expected)}"
     assert not LOCAL_ONLY_SETTINGS & names
+
+
+# --- what a Bicep compiler would catch first: parameter names across files --------------------------------------
+
+
+def _declared_params(text: str) -> dict[str, bool]:
+    """param name -> has a default."""
+    return {
+        m.group(1): m.group(2) is not None for m in re.finditer(r"^param (\w+) [\w.]+( = .+)?$", text, re.MULTILINE)
+    }
+
+
+@pytest.mark.parametrize("paramfile", sorted(p.name for p in INFRA.glob("*.bicepparam")))
+def test_bicepparam_files_set_only_declared_params(paramfile):
+    text = _read(INFRA / paramfile)
+    using = re.search(r"^using '([^']+)'$", text, re.MULTILINE)
+    assert using, f"{paramfile}: no using line"
+    template = INFRA / using.group(1)
+    assert template.exists(), f"{paramfile} uses a missing template {template.name}"
+    declared = _declared_params(_read(template))
+    given = set(re.findall(r"^param (\w+) =", text, re.MULTILINE))
+    assert given <= set(declared), f"{paramfile} sets undeclared {sorted(given - set(declared))}"
+    required = {name for name, has_default in declared.items() if not has_default}
+    assert required <= given, f"{paramfile} leaves required {sorted(required - given)} unset"
+
+
+def test_subscription_passes_only_declared_params_to_the_events_module():
+    text = _strip_comments(_read(SUBSCRIPTION))
+    match = re.search(r"^module events 'modules/events.bicep' = [^{]*\{", text, re.MULTILINE)
+    assert match
+    module = _balanced(text, match.end() - 1, "{", "}")
+    params_at = module.index("params: {")
+    params = _balanced(module, params_at + len("params: "), "{", "}")
+    given = set(re.findall(r"^\s+(\w+): ", params, re.MULTILINE))
+    declared = _declared_params(_read(EVENTS))
+    assert given <= set(declared), f"events.bicep has no param {sorted(given - set(declared))}"
+    required = {name for name, has_default in declared.items() if not has_default}
+    assert required <= given, f"subscription.bicep does not pass {sorted(required - given)}"
