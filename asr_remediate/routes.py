@@ -80,7 +80,9 @@ class _Candidate:
 def _tag_tier(tags: ServiceTags, name: str) -> int:
     tag = tags.get(name)
     cloud = name.split(".", 1)[0].lower() == "azurecloud"
-    regional = bool(tag and tag.region) or "." in name
+    # Regional means the tag has a region (Storage.EastUS), not that its name has a dot: AzureFrontDoor.Frontend or
+    # AzureActiveDirectory.ServiceEndpoint are region-less, i.e. top-level in Azure's tie order.
+    regional = bool(tag and tag.region)
     if cloud:
         return CLOUD_REGIONAL if regional else CLOUD_TOP
     return TAG_REGIONAL if regional else TAG_TOP
