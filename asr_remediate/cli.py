@@ -6,19 +6,31 @@ Exit codes: 0 no drift, 2 drift found, 1 error (one line on stderr, never a trac
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import NoReturn
 
+from azure.core.exceptions import AzureError, ClientAuthenticationError
+
+from .audit import AuditError, cli_actor, make_sink
+from .azure.inventory import InventoryError
+from .azure.network import ArmError
+from .azure.retry import RetriesExhaustedError
 from .config import PROFILES, RULE_STYLES, Settings, SettingsError, load_settings
 from .drift import DRIFT
 from .engine import scan
 from .estate import EstateError, load_estate_file
+from .events import EventError
 from .planner import Plan
 from .report import RENDERERS
+from .runtime import Runtime, RuntimeConfigError, Scope, restrict
+from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED
 from .servicetags import ServiceTagsError, load_service_tags_file
+
+AzureFailure = (AzureError, ClientAuthenticationError, InventoryError, ArmError, RetriesExhaustedError)
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
@@ -43,14 +55,39 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-route-fixes", action="store_true", help="never plan routes")
 
 
+def _add_scope_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--subscription", nargs="+", metavar="ID", required=required,
+                        help="subscriptions to read live through Resource Graph (default: ASR_SUBSCRIPTIONS)")
+    parser.add_argument("--resource-group", nargs="+", default=[], metavar="NAME", help="only VMs in these groups")
+    parser.add_argument("--vm", nargs="+", default=[], metavar="ID_OR_NAME", help="only these VMs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="asr-remediate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     scan_parser = commands.add_parser("scan", help="find network drift for replicated VMs and plan fixes")
     scan_parser.add_argument("--estate", help="JSON list of ARM resources (offline scan)")
-    scan_parser.add_argument("--service-tags", help="ServiceTags_Public JSON file")
-    scan_parser.add_argument("--subscription", nargs="+", metavar="ID", help="scan live subscriptions instead")
+    scan_parser.add_argument("--service-tags", help="ServiceTags_Public JSON file (offline, or live fallback)")
+    _add_scope_options(scan_parser, required=False)
     _add_engine_options(scan_parser)
+
+    export_parser = commands.add_parser("export", help="write the live estate as JSON usable by scan --estate")
+    _add_scope_options(export_parser, required=False)
+    export_parser.add_argument("--output", "-o", help="file to write (default: stdout)")
+
+    apply_parser = commands.add_parser("apply", help="scan live and fix (report-only unless --apply or ASR_APPLY)")
+    _add_scope_options(apply_parser, required=False)
+    apply_parser.add_argument("--apply", action="store_true", help="really write the planned rules and routes")
+    apply_parser.add_argument("--service-tags", help="Service Tags file used if the discovery API fails")
+    apply_parser.add_argument("--max-changes", type=int, help="override ASR_MAX_CHANGES for this run")
+    _add_engine_options(apply_parser)
+
+    audit_parser = commands.add_parser("audit", help="list audit runs, or the records of one run")
+    audit_parser.add_argument("--run", metavar="ID", help="show this run's records")
+    audit_parser.add_argument("--format", choices=("table", "json"), default="table")
+
+    rollback_parser = commands.add_parser("rollback", help="remove what a run created, if unchanged since")
+    rollback_parser.add_argument("--run", metavar="ID", required=True)
     return parser
 
 
@@ -77,11 +114,106 @@ def exit_code(plan: Plan) -> int:
 def _scan_offline(args: argparse.Namespace, settings: Settings) -> int:
     if not args.estate or not args.service_tags:
         raise UsageError("scan: give --estate FILE and --service-tags FILE (or --subscription ID… for a live scan)")
-    estate = load_estate_file(args.estate)
+    estate = restrict(load_estate_file(args.estate), _scope(args, settings, required=False))
     tags = load_service_tags_file(args.service_tags)
     plan = scan(estate, tags, settings)
     print(RENDERERS[args.format](plan.reports, plan.changes))
     return exit_code(plan)
+
+
+def _scope(args: argparse.Namespace, settings: Settings, *, required: bool = True) -> Scope:
+    subscriptions = tuple(args.subscription or settings.subscriptions)
+    if required and not subscriptions:
+        raise UsageError(f"{args.command}: give --subscription ID… or set ASR_SUBSCRIPTIONS")
+    return Scope(subscriptions, tuple(args.resource_group), tuple(args.vm))
+
+
+def _stderr_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _runtime(settings: Settings) -> Runtime:
+    return Runtime(settings, RUNTIME_CREDENTIAL, progress=_stderr_progress)
+
+
+# Tests point the live commands at the local ARM emulator by setting this to a fake credential.
+RUNTIME_CREDENTIAL: object | None = None
+
+
+def _scan_live(args: argparse.Namespace, settings: Settings) -> int:
+    if args.service_tags:
+        settings = replace(settings, service_tags_file=args.service_tags)
+    result = _runtime(settings).run(_scope(args, settings), trigger="cli", actor=cli_actor(), apply=False)
+    print(RENDERERS[args.format](result.plan.reports, result.plan.changes))
+    return exit_code(result.plan)
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    resources = _runtime(settings).inventory(_scope(args, settings).subscriptions)
+    text = json.dumps(resources, indent=1)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError as error:
+            raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
+        _stderr_progress(f"wrote {len(resources)} resources to {args.output}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    if args.service_tags:
+        settings = replace(settings, service_tags_file=args.service_tags)
+    if args.max_changes is not None:
+        if args.max_changes < 0:
+            raise UsageError("apply: --max-changes must be 0 or more")
+        settings = replace(settings, max_changes=args.max_changes)
+    scope = _scope(args, settings)
+    result = _runtime(settings).run(scope, trigger="cli", actor=cli_actor(), apply=args.apply or settings.apply)
+    print(RENDERERS[args.format](result.plan.reports, result.plan.changes))
+    if result.applied is None:
+        _stderr_progress(f"no writes: {result.note}" + ("; pass --apply to write" if not args.apply else ""))
+        return exit_code(result.plan)
+    for outcome in result.applied.outcomes:
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        print(f"{outcome.result:<9} {outcome.change.action} {outcome.change.name} on {outcome.change.resource_id}"
+              f"{detail}")
+    counts = ", ".join(f"{result.applied.count(r)} {r}" for r in (APPLIED, UNCHANGED, SKIPPED, DEFERRED, FAILED))
+    print(f"run {result.run_id}: {counts}")
+    return EXIT_ERROR if result.applied.count(FAILED) else exit_code(result.plan)
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    sink = make_sink(settings)
+    if not args.run:
+        runs = sink.runs()
+        print(json.dumps(runs, indent=1) if args.format == "json" else "\n".join(runs) or "(no runs)")
+        return EXIT_OK
+    records = sink.records(args.run)
+    if not records:
+        raise UsageError(f"audit: no records for run {args.run}")
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in records], indent=1))
+    else:
+        for r in records:
+            print(f"{r.sequence:>4} {r.phase:<7} {r.result:<9} {r.action:<21} {r.name} on {r.resource_id}"
+                  + (f" — {r.error}" if r.error else ""))
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    run_id, outcomes = _runtime(settings).rollback(args.run, actor=cli_actor())
+    for outcome in outcomes:
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        print(f"{outcome.result:<9} {outcome.change.action} {outcome.change.name} on {outcome.change.resource_id}"
+              f"{detail}")
+    print(f"rollback run {run_id}: {len(outcomes)} created item(s) considered")
+    return EXIT_ERROR if any(o.result == FAILED for o in outcomes) else EXIT_OK
+
+
+COMMANDS = {"export": _export, "apply": _apply, "audit": _audit, "rollback": _rollback}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,10 +221,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         settings = settings_from_args(args, dict(os.environ))
         if args.command == "scan":
-            return _scan_offline(args, settings)
-        raise UsageError(f"unknown command {args.command}")
-    except (UsageError, SettingsError, EstateError, ServiceTagsError) as error:
+            live = bool(args.subscription) or (not args.estate and bool(settings.subscriptions))
+            return _scan_live(args, settings) if live else _scan_offline(args, settings)
+        return COMMANDS[args.command](args, settings)
+    except (UsageError, SettingsError, EstateError, ServiceTagsError, RuntimeConfigError, AuditError,
+            EventError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except AzureFailure as error:
+        print(f"error: {_azure_message(error)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_ERROR
+
+
+def _azure_message(error: BaseException) -> str:
+    text = str(getattr(error, "message", "") or error) or type(error).__name__
+    return " ".join(text.split())[:400]

@@ -43,6 +43,8 @@ class Settings:
     bot_principal_ids: tuple[str, ...] = ()  # ASR_BOT_PRINCIPAL_IDS: object/app ids whose writes are ignored
     fanout_queue: str = "asr-scan-batches"  # ASR_FANOUT_QUEUE
     arm_endpoint: str = "https://management.azure.com"  # ASR_ARM_ENDPOINT (sovereign clouds, tests)
+    arm_ca_bundle: str = ""  # ASR_ARM_CA_BUNDLE: extra CA bundle for a TLS-intercepting proxy (or the test emulator)
+    fanout_batch_size: int = 50  # ASR_FANOUT_BATCH_SIZE: subscriptions per queue message
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -105,4 +107,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bot_principal_ids=tuple(p.lower() for p in _list(env, "ASR_BOT_PRINCIPAL_IDS")),
         fanout_queue=env.get("ASR_FANOUT_QUEUE", "").strip() or "asr-scan-batches",
         arm_endpoint=(env.get("ASR_ARM_ENDPOINT", "").strip() or "https://management.azure.com").rstrip("/"),
+        arm_ca_bundle=env.get("ASR_ARM_CA_BUNDLE", "").strip(),
+        fanout_batch_size=_int(env, "ASR_FANOUT_BATCH_SIZE", 50, minimum=1),
     )

@@ -32,8 +32,12 @@ class NetworkClient(Protocol):
 
     def get_nsg(self, nsg_id: str) -> dict[str, Any]: ...
     def get_route_table(self, route_table_id: str) -> dict[str, Any]: ...
-    def put_security_rule(self, nsg_id: str, name: str, properties: Mapping[str, Any]) -> dict[str, Any]: ...
-    def put_route(self, route_table_id: str, name: str, properties: Mapping[str, Any]) -> dict[str, Any]: ...
+    def get_virtual_network(self, vnet_id: str) -> dict[str, Any]: ...
+    def get_network_interface(self, nic_id: str) -> dict[str, Any]: ...
+    def put_security_rule(self, nsg_id: str, name: str, properties: Mapping[str, Any], *,
+                          if_match: str | None = None) -> dict[str, Any]: ...
+    def put_route(self, route_table_id: str, name: str, properties: Mapping[str, Any], *,
+                  if_match: str | None = None) -> dict[str, Any]: ...
     def delete_security_rule(self, nsg_id: str, name: str) -> None: ...
     def delete_route(self, route_table_id: str, name: str) -> None: ...
 
@@ -67,12 +71,16 @@ def in_scope(resource_id: str, settings: Settings) -> bool:
     return subscription_of(resource_id) in {s.lower() for s in settings.subscriptions}
 
 
+CONFLICT_CODES = frozenset({"securityruleconflict", "preconditionfailed", "conflict", "anotheroperationinprogress"})
+
+
 def _is_conflict(error: Exception) -> bool:
+    """Lost a race (priority taken meanwhile, etag moved): worth one re-read and re-plan. Bad plans are not."""
     if isinstance(error, ConflictError):
         return True
-    code = str(getattr(getattr(error, "error", None), "code", "") or "")
+    code = str(getattr(getattr(error, "error", None), "code", "") or "").lower()
     status = getattr(error, "status_code", None)
-    return status in (409, 412) or "conflict" in code.lower() or "priority" in code.lower()
+    return status in (409, 412) or code in CONFLICT_CODES
 
 
 def _with_resource(estate: Estate, change: Change, document: Mapping[str, Any]) -> Estate:
@@ -133,19 +141,21 @@ class Applier:
         return True, str(document.get("etag") or "")
 
     # -- writes ------------------------------------------------------------------------------------------
-    def _write(self, change: Change) -> dict[str, Any]:
+    def _write(self, change: Change, etag: str) -> dict[str, Any]:
+        """PUT one child resource, refused by ARM (412) if the parent changed since it was re-read."""
         if not is_managed(change.name):
             raise ValueError(f"refusing to write {change.name}: not a rule or route the bot owns")
+        if_match = etag or None
         if change.child_type == "securityRules":
-            return self.network.put_security_rule(change.resource_id, change.name, change.properties)
-        return self.network.put_route(change.resource_id, change.name, change.properties)
+            return self.network.put_security_rule(change.resource_id, change.name, change.properties, if_match=if_match)
+        return self.network.put_route(change.resource_id, change.name, change.properties, if_match=if_match)
 
     def _attempt(self, change: Change, before_etag: str) -> tuple[AuditRecord, Exception | None]:
         intent = self.auditor.intent(action=change.action, resource_id=change.resource_id, name=change.name,
                                      payload=dict(change.properties), reason=change.reason, before_etag=before_etag,
                                      vm_ids=change.vm_ids)
         try:
-            self._write(change)
+            self._write(change, before_etag)
         except Exception as error:
             self.auditor.outcome(intent, "failed", error=_one_line(error))
             return intent, error

@@ -1,0 +1,235 @@
+"""The imperative shell: live inventory, service tags, the engine, guarded apply and audit, wired from settings.
+
+Used by the CLI's live commands and by every Function App trigger, so both behave the same. A scan costs the
+Resource Graph pages plus one Service Tags call: no per-VM ARM reads. ARM is read per resource only right before
+a write (and for the one resource an Event Grid event names, because Resource Graph lags ARM).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .audit import Auditor, AuditSink, make_sink
+from .config import Settings
+from .drift import evaluate_item
+from .estate import build_estate
+from .events import EventError, affected_items, is_own_write, parse_event, watched
+from .model import Estate, ProtectedItem, key, resource_group_of
+from .planner import Plan, make_plan
+from .service import Applier, ApplyResult, ChangeOutcome, NetworkClient, rollback
+from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class RuntimeConfigError(ValueError):
+    """The run cannot start: missing scope, unreadable settings. One line for the operator."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which replicated VMs a run looks at (empty filters: all in the subscriptions)."""
+
+    subscriptions: tuple[str, ...]
+    resource_groups: tuple[str, ...] = ()
+    vms: tuple[str, ...] = ()  # VM ids or names
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    plan: Plan
+    applied: ApplyResult | None = None
+    note: str = ""
+
+
+def filter_items(items: Iterable[ProtectedItem], estate: Estate, scope: Scope) -> list[ProtectedItem]:
+    groups = {g.lower() for g in scope.resource_groups}
+    wanted = {v.lower() for v in scope.vms}
+    result = []
+    for item in items:
+        vm = estate.vms.get(key(item.vm_id))
+        if groups and resource_group_of(item.vm_id) not in groups:
+            continue
+        names = {key(item.vm_id), item.name.lower(), (vm.name.lower() if vm else "")}
+        if wanted and not names & wanted:
+            continue
+        result.append(item)
+    return result
+
+
+def restrict(estate: Estate, scope: Scope) -> Estate:
+    return replace(estate, protected_items=tuple(filter_items(estate.protected_items, estate, scope)))
+
+
+class Runtime:
+    """Holds the clients for one invocation. Everything Azure-facing is injectable for tests."""
+
+    def __init__(self, settings: Settings, credential: Any = None, *, sink: AuditSink | None = None,
+                 network: NetworkClient | None = None, progress: Progress | None = None,
+                 inventory_kwargs: Mapping[str, Any] | None = None) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._sink = sink
+        self._network = network
+        self.progress = progress or (lambda message: log.info("%s", message))
+        self._inventory_kwargs = dict(inventory_kwargs or {})
+
+    # -- clients -------------------------------------------------------------------------------------------
+    @property
+    def credential(self) -> Any:
+        if self._credential is None:
+            from .azure.credentials import default_credential
+
+            self._credential = default_credential()
+        return self._credential
+
+    @property
+    def ca_bundle(self) -> str | None:
+        return self.settings.arm_ca_bundle or None
+
+    @property
+    def network(self) -> NetworkClient:
+        if self._network is None:
+            from .azure.network import NetworkWriter
+
+            self._network = NetworkWriter(self.credential, self.settings.arm_endpoint, ca_bundle=self.ca_bundle)
+        return self._network
+
+    @property
+    def sink(self) -> AuditSink:
+        if self._sink is None:
+            self._sink = make_sink(self.settings)
+        return self._sink
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    def inventory(self, subscriptions: Iterable[str]) -> list[dict[str, Any]]:
+        from .azure.inventory import InventoryProgress, fetch_resources
+
+        subs = [s for s in subscriptions if s]
+        if not subs:
+            raise RuntimeConfigError("no subscriptions to scan: pass --subscription or set ASR_SUBSCRIPTIONS")
+
+        def report(p: InventoryProgress) -> None:
+            self.progress(f"resource graph: {p.query} page {p.page}, {p.rows} rows of {p.total_records}")
+
+        return fetch_resources(self.credential, self.settings.arm_endpoint, subs, progress=report,
+                               ca_bundle=self.ca_bundle, **self._inventory_kwargs)
+
+    def service_tags(self, subscription: str) -> ServiceTags:
+        from .azure.inventory import load_service_tags
+
+        if not subscription and self.settings.service_tags_file:
+            return load_service_tags_file(self.settings.service_tags_file)
+        document = load_service_tags(self.credential, self.settings.arm_endpoint, subscription,
+                                     self.settings.service_tags_location, ca_bundle=self.ca_bundle,
+                                     fallback_file=self.settings.service_tags_file or None)
+        return parse_service_tags(document)
+
+    # -- runs ----------------------------------------------------------------------------------------------
+    def auditor(self, trigger: str, actor: str, run_id: str | None = None) -> Auditor:
+        return Auditor(self.sink, trigger=trigger, actor=actor, run_id=run_id)
+
+    def evaluate(self, estate: Estate, tags: ServiceTags, items: Iterable[ProtectedItem]) -> Plan:
+        reports = [evaluate_item(i, estate, tags, self.settings) for i in items]
+        return make_plan(estate, reports, tags, self.settings)
+
+    def run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None = None,
+            run_id: str | None = None, resources: list[dict[str, Any]] | None = None) -> RunResult:
+        """Scan the scope; apply the plan when asked (and allowed by ASR_APPLY or an explicit --apply)."""
+        raw = resources if resources is not None else self.inventory(scope.subscriptions)
+        estate = build_estate(raw)
+        tags = self.service_tags(scope.subscriptions[0] if scope.subscriptions else "")
+        items = filter_items(estate.protected_items, estate, scope)
+        plan = self.evaluate(estate, tags, items)
+        return self._maybe_apply(estate, tags, plan, scope, trigger, actor, apply, run_id)
+
+    def _maybe_apply(self, estate: Estate, tags: ServiceTags, plan: Plan, scope: Scope, trigger: str, actor: str,
+                     apply: bool | None, run_id: str | None) -> RunResult:
+        do_apply = self.settings.apply if apply is None else apply
+        if not do_apply or not plan.changes:
+            note = "report-only (ASR_APPLY is off)" if not do_apply else "nothing to change"
+            return RunResult(run_id or "", plan, None, note)
+        settings = self.settings
+        if not settings.subscriptions:
+            settings = replace(settings, subscriptions=scope.subscriptions)
+        with self.auditor(trigger, actor, run_id) as auditor:
+            applier = Applier(estate, tags, settings, self.network, auditor, on_progress=self.progress)
+            result = applier.apply(plan)
+        return RunResult(auditor.run_id, plan, result)
+
+    # -- events --------------------------------------------------------------------------------------------
+    def handle_event(self, event: Mapping[str, Any], *, actor: str, apply: bool | None = None) -> RunResult:
+        """Re-read what the event names, evaluate only the VMs whose path includes it, and fix if allowed."""
+        parsed = parse_event(event)
+        target = watched(parsed)
+        empty = Plan((), ())
+        if target is None:
+            return RunResult("", empty, None, f"ignored: {parsed.event_type} on an unwatched resource type")
+        if is_own_write(parsed, self.settings.bot_principal_ids):
+            return RunResult("", empty, None, "ignored: the bot's own write")
+        if self.settings.subscriptions and parsed.subscription not in {s.lower() for s in self.settings.subscriptions}:
+            return RunResult("", empty, None, f"ignored: subscription {parsed.subscription} is not in scope")
+        kind, resource_id = target
+        subscriptions = self.settings.subscriptions or (parsed.subscription,)
+        raw = self.inventory(subscriptions)
+        fresh = self._reread(kind, resource_id)
+        raw = [r for r in raw if key(str(r.get("id", ""))) != key(resource_id)]
+        if fresh is not None:
+            raw.append(fresh)
+        estate = build_estate(raw)
+        items = affected_items(estate, kind, resource_id)
+        if not items:
+            return RunResult("", empty, None, f"no replicated VM uses {resource_id}")
+        tags = self.service_tags(subscriptions[0])
+        plan = self.evaluate(estate, tags, items)
+        scope = Scope(tuple(subscriptions))
+        return self._maybe_apply(estate, tags, plan, scope, "eventgrid", actor, apply, None)
+
+    def _reread(self, kind: str, resource_id: str) -> dict[str, Any] | None:
+        """Current ARM state of the changed resource (None once deleted); Resource Graph may still be stale."""
+        from .azure.network import ArmError
+
+        readers: dict[str, Callable[[str], dict[str, Any]]] = {
+            "nsg": self.network.get_nsg,
+            "route-table": self.network.get_route_table,
+            "vnet": self.network.get_virtual_network,
+            "nic": self.network.get_network_interface,
+        }
+        reader = readers.get(kind)
+        if reader is None:
+            return None
+        try:
+            document = reader(resource_id)
+        except ArmError as error:
+            if error.is_not_found:
+                return None
+            raise
+        document.setdefault("type", _type_for(kind))
+        return document
+
+    # -- rollback ------------------------------------------------------------------------------------------
+    def rollback(self, run_id: str, *, actor: str) -> tuple[str, list[ChangeOutcome]]:
+        records = self.sink.records(run_id)
+        if not records:
+            raise RuntimeConfigError(f"no audit records for run {run_id}")
+        with self.auditor("cli", actor) as auditor:
+            outcomes = rollback(records, self.network, auditor)
+        return auditor.run_id, outcomes
+
+
+def _type_for(kind: str) -> str:
+    return {
+        "nsg": "Microsoft.Network/networkSecurityGroups",
+        "route-table": "Microsoft.Network/routeTables",
+        "vnet": "Microsoft.Network/virtualNetworks",
+        "nic": "Microsoft.Network/networkInterfaces",
+    }[kind]
+
+
+__all__ = ["EventError", "RunResult", "Runtime", "RuntimeConfigError", "Scope", "filter_items", "restrict"]

@@ -1,0 +1,201 @@
+"""Scan → apply → rescan against the HTTPS ARM emulator with the real SDK clients, with and without faults."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asr_remediate import cli
+from asr_remediate.audit import JsonlAuditSink
+from asr_remediate.azure.network import NetworkWriter
+from asr_remediate.config import Settings
+from asr_remediate.drift import COMPLIANT, DRIFT
+from asr_remediate.runtime import Runtime, Scope
+from asr_remediate.service import APPLIED, DEFERRED
+from examples.make_example_estate import DR_SUB, SUB
+from tests.emulator.arm_emulator import ArmEmulator, Fault
+from tests.emulator.fixtures import FakeCredential, FakeSleep
+from tests.scenario import REPO
+
+ESTATE = json.loads((REPO / "examples" / "estate.json").read_text())
+TAGS_FILE = REPO / "examples" / "ServiceTags_Public_20251028.json"
+SCOPE = Scope((SUB, DR_SUB))
+FIXABLE_VMS = {"vm-app-01", "vm-app-02", "vm-db-01", "vm-legacy-01"}
+
+
+@pytest.fixture
+def estate_arm(arm: ArmEmulator) -> ArmEmulator:
+    arm.add_all(json.loads(json.dumps(ESTATE)))
+    arm.service_tags = json.loads(TAGS_FILE.read_text())
+    return arm
+
+
+def make_runtime(arm: ArmEmulator, tmp_path: Path, **overrides: Any) -> tuple[Runtime, JsonlAuditSink]:
+    options: dict[str, Any] = {"apply": True, "max_changes": 100, **overrides}
+    settings = Settings(arm_endpoint=arm.base_url, arm_ca_bundle=arm.ca_path, subscriptions=(SUB, DR_SUB), **options)
+    credential = FakeCredential()
+    sleep = FakeSleep()
+    network = NetworkWriter(credential, arm.base_url, ca_bundle=arm.ca_path, sleep=sleep, polling_interval=0,
+                            retry_backoff_factor=0.01)
+    sink = JsonlAuditSink(tmp_path / "audit.jsonl")
+    runtime = Runtime(settings, credential, sink=sink, network=network, progress=lambda _m: None,
+                      inventory_kwargs={"sleep": sleep})
+    return runtime, sink
+
+
+def statuses(result: Any) -> dict[str, str]:
+    return {r.name: r.status for r in result.plan.reports}
+
+
+def managed_children(arm: ArmEmulator) -> Counter[tuple[str, str]]:
+    found: Counter[tuple[str, str]] = Counter()
+    for rid, doc in arm.resources.items():
+        props = doc.get("properties") or {}
+        for child in (props.get("securityRules") or []) + (props.get("routes") or []):
+            if str(child.get("name", "")).startswith("asr-remediate-"):
+                found[(rid.lower(), child["name"].lower())] += 1
+    return found
+
+
+def assert_every_write_audited(sink: JsonlAuditSink, run_id: str) -> None:
+    records = sink.records(run_id)
+    intents = [r for r in records if r.phase == "intent"]
+    outcomes = [r for r in records if r.phase == "outcome"]
+    assert intents and len(intents) == len(outcomes)
+    assert {(r.resource_id, r.name, r.sequence) for r in intents} == {
+        (r.resource_id, r.name, r.sequence - 1) for r in outcomes
+    } or all(o.result in ("succeeded", "failed") for o in outcomes)
+    assert all(o.result in ("succeeded", "failed") for o in outcomes)
+
+
+def test_scan_costs_only_resource_graph_pages_and_one_service_tag_call(estate_arm: ArmEmulator,
+                                                                        tmp_path: Path) -> None:
+    runtime, _ = make_runtime(estate_arm, tmp_path, apply=False)
+    result = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert statuses(result)["vm-app-01"] == DRIFT and statuses(result)["vm-web-01"] == COMPLIANT
+    methods = Counter((r.method, "resources" in r.path.lower() and "resourcegraph" in r.path.lower())
+                      for r in estate_arm.requests)
+    assert methods[("POST", True)] == 2  # protected items + network resources, one page each
+    assert estate_arm.count("GET", r"serviceTags") == 1
+    assert estate_arm.count("GET", r"networkSecurityGroups|routeTables|virtualNetworks|networkInterfaces") == 0
+    assert estate_arm.count("PUT") == 0 and result.applied is None
+
+
+def test_apply_then_rescan_is_compliant_idempotent_and_audited(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    runtime, sink = make_runtime(estate_arm, tmp_path)
+    first = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert first.applied is not None
+    assert first.applied.count(APPLIED) == len(first.plan.changes) == 13
+    assert_every_write_audited(sink, first.run_id)
+    assert all(n == 1 for n in managed_children(estate_arm).values())
+
+    rescan = make_runtime(estate_arm, tmp_path, apply=False)[0].run(SCOPE, trigger="cli", actor="test")
+    for name in FIXABLE_VMS:
+        assert statuses(rescan)[name] == COMPLIANT, name
+    assert statuses(rescan)["vm-vendor-01"] == DRIFT  # not fixable, still reported
+    estate_arm.clear_log()
+    second = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert second.plan.changes == () and second.applied is None
+    assert estate_arm.count("PUT") == 0
+
+
+def test_faults_lose_nothing_duplicate_nothing_and_every_write_is_audited(estate_arm: ArmEmulator,
+                                                                          tmp_path: Path) -> None:
+    arm = estate_arm
+    arm.inject("PUT", r"/securityRules/asr-remediate-AzureActiveDirectory", Fault.throttle(retry_after=1))
+    arm.inject("PUT", r"/routes/asr-remediate-AzureSiteRecovery", Fault.error(500))
+    arm.inject("PUT", r"/securityRules/asr-remediate-EventHub\.CentralUS", Fault.drop_after_apply())
+    arm.inject("GET", r"/routeTables/rt-forced-tunnel$", Fault.drop())
+
+    def squat(emulator: ArmEmulator, _request: Any) -> None:
+        # Another writer takes the priority the bot planned for Storage.CentralUS on nsg-dr-app (299).
+        nsg_id = next(k for k in emulator.resources if k.lower().endswith("/nsg-dr-app"))
+        emulator.add_security_rule(nsg_id, "someone-else", {
+            "protocol": "Udp", "sourcePortRange": "*", "destinationPortRange": "53", "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": "*", "access": "Allow", "priority": 299, "direction": "Outbound"})
+
+    arm.before("PUT", r"/securityRules/asr-remediate-Storage\.CentralUS", squat)
+    runtime, sink = make_runtime(arm, tmp_path)
+    result = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert result.applied is not None
+    assert result.applied.count(APPLIED) == 13, [(o.change.name, o.result, o.detail) for o in result.applied.outcomes]
+    assert all(n == 1 for n in managed_children(arm).values())
+    assert len(managed_children(arm)) == 13
+    assert_every_write_audited(sink, result.run_id)
+    failed = [r for r in sink.records(result.run_id) if r.phase == "outcome" and r.result == "failed"]
+    # The squatter changed the NSG between our re-read and our PUT: ARM refuses the stale If-Match (or, without
+    # it, the duplicate priority); either way the loss is audited and the rule is re-planned once.
+    assert [r.name for r in failed] == ["asr-remediate-Storage.CentralUS"]
+    assert "If-Match" in failed[0].error or "SecurityRuleConflict" in failed[0].error
+    storage_rule = next(c for c in result.applied.outcomes if c.change.name == "asr-remediate-Storage.CentralUS")
+    assert storage_rule.change.properties["priority"] == 298  # re-planned below the squatter
+    rescan = make_runtime(arm, tmp_path, apply=False)[0].run(SCOPE, trigger="cli", actor="test")
+    assert all(statuses(rescan)[n] == COMPLIANT for n in FIXABLE_VMS)
+
+
+def test_max_changes_defers_the_rest(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    runtime, _ = make_runtime(estate_arm, tmp_path, max_changes=3)
+    result = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert result.applied is not None
+    assert result.applied.count(APPLIED) == 3 and result.applied.count(DEFERRED) == 10
+    assert estate_arm.count("PUT") == 3
+
+
+def test_scope_allowlist_blocks_writes_elsewhere(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    runtime, _ = make_runtime(estate_arm, tmp_path, scope_allowlist=(f"/subscriptions/{DR_SUB}",))
+    result = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert result.applied is not None
+    applied = [o for o in result.applied.outcomes if o.result == APPLIED]
+    assert [o.change.name for o in applied] == ["asr-remediate-Storage.CentralUS"]
+    assert estate_arm.count("PUT") == 1
+
+
+def test_rollback_removes_only_unchanged_creations(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    runtime, sink = make_runtime(estate_arm, tmp_path)
+    applied = runtime.run(SCOPE, trigger="cli", actor="test")
+    # Someone edits one of the bot's rules after the run: rollback must leave it alone.
+    nsg_id = next(k for k in estate_arm.resources if k.lower().endswith("/nsg-app"))
+    doc = estate_arm.resource(nsg_id)
+    assert doc is not None
+    rule = next(r for r in doc["properties"]["securityRules"] if r["name"] == "asr-remediate-AzureSiteRecovery")
+    estate_arm.add_security_rule(nsg_id, rule["name"], {**rule["properties"], "destinationPortRange": "443-444"})
+    rollback_id, outcomes = runtime.rollback(applied.run_id, actor="test")
+    results = Counter(o.result for o in outcomes)
+    assert results == Counter({"applied": 12, "skipped": 1})
+    assert set(managed_children(estate_arm)) == {(nsg_id.lower(), "asr-remediate-azuresiterecovery")}
+    assert_every_write_audited(sink, rollback_id)
+
+
+def test_cli_live_scan_export_and_offline_scan_agree(estate_arm: ArmEmulator, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "RUNTIME_CREDENTIAL", FakeCredential())
+    monkeypatch.setenv("ASR_ARM_ENDPOINT", estate_arm.base_url)
+    monkeypatch.setenv("ASR_ARM_CA_BUNDLE", estate_arm.ca_path)
+    assert cli.main(["scan", "--subscription", SUB, DR_SUB, "--format", "json"]) == 2
+    live = json.loads(capsys.readouterr().out)
+    exported = tmp_path / "estate.json"
+    assert cli.main(["export", "--subscription", SUB, DR_SUB, "-o", str(exported)]) == 0
+    capsys.readouterr()
+    assert cli.main(["scan", "--estate", str(exported), "--service-tags", str(TAGS_FILE), "--format", "json"]) == 2
+    offline = json.loads(capsys.readouterr().out)
+    assert live == offline
+    assert cli.main(["apply", "--subscription", SUB, DR_SUB]) == 2  # report-only without --apply
+    assert estate_arm.count("PUT") == 0
+    err = capsys.readouterr().err
+    assert "pass --apply" in err and "resource graph" in err
+
+
+def test_cli_reports_azure_failures_in_one_line(estate_arm: ArmEmulator, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "RUNTIME_CREDENTIAL", FakeCredential())
+    monkeypatch.setenv("ASR_ARM_ENDPOINT", estate_arm.base_url)
+    monkeypatch.setenv("ASR_ARM_CA_BUNDLE", estate_arm.ca_path)
+    estate_arm.inject("POST", r"ResourceGraph", Fault.error(403, "AuthorizationFailed", "no access"), times=50)
+    assert cli.main(["scan", "--subscription", SUB]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
