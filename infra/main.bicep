@@ -130,6 +130,10 @@ param auditTableName string = 'asrremediateaudit'
 @description('ASR_FANOUT_QUEUE: queue of per-subscription scan batches.')
 param fanoutQueueName string = 'asr-scan-batches'
 
+@description('ASR_FANOUT_BATCH_SIZE: subscriptions per fan-out queue message (one queue-triggered scan each).')
+@minValue(1)
+param fanoutBatchSize int = 50
+
 @description('Blob container Flex Consumption deploys the app package to.')
 param deploymentContainerName string = 'app-package'
 
@@ -468,6 +472,10 @@ var asrSettings = [
   {
     name: 'ASR_FANOUT_QUEUE'
     value: fanoutQueueName
+  }
+  {
+    name: 'ASR_FANOUT_BATCH_SIZE'
+    value: string(fanoutBatchSize)
   }
   {
     name: 'ASR_ARM_ENDPOINT'
