@@ -15,9 +15,9 @@ from typing import Any
 from .audit import Auditor, AuditSink, make_sink
 from .config import Settings
 from .drift import evaluate_item
-from .estate import build_estate
+from .estate import build_estate, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
-from .model import Estate, ProtectedItem, key, resource_group_of
+from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
 from .service import Applier, ApplyResult, ChangeOutcome, NetworkClient, rollback
 from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
@@ -38,6 +38,9 @@ class Scope:
     subscriptions: tuple[str, ...]
     resource_groups: tuple[str, ...] = ()
     vms: tuple[str, ...] = ()  # VM ids or names
+    # Fan-out batches own the VMs that *live* in their subscriptions, wherever the vault is: protected items
+    # are then read from every subscription in ASR_SUBSCRIPTIONS and kept by their VM's subscription.
+    by_vm_subscription: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,37 @@ class Runtime:
         return fetch_resources(self.credential, self.settings.arm_endpoint, subs, progress=report,
                                ca_bundle=self.ca_bundle, **self._inventory_kwargs)
 
+    def collect(self, scope: Scope) -> list[dict[str, Any]]:
+        """Protected items first, then the network of every subscription they reference (VM, NIC, recovery VNet).
+
+        A VM, its vault and its recovery VNet are often in three subscriptions; reading only the scope's would
+        leave half of each path 'missing'.
+        """
+        from .azure.inventory import NETWORK_RESOURCES_QUERY, PROTECTED_ITEMS_QUERY
+
+        scoped = {s.lower() for s in scope.subscriptions}
+        allowed = {s.lower() for s in self.settings.subscriptions}
+        item_subs = sorted(scoped | allowed) if scope.by_vm_subscription else sorted(scoped)
+        if not item_subs:
+            raise RuntimeConfigError("no subscriptions to scan: pass --subscription or set ASR_SUBSCRIPTIONS")
+        items = self._fetch(item_subs, ("protected-items", PROTECTED_ITEMS_QUERY))
+        if scope.by_vm_subscription:
+            items = [i for i in items if _vm_subscription(i) in scoped]
+        referenced = {s for i in items for s in _referenced_subscriptions(i)}
+        if allowed:
+            referenced &= allowed | scoped
+        network = self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY))
+        return items + network
+
+    def _fetch(self, subscriptions: list[str], query: tuple[str, str]) -> list[dict[str, Any]]:
+        from .azure.inventory import InventoryProgress, fetch_resources
+
+        def report(p: InventoryProgress) -> None:
+            self.progress(f"resource graph: {p.query} page {p.page}, {p.rows} rows of {p.total_records}")
+
+        return fetch_resources(self.credential, self.settings.arm_endpoint, subscriptions, progress=report,
+                               ca_bundle=self.ca_bundle, queries=(query,), **self._inventory_kwargs)
+
     def service_tags(self, subscription: str) -> ServiceTags:
         from .azure.inventory import load_service_tags
 
@@ -142,7 +176,7 @@ class Runtime:
     def run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None = None,
             run_id: str | None = None, resources: list[dict[str, Any]] | None = None) -> RunResult:
         """Scan the scope; apply the plan when asked (and allowed by ASR_APPLY or an explicit --apply)."""
-        raw = resources if resources is not None else self.inventory(scope.subscriptions)
+        raw = resources if resources is not None else self.collect(scope)
         estate = build_estate(raw)
         tags = self.service_tags(scope.subscriptions[0] if scope.subscriptions else "")
         items = filter_items(estate.protected_items, estate, scope)
@@ -177,7 +211,7 @@ class Runtime:
             return RunResult("", empty, None, f"ignored: subscription {parsed.subscription} is not in scope")
         kind, resource_id = target
         subscriptions = self.settings.subscriptions or (parsed.subscription,)
-        raw = self.inventory(subscriptions)
+        raw = self.collect(Scope(tuple(subscriptions)))
         fresh = self._reread(kind, resource_id)
         raw = [r for r in raw if key(str(r.get("id", ""))) != key(resource_id)]
         if fresh is not None:
@@ -221,6 +255,21 @@ class Runtime:
         with self.auditor("cli", actor) as auditor:
             outcomes = rollback(records, self.network, auditor)
         return auditor.run_id, outcomes
+
+
+def _vm_subscription(resource: Mapping[str, Any]) -> str:
+    item = parse_protected_item(resource)
+    return subscription_of(item.vm_id) if item else ""
+
+
+def _referenced_subscriptions(resource: Mapping[str, Any]) -> set[str]:
+    item = parse_protected_item(resource)
+    if item is None:
+        return set()
+    ids = [item.vm_id, item.recovery_vnet_id]
+    for nic in item.recovery_nics:
+        ids += [nic.source_nic_id, nic.recovery_vnet_id, nic.recovery_nsg_id]
+    return {subscription_of(i) for i in ids if i} - {""}
 
 
 def _type_for(kind: str) -> str:

@@ -93,8 +93,8 @@ def on_queue(message: str | bytes) -> dict[str, Any]:
     """One fan-out batch: scan (and fix, if allowed) its subscriptions under the batch's own audit run id."""
     batch = decode_batch(message)
     settings = load_settings()
-    result = runtime_factory(settings).run(Scope(batch.subscriptions), trigger="queue", actor=actor(),
-                                          run_id=batch.audit_run_id)
+    scope = Scope(batch.subscriptions, by_vm_subscription=True)
+    result = runtime_factory(settings).run(scope, trigger="queue", actor=actor(), run_id=batch.audit_run_id)
     return summarize(result)
 
 
@@ -228,7 +228,7 @@ def preflight(method: str, params: Mapping[str, str], raw_body: bytes | None) ->
     except (BadRequest, SettingsError) as error:
         return _error(400, str(error))
     runtime = runtime_factory(settings)
-    estate = build_estate(runtime.inventory(sorted(set(subscriptions))))
+    estate = build_estate(runtime.collect(Scope(tuple(sorted(set(subscriptions))))))
     try:
         item = preflight_item(estate, vm_id, target, recovery_vnet, recovery_subnet)
     except ValueError as error:
