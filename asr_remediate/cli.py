@@ -20,11 +20,11 @@ from .azure.inventory import InventoryError
 from .azure.network import ArmError
 from .azure.retry import RetriesExhaustedError
 from .config import PROFILES, RULE_STYLES, Settings, SettingsError, load_settings
-from .drift import DRIFT
-from .engine import scan
-from .estate import EstateError, load_estate_file
+from .drift import DRIFT, evaluate_item
+from .engine import preflight_item, scan
+from .estate import EstateError, build_estate, load_estate_file
 from .events import EventError
-from .planner import Plan
+from .planner import Plan, make_plan
 from .report import RENDERERS
 from .runtime import Runtime, RuntimeConfigError, Scope, restrict
 from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED
@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback_parser = commands.add_parser("rollback", help="remove what a run created, if unchanged since")
     rollback_parser.add_argument("--run", metavar="ID", required=True)
+
+    preflight_parser = commands.add_parser("preflight", help="check a VM before enabling replication")
+    preflight_parser.add_argument("--vm", required=True, metavar="ID", help="the VM's resource id")
+    preflight_parser.add_argument("--target-region", required=True, metavar="REGION", help="e.g. centralus")
+    preflight_parser.add_argument("--recovery-vnet", default="", metavar="ID", help="recovery VNet (optional)")
+    preflight_parser.add_argument("--recovery-subnet", default="", metavar="NAME", help="recovery subnet name")
+    preflight_parser.add_argument("--estate", help="JSON list of ARM resources (offline)")
+    preflight_parser.add_argument("--service-tags", help="ServiceTags_Public JSON file")
+    preflight_parser.add_argument("--subscription", nargs="+", metavar="ID", help="read live instead")
+    _add_engine_options(preflight_parser)
     return parser
 
 
@@ -213,7 +223,33 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_ERROR if any(o.result == FAILED for o in outcomes) else EXIT_OK
 
 
-COMMANDS = {"export": _export, "apply": _apply, "audit": _audit, "rollback": _rollback}
+def _preflight(args: argparse.Namespace, settings: Settings) -> int:
+    if bool(args.recovery_vnet) != bool(args.recovery_subnet):
+        raise UsageError("preflight: give --recovery-vnet and --recovery-subnet together")
+    if args.estate:
+        if not args.service_tags:
+            raise UsageError("preflight: --estate needs --service-tags")
+        estate = load_estate_file(args.estate)
+        tags = load_service_tags_file(args.service_tags)
+    else:
+        if args.service_tags:
+            settings = replace(settings, service_tags_file=args.service_tags)
+        scope = Scope(tuple(args.subscription or settings.subscriptions))
+        if not scope.subscriptions:
+            raise UsageError("preflight: give --estate FILE or --subscription ID…")
+        runtime = _runtime(settings)
+        estate = build_estate(runtime.collect(scope))
+        tags = runtime.service_tags(scope.subscriptions[0])
+    try:
+        item = preflight_item(estate, args.vm, args.target_region, args.recovery_vnet, args.recovery_subnet)
+    except ValueError as error:
+        raise UsageError(f"preflight: {error}") from None
+    plan = make_plan(estate, [evaluate_item(item, estate, tags, settings)], tags, settings)
+    print(RENDERERS[args.format](plan.reports, plan.changes))
+    return exit_code(plan)
+
+
+COMMANDS = {"export": _export, "apply": _apply, "audit": _audit, "rollback": _rollback, "preflight": _preflight}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

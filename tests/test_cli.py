@@ -91,3 +91,21 @@ def test_bad_service_tags_and_usage_errors_exit_1(tmp_path: Path) -> None:
 def test_bad_setting_in_environment_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASR_PROFILE", "newest")
     assert main(["scan", "--estate", ESTATE, "--service-tags", TAGS]) == 1
+
+
+def test_preflight_for_a_vm_not_yet_replicated() -> None:
+    vm_id = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-prod-eastus/providers/"
+             "Microsoft.Compute/virtualMachines/vm-vendor-01")
+    dr_vnet = ("/subscriptions/66666666-7777-8888-9999-000000000000/resourceGroups/rg-dr-centralus/providers/"
+               "Microsoft.Network/virtualNetworks/vnet-dr-centralus")
+    code, out, err = run("preflight", "--estate", ESTATE, "--service-tags", TAGS, "--vm", vm_id, "--target-region",
+                         "centralus", "--recovery-vnet", dr_vnet, "--recovery-subnet", "snet-app", "--format", "json")
+    assert code == 2, err
+    (vm,) = json.loads(out)["vms"]
+    assert (vm["sourceRegion"], vm["targetRegion"], vm["status"]) == ("eastus", "centralus", "drift")
+    destinations = {(f["side"], f["destination"]) for f in vm["findings"] if f["severity"] == "error"}
+    assert ("source", "EventHub.CentralUS") in destinations and ("target", "Storage.CentralUS") in destinations
+    assert all(f["fixable"] is False for f in vm["findings"] if f["side"] == "source")  # deny at priority 100
+    code, _, err = run("preflight", "--estate", ESTATE, "--service-tags", TAGS, "--vm", vm_id + "-nope",
+                       "--target-region", "westus2")
+    assert code == 1 and "not in the inventory" in err and err.count("\n") == 1
