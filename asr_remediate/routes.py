@@ -143,7 +143,8 @@ def evaluate_routes(
             tag = tags.get(prefix)
             if tag is None:
                 # Cannot know which addresses this route takes: everything still undecided is unknown.
-                hops.append(Hop(remaining, hop, route.name, "unknown", ip, prefix))
+                if remaining:
+                    hops.append(Hop(remaining, hop, route.name, "unknown", ip, prefix))
                 return hops
             candidates.extend(_cidr_candidates(tag.cidrs, _tag_tier(tags, prefix), hop, route.name, "user", ip, prefix))
     for space, hop_type, label in (
