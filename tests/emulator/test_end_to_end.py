@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from asr_remediate import cli
-from asr_remediate.audit import JsonlAuditSink
+from asr_remediate.audit import JsonlAuditSink, TableAuditSink
 from asr_remediate.azure.network import NetworkWriter
 from asr_remediate.config import Settings
 from asr_remediate.drift import COMPLIANT, DRIFT
 from asr_remediate.runtime import Runtime, Scope
 from asr_remediate.service import APPLIED, DEFERRED
 from examples.make_example_estate import DR_SUB, SUB
+from tests.azurite import unique_name
 from tests.emulator.arm_emulator import ArmEmulator, Fault
 from tests.emulator.fixtures import FakeCredential, FakeSleep
 from tests.scenario import REPO
@@ -199,3 +200,36 @@ def test_cli_reports_azure_failures_in_one_line(estate_arm: ArmEmulator, monkeyp
     assert cli.main(["scan", "--subscription", SUB]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_apply_audits_to_table_storage_and_cli_lists_and_rolls_back(
+        estate_arm: ArmEmulator, tmp_path: Path, azurite: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    table = unique_name("audit")
+    for name, value in {"ASR_ARM_ENDPOINT": estate_arm.base_url, "ASR_ARM_CA_BUNDLE": estate_arm.ca_path,
+                        "ASR_AUDIT_SINK": "table", "ASR_AUDIT_CONNECTION_STRING": azurite, "ASR_AUDIT_TABLE": table,
+                        "ASR_SUBSCRIPTIONS": f"{SUB},{DR_SUB}"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli, "RUNTIME_CREDENTIAL", FakeCredential())
+    assert cli.main(["apply", "--apply", "--vm", "vm-db-01"]) == 2  # drift was found (and fixed)
+    out = capsys.readouterr().out
+    run_id = out.strip().splitlines()[-1].split()[1].rstrip(":")
+    assert "4 applied" in out and estate_arm.count("PUT") == 4
+
+    records = TableAuditSink.from_connection_string(azurite, table).records(run_id)
+    assert [(r.phase, r.result) for r in records] == [("intent", "pending"), ("outcome", "succeeded")] * 4
+    assert {r.name for r in records} == {"asr-remediate-Storage.EastUS", "asr-remediate-AzureActiveDirectory",
+                                         "asr-remediate-EventHub.CentralUS", "asr-remediate-AzureSiteRecovery"}
+    assert all(r.trigger == "cli" and r.actor.startswith("cli:") for r in records)
+
+    assert cli.main(["audit"]) == 0
+    assert run_id in capsys.readouterr().out.split()
+    assert cli.main(["audit", "--run", run_id, "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 8
+    assert cli.main(["audit", "--run", "20990101T000000Z-000000"]) == 1
+    assert "no records" in capsys.readouterr().err
+
+    assert cli.main(["rollback", "--run", run_id]) == 0
+    assert "4 created item(s)" in capsys.readouterr().out
+    assert managed_children(estate_arm) == Counter()
+    assert estate_arm.count("DELETE") == 4
