@@ -1,0 +1,372 @@
+"""Brute-force, one-address-at-a-time oracle for NSG and route decisions.
+
+Written independently of the engine: it answers for a single destination address with the stdlib ``ipaddress``
+module and plain loops, and uses nothing from ``ipset``/``nsg``/``routes``: only the model dataclasses and the
+Service Tags data as published (``ServiceTags.get(name).cidrs`` / ``.region``). Property tests compare the engine's
+set partitions with it address by address; benchmarks use it as the slow reference.
+
+API
+---
+``nsg_verdict(nsg, source_ip, nic_asgs, vnet_prefixes, address, tags, *, required_tag="", port=443,
+protocol="tcp") -> (verdict, rule_name)``
+    verdict is "allow", "deny" or "unknown"; rule_name is the deciding rule's name, or None when no rule
+    matched (an NSG without default rules denies).
+    ``source_ip``: the sending NIC's IP ("10.0.0.4"), or the block of possible senders on the target side
+    ("10.0.1.0/28", or a sequence of prefixes); ``nic_asgs``: ASG ids the NIC's ip configuration belongs to;
+    ``vnet_prefixes``: what the VirtualNetwork tag means for this NIC (VNet + peered address spaces);
+    ``address``: an IPv4 address as text or int.
+
+``route_next_hop(table, vnet, subnet, address, tags) -> (next_hop_type, route_name)``
+    next_hop_type in ARM spelling ("Internet", "VirtualAppliance", "VnetLocal", "VNetPeering", "None",
+    "VirtualNetworkServiceEndpoint", ...) or "unknown" when a route names a tag the data does not have
+    (route_name is then that route). System routes are named "system: virtual network", "system: peering",
+    "system: default <prefix>"; a service endpoint is "service endpoint".
+
+Semantics (the project's documented choices, restated here on purpose rather than imported):
+
+NSG, per packet (TCP, source port anywhere in the ephemeral range 1024-65535, destination ``port``):
+  rules (custom and default) by ascending priority, first match decides. A rule is skipped unless outbound and
+  its protocol is '*'/'any'/the flow's. Unreadable destination ports → unknown. Destination ASGs never match.
+  Source ports: unreadable → unknown; covering none of 1024-65535 → skip. Source: ASGs → full match iff the NIC
+  is a member; otherwise every source address is tested against the prefixes ('*', CIDR/IP, VirtualNetwork,
+  Internet = not VirtualNetwork, AzureLoadBalancer = 168.63.129.16, service tags, IPv6 never), an unknown tag →
+  unknown. Ports and addresses each cover all / some / none of the flows; the rule covers all only if both do,
+  none if either does not. Covering some: a Deny still decides (denies), an Allow is skipped. Destination:
+  the same prefix forms; an unknown tag → unknown, except when it is the rule's only destination and equals the
+  required tag or is its top-level tag (``Storage`` for ``Storage.EastUS``): then it covers the address.
+
+Routes, per address: a subnet service endpoint (Microsoft.Storage → Storage.<location> for each listed
+  location, the VNet's location when none, '*' = all of Storage) wins outright. Otherwise a route naming an
+  unknown tag makes the answer unknown (the first such route in table order). Otherwise longest prefix among the
+  user routes (explicit prefixes; service-tag routes with each of the tag's published IPv4 prefixes) and the
+  system routes (VNet space → VnetLocal, peered spaces → VNetPeering, 0.0.0.0/0 → Internet, 10/8, 172.16/12,
+  192.168/16, 100.64/10 → None). Equal lengths: explicit > regional service tag (the tag has a region) >
+  top-level service tag > AzureCloud regional > AzureCloud > system; still equal: the earlier in table order
+  (user routes in table order, then VNet space, peered spaces, defaults).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from asr_remediate.model import NetworkSecurityGroup, RouteTable, SecurityRule, Subnet, VirtualNetwork
+from asr_remediate.servicetags import LOCATION_TO_TAG_REGION, ServiceTags
+
+Address = int | str
+ALL, SOME, NONE = "all", "some", "none"
+LOAD_BALANCER = ipaddress.IPv4Address("168.63.129.16")
+EPHEMERAL_LOW, EPHEMERAL_HIGH = 1024, 65535
+
+
+class _Unknown(Exception):
+    """A prefix names a service tag the data does not have."""
+
+
+@lru_cache(maxsize=65536)
+def _network(text: str) -> ipaddress.IPv4Network | None:
+    try:
+        return ipaddress.IPv4Network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def _address(value: Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(value if isinstance(value, int) else value.strip())
+
+
+def _in_any(address: ipaddress.IPv4Address, prefixes: Iterable[str]) -> bool:
+    for prefix in prefixes:
+        network = _network(prefix)
+        if network is not None and address in network:
+            return True
+    return False
+
+
+def _entry_contains(entry: str, address: ipaddress.IPv4Address, vnet_prefixes: Sequence[str], tags: ServiceTags
+                    ) -> bool:
+    """Does one NSG address-prefix entry contain ``address``? Raises _Unknown for a tag missing from the data."""
+    text = entry.strip()
+    lower = text.lower()
+    if lower in ("*", "any"):
+        return True
+    if lower == "virtualnetwork":
+        return _in_any(address, vnet_prefixes)
+    if lower == "internet":
+        return not _in_any(address, vnet_prefixes)
+    if lower == "azureloadbalancer":
+        return address == LOAD_BALANCER
+    network = _network(text)
+    if network is not None:
+        return address in network
+    if ":" in text:
+        return False  # IPv6: never an IPv4 flow
+    tag = tags.get(text)
+    if tag is None:
+        raise _Unknown(text)
+    return _in_any(address, tag.cidrs)
+
+
+def _list_contains(entries: Sequence[str], address: ipaddress.IPv4Address, vnet_prefixes: Sequence[str],
+                   tags: ServiceTags) -> bool:
+    """Any entry contains the address; an unknown tag anywhere in the list makes the whole list unknown."""
+    found = False
+    unknown = None
+    for entry in entries:
+        try:
+            found = _entry_contains(entry, address, vnet_prefixes, tags) or found
+        except _Unknown as error:
+            unknown = error
+    if unknown is not None:
+        raise unknown
+    return found
+
+
+def _port_ranges(ports: Sequence[str]) -> list[tuple[int, int]] | None:
+    ranges = []
+    for raw in ports:
+        text = raw.strip()
+        if text.lower() in ("*", "any"):
+            ranges.append((0, 65535))
+            continue
+        parts = text.split("-")
+        if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+            return None
+        low, high = int(parts[0]), int(parts[-1])
+        if not 0 <= low <= high <= 65535:
+            return None
+        ranges.append((low, high))
+    return ranges
+
+
+@lru_cache(maxsize=4096)
+def _ephemeral_coverage(ports: tuple[str, ...]) -> str | None:
+    """How much of 1024-65535 the source ports cover (all/some/none), None if unreadable."""
+    ranges = _port_ranges(ports)
+    if ranges is None:
+        return None
+    covered = 0
+    next_free = EPHEMERAL_LOW  # first port not yet counted
+    for low, high in sorted(ranges):
+        low, high = max(low, next_free), min(high, EPHEMERAL_HIGH)
+        if low <= high:
+            covered += high - low + 1
+            next_free = high + 1
+    if covered == 0:
+        return NONE
+    return ALL if covered == EPHEMERAL_HIGH - EPHEMERAL_LOW + 1 else SOME
+
+
+def _source_addresses(source_ip: str | Sequence[str]) -> list[ipaddress.IPv4Address]:
+    prefixes = [source_ip] if isinstance(source_ip, str) else list(source_ip)
+    seen: set[ipaddress.IPv4Address] = set()
+    result = []
+    for prefix in prefixes:
+        network = _network(prefix)
+        if network is None:
+            continue
+        for address in network:
+            if address not in seen:
+                seen.add(address)
+                result.append(address)
+    return result
+
+
+_SOURCE_CACHE: dict[tuple[Any, ...], tuple[str, ServiceTags]] = {}
+
+
+def _source_coverage(rule: SecurityRule, sources: tuple[str, ...], vnet_prefixes: tuple[str, ...],
+                     tags: ServiceTags) -> str:
+    """all/some/none of the sending addresses are matched by the rule's source prefixes (raises _Unknown)."""
+    cache_key = (rule.source_prefixes, sources, vnet_prefixes, id(tags))
+    cached = _SOURCE_CACHE.get(cache_key)
+    if cached is not None and cached[1] is tags:
+        return cached[0]
+    entries = rule.source_prefixes or ("*",)
+    addresses = _source_addresses(sources)
+    matched = sum(1 for a in addresses if _list_contains(entries, a, vnet_prefixes, tags))
+    answer = NONE if matched == 0 else ALL if matched == len(addresses) else SOME
+    if len(_SOURCE_CACHE) > 100_000:
+        _SOURCE_CACHE.clear()
+    _SOURCE_CACHE[cache_key] = (answer, tags)
+    return answer
+
+
+def _combine(a: str, b: str) -> str:
+    if NONE in (a, b):
+        return NONE
+    return ALL if a == b == ALL else SOME
+
+
+def _symbolic(rule: SecurityRule, required_tag: str) -> bool:
+    if not required_tag or len(rule.destination_prefixes) != 1:
+        return False
+    rule_tag = rule.destination_prefixes[0].strip().lower()
+    wanted = required_tag.strip().lower()
+    return rule_tag == wanted or wanted.startswith(rule_tag + ".")
+
+
+def nsg_verdict(
+    nsg: NetworkSecurityGroup,
+    source_ip: str | Sequence[str],
+    nic_asgs: Iterable[str],
+    vnet_prefixes: Sequence[str],
+    address: Address,
+    tags: ServiceTags,
+    *,
+    required_tag: str = "",
+    port: int = 443,
+    protocol: str = "tcp",
+) -> tuple[str, str | None]:
+    """The verdict of ``nsg`` for one outbound packet to ``address`` and the name of the rule that decided it."""
+    destination = _address(address)
+    sources = (source_ip,) if isinstance(source_ip, str) else tuple(source_ip)
+    vnet = tuple(vnet_prefixes)
+    memberships = {asg.strip().rstrip("/").lower() for asg in nic_asgs}
+    rules = sorted([*nsg.rules, *nsg.default_rules], key=lambda r: r.priority)
+    for rule in rules:
+        if rule.direction.lower() != "outbound":
+            continue
+        if rule.protocol.lower() not in ("*", "any", protocol.lower()):
+            continue
+        destination_ports = _port_ranges(rule.destination_ports)
+        if destination_ports is None:
+            return "unknown", rule.name
+        if not any(low <= port <= high for low, high in destination_ports):
+            continue
+        if rule.destination_asgs:
+            continue
+        ports = _ephemeral_coverage(tuple(rule.source_ports))
+        if ports is None:
+            return "unknown", rule.name
+        if ports == NONE:
+            continue
+        if rule.source_asgs:
+            senders = ALL if any(a.strip().rstrip("/").lower() in memberships for a in rule.source_asgs) else NONE
+        else:
+            try:
+                senders = _source_coverage(rule, sources, vnet, tags)
+            except _Unknown:
+                return "unknown", rule.name
+        coverage = _combine(ports, senders)
+        allow = rule.access.lower() == "allow"
+        if coverage == NONE or (coverage == SOME and allow):
+            continue
+        try:
+            hit = _list_contains(rule.destination_prefixes or ("*",), destination, vnet, tags)
+        except _Unknown:
+            if not _symbolic(rule, required_tag):
+                return "unknown", rule.name
+            hit = True
+        if hit:
+            return ("allow" if allow else "deny"), rule.name
+    return "deny", None
+
+
+# --- routes -------------------------------------------------------------------------------------------------
+
+_ENDPOINT_FAMILY = {
+    "microsoft.storage": "Storage",
+    "microsoft.storage.global": "Storage",
+    "microsoft.eventhub": "EventHub",
+    "microsoft.keyvault": "AzureKeyVault",
+    "microsoft.azureactivedirectory": "AzureActiveDirectory",
+}
+_GLOBAL_FAMILIES = frozenset({"AzureActiveDirectory"})  # no regional tags: the endpoint covers the whole tag
+_SYSTEM_DEFAULTS = (
+    ("0.0.0.0/0", "Internet"),
+    ("10.0.0.0/8", "None"),
+    ("172.16.0.0/12", "None"),
+    ("192.168.0.0/16", "None"),
+    ("100.64.0.0/10", "None"),
+)
+_EXPLICIT, _TAG_REGIONAL, _TAG_TOP, _CLOUD_REGIONAL, _CLOUD_TOP, _SYSTEM = range(6)
+
+
+def _regional_tag_name(tags: ServiceTags, base: str, location: str) -> str | None:
+    """Find ``base``'s tag for an ARM location by scanning properties.region (prefer the name spelling it)."""
+    region = location.lower().replace(" ", "")
+    region = LOCATION_TO_TAG_REGION.get(region, region)
+    found = None
+    for tag in tags.tags.values():
+        head, dot, tail = tag.name.partition(".")
+        if not dot or head.lower() != base.lower() or tag.region.lower() != region:
+            continue
+        if tail.lower() == region:
+            return tag.name
+        if found is None:
+            found = tag.name
+    return found
+
+
+def _service_endpoint_hit(subnet: Subnet | None, vnet: VirtualNetwork, address: ipaddress.IPv4Address,
+                          tags: ServiceTags) -> bool:
+    if subnet is None:
+        return False
+    for endpoint in subnet.service_endpoints:
+        family = _ENDPOINT_FAMILY.get(endpoint.service.strip().lower())
+        if family is None:
+            continue
+        for location in endpoint.locations or (vnet.location,):
+            if family in _GLOBAL_FAMILIES or location.strip() == "*":
+                name: str | None = family
+            else:
+                name = _regional_tag_name(tags, family, location)
+            tag = tags.get(name) if name else None
+            if tag is not None and _in_any(address, tag.cidrs):
+                return True
+    return False
+
+
+def route_next_hop(
+    table: RouteTable | None,
+    vnet: VirtualNetwork,
+    subnet: Subnet | None,
+    address: Address,
+    tags: ServiceTags,
+) -> tuple[str, str]:
+    """The next hop type and the name of the route that carries one packet to ``address`` out of ``subnet``."""
+    destination = _address(address)
+    if _service_endpoint_hit(subnet, vnet, destination, tags):
+        return "VirtualNetworkServiceEndpoint", "service endpoint"
+    best: tuple[int, int, int] | None = None  # (-length, tier, order): smallest wins
+    answer = ("", "")
+    order = 0
+
+    def consider(prefix: str, tier: int, hop: str, name: str) -> None:
+        nonlocal best, answer
+        network = _network(prefix)
+        if network is None or destination not in network:
+            return
+        rank = (-network.prefixlen, tier, order)
+        if best is None or rank < best:
+            best, answer = rank, (hop, name)
+
+    for route in table.routes if table is not None else ():
+        order += 1
+        prefix = route.address_prefix.strip()
+        if _network(prefix) is not None:
+            consider(prefix, _EXPLICIT, route.next_hop_type, route.name)
+            continue
+        if ":" in prefix:
+            continue
+        tag = tags.get(prefix)
+        if tag is None:
+            return "unknown", route.name
+        cloud = tag.name.partition(".")[0].lower() == "azurecloud"
+        regional = bool(tag.region)
+        tier = (_CLOUD_REGIONAL if regional else _CLOUD_TOP) if cloud else (_TAG_REGIONAL if regional else _TAG_TOP)
+        for cidr in tag.cidrs:
+            consider(cidr, tier, route.next_hop_type, route.name)
+    for prefix in vnet.address_prefixes:
+        order += 1
+        consider(prefix, _SYSTEM, "VnetLocal", "system: virtual network")
+    for prefix in vnet.peered_address_prefixes:
+        order += 1
+        consider(prefix, _SYSTEM, "VNetPeering", "system: peering")
+    for prefix, hop in _SYSTEM_DEFAULTS:
+        order += 1
+        consider(prefix, _SYSTEM, hop, f"system: default {prefix}")
+    return answer
