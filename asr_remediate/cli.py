@@ -159,7 +159,7 @@ def _scan_live(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    resources = _runtime(settings).inventory(_scope(args, settings).subscriptions)
+    resources = _runtime(settings).collect(_scope(args, settings))
     text = json.dumps(resources, indent=1)
     if args.output:
         try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from .config import Settings
 from .ipset import EMPTY, IPSet
-from .model import Estate, NetworkSecurityGroup, ProtectedItem, Subnet, VirtualNetwork, key
+from .model import Estate, NetworkSecurityGroup, ProtectedItem, Route, Subnet, VirtualNetwork, key
 from .nsg import FlowSource, Piece, evaluate_nsg
 from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, evaluate_routes
@@ -55,6 +55,7 @@ class PathPoint:
     vnet: VirtualNetwork
     subnet: Subnet
     nsg_ids: tuple[tuple[str, str], ...]  # (id, "NIC" | "subnet")
+    bgp: tuple[Route, ...] | None = None  # BGP routes from the NIC's effective routes; None when not read
 
 
 def _share(part: IPSet, whole: IPSet) -> str:
@@ -108,7 +109,7 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
             source = FlowSource(IPSet.address(config.private_ip), _vnet_space(vnet),
                                 frozenset(key(a) for a in config.asg_ids))
             nsgs = tuple((i, k) for i, k in ((nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
-            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs))
+            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, estate.bgp_routes.get(key(nic.id))))
     for rnic in item.recovery_nics:
         vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
         if vnet is None:
@@ -172,7 +173,7 @@ def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: Se
                         "inventory", requirement=req))
         return
     resource = table.id if table else point.subnet.id
-    for hop in evaluate_routes(table, point.vnet, point.subnet, req.prefixes, tags):
+    for hop in evaluate_routes(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ()):
         verdict = hop.verdict
         if verdict == "ok":
             continue
@@ -194,7 +195,8 @@ def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: Se
 def _hop_message(point: PathPoint, req: Requirement, hop: Hop) -> str:
     assert req.prefixes is not None
     target = f" {hop.next_hop_ip}" if hop.next_hop_ip else ""
-    via = f"route {hop.route_name} ({hop.prefix})" if hop.origin == "user" else hop.route_name
+    via = {"user": f"route {hop.route_name} ({hop.prefix})",
+           "bgp": f"BGP route {hop.prefix} learned from the VNet gateway"}.get(hop.origin, hop.route_name)
     return (f"subnet {point.subnet.name}: {via} sends {_share(hop.addresses, req.prefixes)} {req.destination} "
             f"to next hop {hop.next_hop_type}{target}")
 
@@ -243,7 +245,7 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
     for point in points:
         bgp_resource = point.subnet.route_table_id or point.vnet.id
         table = estate.route_tables.get(key(point.subnet.route_table_id))
-        if bgp_may_override(point.vnet, table) and not settings.read_effective_routes:
+        if point.bgp is None and bgp_may_override(point.vnet, table):
             out.add(Finding("bgp-propagation", "warning", point.side, "all", bgp_resource,
                             f"VNet {point.vnet.name} has a gateway and subnet {point.subnet.name} accepts BGP routes: "
                             "a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR traffic away; enable "

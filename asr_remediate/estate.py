@@ -40,6 +40,7 @@ NSG_TYPE = "microsoft.network/networksecuritygroups"
 RULE_TYPE = "microsoft.network/networksecuritygroups/securityrules"
 ROUTE_TABLE_TYPE = "microsoft.network/routetables"
 ROUTE_TYPE = "microsoft.network/routetables/routes"
+EFFECTIVE_ROUTES_TYPE = "microsoft.network/networkinterfaces/effectiveroutetable"
 PROTECTED_ITEM_TYPE = (
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems"
 )
@@ -161,6 +162,27 @@ def parse_route_table(resource: Mapping[str, Any]) -> RouteTable:
         tags=_tags(resource),
         etag=str(resource.get("etag") or ""),
     )
+
+
+def parse_bgp_routes(resource: Mapping[str, Any]) -> tuple[Route, ...]:
+    """BGP-learned entries of a NIC's effective route table (``POST …/effectiveRouteTable``, ``value``).
+
+    Default and User entries are left out: the engine computes system routes and reads the route table itself,
+    so a planned user route can be checked against the BGP routes it must beat.
+    """
+    entries = _props(resource).get("value")
+    if entries is None:
+        entries = resource.get("value") or []
+    routes = []
+    for entry in entries:
+        if str(entry.get("source") or "").lower() != "virtualnetworkgateway":
+            continue
+        ips = entry.get("nextHopIpAddress") or []
+        for prefix in entry.get("addressPrefix") or []:
+            routes.append(Route(name=f"BGP {prefix}", address_prefix=str(prefix),
+                                next_hop_type=str(entry.get("nextHopType") or ""),
+                                next_hop_ip=str(ips[0]) if ips else ""))
+    return tuple(routes)
 
 
 def parse_subnet(resource: Mapping[str, Any]) -> Subnet:
@@ -303,6 +325,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     rt_docs: dict[str, dict[str, Any]] = {}
     loose_routes: dict[str, list[Mapping[str, Any]]] = {}
     items: dict[str, ProtectedItem] = {}
+    bgp: dict[str, tuple[Route, ...]] = {}
     for index, resource in enumerate(resources):
         rtype = str(resource.get("type") or "").lower()
         rid = resource.get("id")
@@ -325,6 +348,8 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
                 rt_docs[key(rid)] = dict(resource)
             elif rtype == ROUTE_TYPE:
                 loose_routes.setdefault(key(parent_id(rid)), []).append(resource)
+            elif rtype == EFFECTIVE_ROUTES_TYPE:
+                bgp[key(rid.rsplit("/", 1)[0])] = parse_bgp_routes(resource)
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
                 if item is not None:
@@ -355,6 +380,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         subnets=MappingProxyType(subnets),
         nsgs=MappingProxyType(nsgs),
         route_tables=MappingProxyType(tables),
+        bgp_routes=MappingProxyType(bgp),
     )
 
 

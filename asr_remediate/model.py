@@ -184,6 +184,9 @@ class Estate:
     subnets: Mapping[str, Subnet] = field(default_factory=lambda: MappingProxyType({}))
     nsgs: Mapping[str, NetworkSecurityGroup] = field(default_factory=lambda: MappingProxyType({}))
     route_tables: Mapping[str, RouteTable] = field(default_factory=lambda: MappingProxyType({}))
+    # BGP routes learned from a gateway, per NIC (from its effective route table; opt-in, so usually absent).
+    # A key with an empty tuple means "read, and none learned".
+    bgp_routes: Mapping[str, tuple[Route, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def vnet_of_subnet(self, subnet_id: str) -> VirtualNetwork | None:
         return self.vnets.get(key(parent_id(subnet_id)))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .ipset import EMPTY, IPSet, is_ipv4_prefix, parse_ipv4_prefix
-from .model import RouteTable, Subnet, VirtualNetwork
+from .model import Route, RouteTable, Subnet, VirtualNetwork
 from .servicetags import ServiceTags
 
 OK_NEXT_HOPS = frozenset({"internet", "virtualnetworkserviceendpoint"})
@@ -26,11 +26,11 @@ SERVICE_ENDPOINT_TAGS: Mapping[str, str] = {
     "microsoft.storage.global": "Storage",
     "microsoft.eventhub": "EventHub",
     "microsoft.keyvault": "AzureKeyVault",
-    "microsoft.azureactivedirectory": "AzureActiveDirectory",
+    # Not Microsoft.AzureActiveDirectory: that endpoint serves Data Lake Gen1 only, not login.microsoftonline.com.
 }
 
-# Tie-break order at equal prefix length (lower wins).
-EXPLICIT, TAG_REGIONAL, TAG_TOP, CLOUD_REGIONAL, CLOUD_TOP, SYSTEM = range(6)
+# Tie-break order at equal prefix length (lower wins): user routes (explicit, then tags), BGP, system.
+EXPLICIT, TAG_REGIONAL, TAG_TOP, CLOUD_REGIONAL, CLOUD_TOP, BGP, SYSTEM = range(7)
 
 # Azure's default system routes besides the VNet's own and peered spaces.
 SYSTEM_DEFAULTS: tuple[tuple[str, str], ...] = (
@@ -109,8 +109,6 @@ def service_endpoint_addresses(subnet: Subnet | None, vnet_location: str, tags: 
         locations = endpoint.locations or (vnet_location,)
         for location in locations:
             name = base if location == "*" else tags.regional_tag(base, location)
-            if base == "AzureActiveDirectory":
-                name = base
             prefixes = tags.prefixes(name) if name else None
             if prefixes is not None:
                 result = result | prefixes
@@ -123,8 +121,12 @@ def evaluate_routes(
     subnet: Subnet | None,
     destination: IPSet,
     tags: ServiceTags,
+    bgp: Iterable[Route] = (),
 ) -> list[Hop]:
-    """Partition ``destination`` by the route that carries each address out of the subnet."""
+    """Partition ``destination`` by the route that carries each address out of the subnet.
+
+    ``bgp``: routes learned from a gateway (read from a NIC's effective routes) — they lose ties to user routes.
+    """
     hops: list[Hop] = []
     remaining = destination
     endpoint = service_endpoint_addresses(subnet, vnet.location, tags) & remaining
@@ -147,6 +149,10 @@ def evaluate_routes(
                     hops.append(Hop(remaining, hop, route.name, "unknown", ip, prefix))
                 return hops
             candidates.extend(_cidr_candidates(tag.cidrs, _tag_tier(tags, prefix), hop, route.name, "user", ip, prefix))
+    for learned in bgp:
+        if is_ipv4_prefix(learned.address_prefix):
+            candidates.extend(_cidr_candidates([learned.address_prefix], BGP, learned.next_hop_type, learned.name,
+                                               "bgp", learned.next_hop_ip, learned.address_prefix))
     for space, hop_type, label in (
         (vnet.address_prefixes, "VnetLocal", "system: virtual network"),
         (vnet.peered_address_prefixes, "VNetPeering", "system: peering"),

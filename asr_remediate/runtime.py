@@ -19,10 +19,13 @@ from .estate import build_estate, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
+from .routes import bgp_may_override
 from .service import Applier, ApplyResult, ChangeOutcome, NetworkClient, rollback
 from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
 
 log = logging.getLogger(__name__)
+
+EFFECTIVE_ROUTES_RESOURCE_TYPE = "Microsoft.Network/networkInterfaces/effectiveRouteTable"
 
 Progress = Callable[[str], None]
 
@@ -144,7 +147,35 @@ class Runtime:
         if allowed:
             referenced &= allowed | scoped
         network = self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY))
-        return items + network
+        resources = items + network
+        if self.settings.read_effective_routes:
+            resources += self.effective_routes(resources)
+        return resources
+
+    def effective_routes(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Opt-in (ASR_READ_EFFECTIVE_ROUTES): one ARM call per source NIC whose VNet can learn BGP routes.
+
+        Returned as pseudo-resources of type …/networkInterfaces/effectiveRouteTable, which ``build_estate``
+        reads (and ``export`` writes), so an offline scan of an export sees the same BGP routes.
+        """
+        estate = build_estate(resources)
+        nic_ids: dict[str, str] = {}
+        for item in estate.protected_items:
+            vm = estate.vms.get(key(item.vm_id))
+            for nic_id in (vm.nic_ids if vm else ()) or tuple(n.source_nic_id for n in item.recovery_nics):
+                nic = estate.nics.get(key(nic_id))
+                for config in nic.ip_configurations if nic else ():
+                    vnet = estate.vnet_of_subnet(config.subnet_id)
+                    subnet = estate.subnets.get(key(config.subnet_id))
+                    table = estate.route_tables.get(key(subnet.route_table_id)) if subnet else None
+                    if nic is not None and vnet is not None and bgp_may_override(vnet, table):
+                        nic_ids[key(nic.id)] = nic.id
+        found = []
+        for nic_id in sorted(nic_ids.values(), key=str.lower):
+            self.progress(f"effective routes of {nic_id}")
+            found.append({"id": f"{nic_id}/effectiveRouteTable", "type": EFFECTIVE_ROUTES_RESOURCE_TYPE,
+                          "properties": {"value": self.network.get_effective_routes(nic_id)}})
+        return found
 
     def _fetch(self, subscriptions: list[str], query: tuple[str, str]) -> list[dict[str, Any]]:
         from .azure.inventory import InventoryProgress, fetch_resources

@@ -272,9 +272,8 @@ _ENDPOINT_FAMILY = {
     "microsoft.storage.global": "Storage",
     "microsoft.eventhub": "EventHub",
     "microsoft.keyvault": "AzureKeyVault",
-    "microsoft.azureactivedirectory": "AzureActiveDirectory",
+    # Microsoft.AzureActiveDirectory endpoints serve Data Lake Gen1 only: they do not route AAD login traffic.
 }
-_GLOBAL_FAMILIES = frozenset({"AzureActiveDirectory"})  # no regional tags: the endpoint covers the whole tag
 _SYSTEM_DEFAULTS = (
     ("0.0.0.0/0", "Internet"),
     ("10.0.0.0/8", "None"),
@@ -310,7 +309,7 @@ def _service_endpoint_hit(subnet: Subnet | None, vnet: VirtualNetwork, address: 
         if family is None:
             continue
         for location in endpoint.locations or (vnet.location,):
-            if family in _GLOBAL_FAMILIES or location.strip() == "*":
+            if location.strip() == "*":
                 name: str | None = family
             else:
                 name = _regional_tag_name(tags, family, location)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from asr_remediate.config import Settings
 from asr_remediate.drift import COMPLIANT, DRIFT, SKIPPED, UNKNOWN, VmReport
@@ -123,8 +124,38 @@ def test_gateway_with_propagation_warns_about_bgp_and_disabled_propagation_does_
     assert noisy.status == COMPLIANT
     quiet = only(Scenario(gateway=True, routes=[], disable_bgp=True))
     assert quiet.findings == ()
-    opted_in = only(Scenario(gateway=True, routes=[]), Settings(read_effective_routes=True))
-    assert opted_in.findings == ()
+
+
+def effective_routes(resources: list[dict[str, Any]], *entries: tuple[str, str]) -> list[dict[str, Any]]:
+    """Add the NIC's effective route table (as ASR_READ_EFFECTIVE_ROUTES / export write it) with BGP routes."""
+    nic_id = next(r["id"] for r in resources if r["type"].endswith("networkinterfaces"))
+    value = [{"source": "Default", "state": "Active", "addressPrefix": ["0.0.0.0/0"], "nextHopType": "Internet",
+              "nextHopIpAddress": []}]
+    value += [{"source": "VirtualNetworkGateway", "state": "Active", "addressPrefix": [prefix], "nextHopType": hop,
+               "nextHopIpAddress": ["10.1.255.4"]} for prefix, hop in entries]
+    return [*resources, {"id": f"{nic_id}/effectiveRouteTable",
+                         "type": "Microsoft.Network/networkInterfaces/effectiveRouteTable",
+                         "properties": {"value": value}}]
+
+
+def test_read_effective_routes_replace_the_bgp_warning_with_a_verdict() -> None:
+    clean = scan_resources(effective_routes(Scenario(gateway=True, routes=[]).resources())).reports[0]
+    assert clean.findings == ()
+    tunnelled = effective_routes(Scenario(gateway=True, routes=[]).resources(), ("0.0.0.0/0", "VirtualNetworkGateway"))
+    plan = scan_resources(tunnelled)
+    report = plan.reports[0]
+    assert errors(report, "source") == {d: {"route-next-hop"} for d in SOURCE_NEEDS}
+    assert all("BGP route 0.0.0.0/0" in f.message and f.fixable for f in report.findings if f.severity == "error")
+    # Service-tag routes (user routes, longer prefixes) beat the learned default route: the plan fixes it.
+    assert {c.properties["addressPrefix"] for c in plan.changes} == SOURCE_NEEDS
+
+
+def test_bgp_route_without_a_route_table_is_not_fixable() -> None:
+    resources = effective_routes(Scenario(gateway=True).resources(), ("0.0.0.0/0", "VirtualNetworkGateway"))
+    plan = scan_resources(resources)
+    assert plan.changes == ()
+    assert all(not f.fixable and "no route table" in f.message for f in plan.reports[0].findings
+               if f.severity == "error")
 
 
 def test_opt_out_tag_and_failed_over_vms_are_skipped() -> None:

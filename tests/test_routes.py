@@ -281,3 +281,20 @@ def test_route_verdicts_end_to_end():
 ])
 def test_bgp_may_override(gateway, rt, expected):
     assert bgp_may_override(vnet(gateway=gateway), rt) is expected
+
+
+def test_azure_active_directory_service_endpoint_does_not_route_login_traffic():
+    # Microsoft.AzureActiveDirectory endpoints are for Data Lake Gen1: AAD login still follows the routes.
+    from asr_remediate.model import ServiceEndpoint, Subnet, VirtualNetwork
+    from asr_remediate.routes import evaluate_routes
+    from asr_remediate.servicetags import load_service_tags_file
+    from tests.scenario import REPO
+
+    tags = load_service_tags_file(REPO / "tests" / "data" / "ServiceTags_Public_cn376_trimmed.json")
+    subnet = Subnet("/s/snet", "snet", ("10.0.0.0/24",), service_endpoints=(
+        ServiceEndpoint("Microsoft.AzureActiveDirectory", ("eastus",)),))
+    vnet = VirtualNetwork("/s/vnet", "vnet", "eastus", ("10.0.0.0/16",), (subnet,))
+    aad = tags.prefixes("AzureActiveDirectory")
+    assert aad
+    hops = evaluate_routes(None, vnet, subnet, aad, tags)
+    assert {h.next_hop_type for h in hops} == {"Internet"}

@@ -320,6 +320,17 @@ class NetworkWriter:
         ops = self.client(rid.subscription_id).network_interfaces
         return self._read(nic_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
 
+    def get_effective_routes(self, nic_id: str) -> list[dict[str, Any]]:
+        """The NIC's effective route table (a long-running POST): the only place BGP-learned routes show."""
+        rid = _expect(nic_id, NIC_TYPE)
+        ops = self.client(rid.subscription_id).network_interfaces
+
+        def call() -> Any:
+            return ops.begin_get_effective_route_table(rid.resource_group, rid.name,
+                                                       polling_interval=self._polling_interval).result()
+
+        return list(self._read(nic_id, "POST effectiveRouteTable", call).get("value") or [])
+
     def get_security_rule(self, nsg_id: str, name: str) -> dict[str, Any] | None:
         """One rule, or ``None`` when it does not exist."""
         rid = _expect(nsg_id, NSG_TYPE)

@@ -341,6 +341,9 @@ class ArmEmulator:
         self.lro_polls_in_progress = lro_polls_in_progress
         #: LRO: Retry-After seconds sent with 201/202 and InProgress polls (None: no header)
         self.lro_retry_after: int | None = None
+        #: effective route table entries per NIC id (lower case), served by POST …/effectiveRouteTable;
+        #: a NIC not listed gets the system routes only (no BGP)
+        self.effective_routes: dict[str, list[dict[str, Any]]] = {}
         #: the log
         self.requests: list[RecordedRequest] = []
         self.operations: dict[str, dict[str, Any]] = {}
@@ -527,12 +530,24 @@ class ArmEmulator:
                              low)
         if match:
             return self._operation_status(match.group(1))
+        if low.endswith("/effectiveroutetable") and "/microsoft.network/networkinterfaces/" in low:
+            return self._effective_routes(req, path.rsplit("/", 1)[0])
         try:
             rid = _parse_id(path)
         except ValueError:
             raise ArmError(404, "InvalidResourceType",
                            f"The resource path '{path}' is not served by the emulator") from None
         return self._network(req, rid)
+
+    def _effective_routes(self, req: RecordedRequest, nic_id: str) -> _Response:
+        """POST …/networkInterfaces/{nic}/effectiveRouteTable, answered at once (200, as ARM may)."""
+        if req.method != "POST":
+            raise ArmError(405, "MethodNotAllowed", "Use POST for effectiveRouteTable")
+        if nic_id.lower() not in self.resources:
+            raise ArmError(404, "ResourceNotFound", f"The Resource '{nic_id}' was not found.")
+        default = [{"source": "Default", "state": "Active", "addressPrefix": ["0.0.0.0/0"],
+                    "nextHopType": "Internet", "nextHopIpAddress": []}]
+        return _Response(200, {"value": copy.deepcopy(self.effective_routes.get(nic_id.lower(), default))})
 
     # -- Resource Graph
 

@@ -233,3 +233,26 @@ def test_apply_audits_to_table_storage_and_cli_lists_and_rolls_back(
     assert "4 created item(s)" in capsys.readouterr().out
     assert managed_children(estate_arm) == Counter()
     assert estate_arm.count("DELETE") == 4
+
+
+def test_effective_routes_are_read_only_when_opted_in(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    web_nic = next(k for k in estate_arm.resources if k.lower().endswith("/vm-web-01-nic"))
+    estate_arm.effective_routes[web_nic] = [
+        {"source": "Default", "state": "Invalid", "addressPrefix": ["0.0.0.0/0"], "nextHopType": "Internet",
+         "nextHopIpAddress": []},
+        {"source": "VirtualNetworkGateway", "state": "Active", "addressPrefix": ["0.0.0.0/0"],
+         "nextHopType": "VirtualNetworkGateway", "nextHopIpAddress": ["10.10.254.4"]},
+    ]
+    plain = make_runtime(estate_arm, tmp_path, apply=False)[0].run(SCOPE, trigger="cli", actor="test")
+    assert estate_arm.count("POST", r"effectiveRouteTable") == 0
+    assert statuses(plain)["vm-web-01"] == COMPLIANT  # only a BGP warning without the opt-in
+    estate_arm.clear_log()
+    runtime = make_runtime(estate_arm, tmp_path, apply=False, read_effective_routes=True)[0]
+    opted = runtime.run(SCOPE, trigger="cli", actor="test")
+    # One read per source NIC in a VNet that can learn BGP routes (vnet-prod-eastus has a gateway;
+    # vm-nva-01's route table disables propagation, vm-erp-01's VNet has no gateway).
+    assert estate_arm.count("POST", r"effectiveRouteTable") == 8
+    assert statuses(opted)["vm-web-01"] == DRIFT
+    web = next(r for r in opted.plan.reports if r.name == "vm-web-01")
+    assert all("BGP route 0.0.0.0/0" in f.message for f in web.findings if f.severity == "error")
+    assert not any(f.kind == "bgp-propagation" for r in opted.plan.reports for f in r.findings if r.name != "vm-old-01")
