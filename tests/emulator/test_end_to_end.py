@@ -256,3 +256,35 @@ def test_effective_routes_are_read_only_when_opted_in(estate_arm: ArmEmulator, t
     web = next(r for r in opted.plan.reports if r.name == "vm-web-01")
     assert all("BGP route 0.0.0.0/0" in f.message for f in web.findings if f.severity == "error")
     assert not any(f.kind == "bgp-propagation" for r in opted.plan.reports for f in r.findings if r.name != "vm-old-01")
+
+
+class NoIfMatch:
+    """A writer that does not send If-Match: the priority conflict itself must be caught and re-planned."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_security_rule(self, nsg_id: str, name: str, properties: Any, *, if_match: str | None = None) -> Any:
+        return self.inner.put_security_rule(nsg_id, name, properties)
+
+
+def test_priority_conflict_without_etag_is_replanned_once(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    def squat(emulator: ArmEmulator, _request: Any) -> None:
+        nsg_id = next(k for k in emulator.resources if k.lower().endswith("/nsg-dr-app"))
+        emulator.add_security_rule(nsg_id, "someone-else", {
+            "protocol": "Udp", "sourcePortRange": "*", "destinationPortRange": "53", "sourceAddressPrefix": "*",
+            "destinationAddressPrefix": "*", "access": "Allow", "priority": 299, "direction": "Outbound"})
+
+    estate_arm.before("PUT", r"/securityRules/asr-remediate-Storage\.CentralUS", squat)
+    runtime, sink = make_runtime(estate_arm, tmp_path)
+    runtime._network = NoIfMatch(runtime.network)
+    result = runtime.run(Scope((SUB, DR_SUB), vms=("vm-app-01",)), trigger="cli", actor="test")
+    assert result.applied is not None
+    outcome = next(o for o in result.applied.outcomes if o.change.name == "asr-remediate-Storage.CentralUS")
+    assert outcome.result == APPLIED and outcome.change.properties["priority"] == 298
+    failed = [r for r in sink.records(result.run_id) if r.phase == "outcome" and r.result == "failed"]
+    assert len(failed) == 1 and "SecurityRuleConflict" in failed[0].error
+    assert estate_arm.count("PUT", r"asr-remediate-Storage\.CentralUS") == 2

@@ -245,3 +245,23 @@ def test_timer_fans_out_batches_on_a_queue_consumed_by_the_queue_trigger(
         else None
     assert audit is None
     assert app_env.count("PUT") == 13  # each batch fixed what lives in its subscription
+
+
+def test_out_of_order_delivery_converges_on_current_state(app_env: ArmEmulator,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASR_APPLY", "true")
+    handler = user_function(function_app.on_resource_event)
+    legacy = _id(app_env, "/nsg-legacy")
+    # Newer event first: someone deleted the bot's rule (after an earlier write we have not seen yet).
+    handler(grid_event(legacy, "Microsoft.Network/networkSecurityGroups/write", event_id="newer"))
+    first_puts = app_env.count("PUT")
+    assert first_puts == 4
+    app_env.clear_log()
+    # The older event arrives late: current state is read again, nothing is left to do, nothing is duplicated.
+    handler(grid_event(f"{legacy}/securityRules/Deny-All-Out",
+                       "Microsoft.Network/networkSecurityGroups/securityRules/write", event_id="older"))
+    assert app_env.count("PUT") == 0
+    doc = app_env.resource(legacy)
+    assert doc is not None
+    names = [r["name"] for r in doc["properties"]["securityRules"]]
+    assert len(names) == len(set(names)) and sum(n.startswith("asr-remediate-") for n in names) == 4
