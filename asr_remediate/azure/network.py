@@ -235,6 +235,13 @@ def properties_match(wanted: Mapping[str, Any], actual: Mapping[str, Any]) -> bo
                if key != "provisioningState")
 
 
+# child kind → (parent type, SDK operations attribute, SDK model class name)
+_CHILD_KINDS: dict[str, tuple[str, str, str]] = {
+    "securityRules": (NSG_TYPE, "security_rules", "SecurityRule"),
+    "routes": (ROUTE_TABLE_TYPE, "routes", "Route"),
+}
+
+
 class NetworkWriter:
     """Reads NSGs / route tables and writes single rules / routes, as ARM REST JSON dicts.
 
@@ -331,34 +338,64 @@ class NetworkWriter:
 
         return list(self._read(nic_id, "POST effectiveRouteTable", call).get("value") or [])
 
-    def get_security_rule(self, nsg_id: str, name: str) -> dict[str, Any] | None:
-        """One rule, or ``None`` when it does not exist."""
-        rid = _expect(nsg_id, NSG_TYPE)
-        ops = self.client(rid.subscription_id).security_rules
+    # -- child resources (security rules, routes): one implementation, two kinds
+
+    def _child(self, parent_id: str, child: str) -> tuple[ResourceId, Any]:
+        parent_type, operations, _model = _CHILD_KINDS[child]
+        rid = _expect(parent_id, parent_type)
+        return rid, getattr(self.client(rid.subscription_id), operations)
+
+    def _get_child(self, parent_id: str, child: str, name: str) -> dict[str, Any] | None:
+        rid, ops = self._child(parent_id, child)
         try:
-            return self._read(str(rid.child("securityRules", name)), "GET",
-                              lambda: ops.get(rid.resource_group, rid.name, name))
+            return self._read(str(rid.child(child, name)), "GET", lambda: ops.get(rid.resource_group, rid.name, name))
         except ArmError as err:
             if err.is_not_found:
                 return None
             raise
 
-    def get_route(self, route_table_id: str, name: str) -> dict[str, Any] | None:
-        """One route, or ``None`` when it does not exist."""
-        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
-        ops = self.client(rid.subscription_id).routes
-        try:
-            return self._read(str(rid.child("routes", name)), "GET",
-                              lambda: ops.get(rid.resource_group, rid.name, name))
-        except ArmError as err:
-            if err.is_not_found:
-                return None
-            raise
+    def _put_child(self, parent_id: str, child: str, name: str, properties: Mapping[str, Any],
+                   if_match: str | None) -> dict[str, Any]:
+        import azure.mgmt.network.models as models
 
-    # -- writes
+        rid, ops = self._child(parent_id, child)
+        child_id = str(rid.child(child, name))
+        body = getattr(models, _CHILD_KINDS[child][2])({"properties": dict(properties)})
+        try:
+            poller = ops.begin_create_or_update(rid.resource_group, rid.name, name, body,
+                                                headers=self._headers(if_match),
+                                                polling_interval=self._polling_interval)
+            result: dict[str, Any] = poller.result().as_dict()
+            return result
+        except AzureError as exc:
+            err = to_arm_error(exc, child_id, "PUT")
+            if err.is_precondition_failed and if_match:
+                current = self._get_child(parent_id, child, name)
+                if current is not None and properties_match(properties, current.get("properties") or {}):
+                    _LOG.info("PUT %s answered 412 but it already holds the requested properties "
+                              "(an earlier attempt whose response was lost applied it)", child_id)
+                    return current
+            raise err from exc
+
+    def _delete_child(self, parent_id: str, child: str, name: str) -> None:
+        rid, ops = self._child(parent_id, child)
+        try:
+            ops.begin_delete(rid.resource_group, rid.name, name, polling_interval=self._polling_interval).result()
+        except AzureError as exc:
+            raise to_arm_error(exc, str(rid.child(child, name)), "DELETE") from exc
 
     def _headers(self, if_match: str | None) -> dict[str, str]:
         return {"If-Match": if_match} if if_match else {}
+
+    def get_security_rule(self, nsg_id: str, name: str) -> dict[str, Any] | None:
+        """One rule, or ``None`` when it does not exist."""
+        return self._get_child(nsg_id, "securityRules", name)
+
+    def get_route(self, route_table_id: str, name: str) -> dict[str, Any] | None:
+        """One route, or ``None`` when it does not exist."""
+        return self._get_child(route_table_id, "routes", name)
+
+    # -- writes
 
     def put_security_rule(
         self, nsg_id: str, name: str, properties: Mapping[str, Any], *, if_match: str | None = None
@@ -368,70 +405,22 @@ class NetworkWriter:
 
         ``properties`` is the ARM ``properties`` object (``priority``, ``direction``, ``access``...). ARM
         validates it: duplicate priority/direction → :class:`ArmError` code ``SecurityRuleConflict``;
-        priority outside 100–4096 → ``SecurityRuleInvalidPriority``; stale ``if_match`` → status 412.
+        priority outside 100–4096 → ``SecurityRuleInvalidPriority``; stale ``if_match`` → status 412 (unless
+        the rule already holds exactly these properties: a retried PUT whose first response was lost).
         """
-        from azure.mgmt.network.models import SecurityRule
-
-        rid = _expect(nsg_id, NSG_TYPE)
-        rule_id = str(rid.child("securityRules", name))
-        ops = self.client(rid.subscription_id).security_rules
-        body = SecurityRule({"properties": dict(properties)})
-        try:
-            poller = ops.begin_create_or_update(rid.resource_group, rid.name, name, body,
-                                                headers=self._headers(if_match),
-                                                polling_interval=self._polling_interval)
-            result: dict[str, Any] = poller.result().as_dict()
-            return result
-        except AzureError as exc:
-            err = to_arm_error(exc, rule_id, "PUT")
-            if err.is_precondition_failed and if_match:
-                current = self.get_security_rule(nsg_id, name)
-                if current is not None and properties_match(properties, current.get("properties") or {}):
-                    _LOG.info("PUT %s answered 412 but the rule already holds the requested properties "
-                              "(an earlier attempt whose response was lost applied it)", rule_id)
-                    return current
-            raise err from exc
+        return self._put_child(nsg_id, "securityRules", name, properties, if_match)
 
     def delete_security_rule(self, nsg_id: str, name: str) -> None:
         """Delete rule ``name`` (absent already: no error, ARM answers 204). Callers only delete rules the
         bot owns; this method does not check ownership."""
-        rid = _expect(nsg_id, NSG_TYPE)
-        ops = self.client(rid.subscription_id).security_rules
-        try:
-            ops.begin_delete(rid.resource_group, rid.name, name, polling_interval=self._polling_interval).result()
-        except AzureError as exc:
-            raise to_arm_error(exc, str(rid.child("securityRules", name)), "DELETE") from exc
+        self._delete_child(nsg_id, "securityRules", name)
 
     def put_route(
         self, route_table_id: str, name: str, properties: Mapping[str, Any], *, if_match: str | None = None
     ) -> dict[str, Any]:
         """Create or update route ``name`` (``addressPrefix`` may be a service tag, ``nextHopType``...)."""
-        from azure.mgmt.network.models import Route
-
-        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
-        route_id = str(rid.child("routes", name))
-        ops = self.client(rid.subscription_id).routes
-        body = Route({"properties": dict(properties)})
-        try:
-            poller = ops.begin_create_or_update(rid.resource_group, rid.name, name, body,
-                                                headers=self._headers(if_match),
-                                                polling_interval=self._polling_interval)
-            result: dict[str, Any] = poller.result().as_dict()
-            return result
-        except AzureError as exc:
-            err = to_arm_error(exc, route_id, "PUT")
-            if err.is_precondition_failed and if_match:
-                current = self.get_route(route_table_id, name)
-                if current is not None and properties_match(properties, current.get("properties") or {}):
-                    _LOG.info("PUT %s answered 412 but the route already holds the requested properties", route_id)
-                    return current
-            raise err from exc
+        return self._put_child(route_table_id, "routes", name, properties, if_match)
 
     def delete_route(self, route_table_id: str, name: str) -> None:
         """Delete route ``name`` (absent already: no error)."""
-        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
-        ops = self.client(rid.subscription_id).routes
-        try:
-            ops.begin_delete(rid.resource_group, rid.name, name, polling_interval=self._polling_interval).result()
-        except AzureError as exc:
-            raise to_arm_error(exc, str(rid.child("routes", name)), "DELETE") from exc
+        self._delete_child(route_table_id, "routes", name)
