@@ -7,13 +7,13 @@ resources given separately (subnets, security rules, routes) and the three list 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .jsonfile import read_json_file
 from .model import (
     Estate,
     IpConfiguration,
@@ -409,17 +409,7 @@ def _merge_children(parse: Any, doc: dict[str, Any], field: str, children: list[
 
 
 def load_estate_file(path: str | Path) -> Estate:
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise EstateError(f"estate file not found: {path}") from None
-    except json.JSONDecodeError as error:
-        raise EstateError(f"estate file {path} is not valid JSON: {error}") from None
-    except UnicodeDecodeError:
-        raise EstateError(f"estate file {path} is not UTF-8 text") from None
-    except OSError as error:
-        raise EstateError(f"cannot read estate file {path}: {error.strerror}") from None
+    document = read_json_file(path, "estate file", EstateError)
     try:
         return build_estate(unwrap(document))
     except EstateError as error:

@@ -7,13 +7,13 @@ The few ARM locations whose code differs are listed in ``LOCATION_TO_TAG_REGION`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .ipset import IPSet, PrefixError
+from .jsonfile import read_json_file
 
 # ARM location → the region code used in properties.region of the Service Tags file, where they differ.
 # Read off ServiceTags_Public (changeNumber 375): every other region code equals the ARM location name.
@@ -119,17 +119,7 @@ def parse_service_tags(document: Any) -> ServiceTags:
 
 
 def load_service_tags_file(path: str | Path) -> ServiceTags:
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise ServiceTagsError(f"service tags file not found: {path}") from None
-    except json.JSONDecodeError as error:
-        raise ServiceTagsError(f"service tags file {path} is not valid JSON: {error}") from None
-    except UnicodeDecodeError:
-        raise ServiceTagsError(f"service tags file {path} is not UTF-8 text") from None
-    except OSError as error:
-        raise ServiceTagsError(f"cannot read service tags file {path}: {error.strerror}") from None
+    document = read_json_file(path, "service tags file", ServiceTagsError)
     try:
         return parse_service_tags(document)
     except ServiceTagsError as error:

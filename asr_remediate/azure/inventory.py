@@ -10,7 +10,6 @@ run KQL); change them and the emulator, together.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -23,6 +22,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 from azure.core.rest import HttpRequest
 
+from ..jsonfile import read_json_file
 from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
 from .network import make_network_client
 from .retry import RetrySettings, Sleep, ThrottleState, call_with_retries, quota_wait
@@ -325,8 +325,7 @@ def fetch_service_tags(
 
 def read_service_tags_file(path: str | Path) -> dict[str, Any]:
     """A ServiceTags_Public JSON file (the weekly download), checked for the minimal shape."""
-    with open(path, encoding="utf-8-sig") as handle:
-        data = json.load(handle)
+    data = read_json_file(path, "service tags file", ValueError)
     if not isinstance(data, dict) or not isinstance(data.get("values"), list):
         raise ValueError(f"{path}: not a ServiceTags_Public file (no 'values' list)")
     return data
