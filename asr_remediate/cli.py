@@ -13,15 +13,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NoReturn
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError
-
 from .audit import AuditError, cli_actor, make_sink
-from .azure.inventory import InventoryError
-from .azure.network import ArmError
-from .azure.retry import RetriesExhaustedError
 from .config import PROFILES, RULE_STYLES, Settings, SettingsError, load_settings
 from .drift import DRIFT, evaluate_item
 from .engine import preflight_item, scan
+from .errors import AZURE_FAILURES, one_line
 from .estate import EstateError, build_estate, load_estate_file
 from .events import EventError
 from .planner import Plan, make_plan
@@ -29,8 +25,6 @@ from .report import RENDERERS
 from .runtime import Runtime, RuntimeConfigError, Scope, restrict
 from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED
 from .servicetags import ServiceTagsError, load_service_tags_file
-
-AzureFailure = (AzureError, ClientAuthenticationError, InventoryError, ArmError, RetriesExhaustedError)
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
@@ -264,13 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             EventError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    except AzureFailure as error:
-        print(f"error: {_azure_message(error)}", file=sys.stderr)
+    except AZURE_FAILURES as error:
+        print(f"error: {one_line(error, 400)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_ERROR
-
-
-def _azure_message(error: BaseException) -> str:
-    text = str(getattr(error, "message", "") or error) or type(error).__name__
-    return " ".join(text.split())[:400]

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from .audit import Auditor, AuditRecord
 from .config import Settings
 from .drift import VmReport, evaluate_item
+from .errors import one_line
 from .estate import parse_nsg, parse_route_table
 from .model import Estate, key, subscription_of
 from .planner import CREATE_ROUTE, CREATE_RULE, Change, Plan, is_managed, make_plan
@@ -158,7 +159,7 @@ class Applier:
         try:
             self._write(change, before_etag)
         except Exception as error:
-            self.auditor.outcome(intent, "failed", error=_one_line(error))
+            self.auditor.outcome(intent, "failed", error=one_line(error))
             return intent, error
         return intent, None
 
@@ -169,7 +170,7 @@ class Applier:
             try:
                 document = self._read(change)
             except Exception as error:
-                return ChangeOutcome(change, FAILED, f"cannot re-read {change.resource_id}: {_one_line(error)}")
+                return ChangeOutcome(change, FAILED, f"cannot re-read {change.resource_id}: {one_line(error)}")
             current, why = self._replan(change, document)
             if current is None:
                 return ChangeOutcome(change, UNCHANGED, why)
@@ -178,14 +179,14 @@ class Applier:
                 try:
                     ok, detail = self._verify(current)
                 except Exception as verify_error:
-                    ok, detail = False, f"cannot re-read to verify: {_one_line(verify_error)}"
+                    ok, detail = False, f"cannot re-read to verify: {one_line(verify_error)}"
                 self.auditor.outcome(intent, "succeeded" if ok else "failed",
                                      after_etag=detail if ok else "", error="" if ok else detail)
                 return ChangeOutcome(current, APPLIED if ok else FAILED, "" if ok else detail)
             if attempt == 1 and _is_conflict(write_error):
                 self.progress(f"conflict writing {change.name} on {change.resource_id}; re-planning once")
                 continue
-            return ChangeOutcome(current, FAILED, _one_line(write_error))
+            return ChangeOutcome(current, FAILED, one_line(write_error))
         return ChangeOutcome(change, FAILED, "conflict persisted after re-planning")
 
     def apply(self, plan: Plan) -> ApplyResult:
@@ -202,11 +203,6 @@ class Applier:
         return ApplyResult(self.auditor.run_id, tuple(outcomes), plan.reports)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(getattr(error, "message", "") or error) or type(error).__name__
-    return " ".join(text.split())[:500]
-
-
 # -- rollback ------------------------------------------------------------------------------------------------
 def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor: Auditor) -> list[ChangeOutcome]:
     """Remove what a run created, where the rule/route is still exactly as the run wrote it."""
@@ -220,7 +216,7 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
         try:
             document = network.get_nsg(record.resource_id) if is_rule else network.get_route_table(record.resource_id)
         except Exception as error:
-            outcomes.append(ChangeOutcome(change, FAILED, f"cannot read {record.resource_id}: {_one_line(error)}"))
+            outcomes.append(ChangeOutcome(change, FAILED, f"cannot read {record.resource_id}: {one_line(error)}"))
             continue
         children = (document.get("properties") or {}).get("securityRules" if is_rule else "routes") or []
         current = next((c for c in children if str(c.get("name", "")).lower() == record.name.lower()), None)
@@ -239,8 +235,8 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
             else:
                 network.delete_route(record.resource_id, record.name)
         except Exception as error:
-            auditor.outcome(intent, "failed", error=_one_line(error))
-            outcomes.append(ChangeOutcome(change, FAILED, _one_line(error)))
+            auditor.outcome(intent, "failed", error=one_line(error))
+            outcomes.append(ChangeOutcome(change, FAILED, one_line(error)))
             continue
         auditor.outcome(intent, "succeeded")
         outcomes.append(ChangeOutcome(change, APPLIED))

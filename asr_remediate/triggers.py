@@ -18,6 +18,7 @@ from .audit import new_run_id
 from .config import Settings, SettingsError, load_settings
 from .drift import DRIFT
 from .engine import preflight_item
+from .errors import AZURE_FAILURES, one_line
 from .estate import build_estate
 from .events import EventError
 from .fanout import batch_subscriptions, decode_batch, enqueue_batches
@@ -30,6 +31,7 @@ log = logging.getLogger("asr_remediate")
 SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NAME = re.compile(r"^[A-Za-z0-9_.()/-]{1,400}$")
 REGION = re.compile(r"^[a-z0-9]{2,40}$")
+RUN_FAILURES: tuple[type[Exception], ...] = (*AZURE_FAILURES, RuntimeConfigError)
 
 
 def default_runtime(settings: Settings) -> Runtime:
@@ -201,7 +203,11 @@ def dry_run(method: str, params: Mapping[str, str], raw_body: bytes | None) -> H
         scope = _scope(params, body, settings)
     except (BadRequest, SettingsError) as error:
         return _error(400, str(error))
-    result = runtime_factory(settings).run(scope, trigger="http", actor=actor(), apply=False)
+    try:
+        result = runtime_factory(settings).run(scope, trigger="http", actor=actor(), apply=False)
+    except RUN_FAILURES as error:
+        log.warning("dry run failed: %s", error)
+        return _error(502, f"Azure request failed: {one_line(error)}")
     return _render(fmt, result.plan.reports, result.plan.changes)
 
 
@@ -228,11 +234,15 @@ def preflight(method: str, params: Mapping[str, str], raw_body: bytes | None) ->
     except (BadRequest, SettingsError) as error:
         return _error(400, str(error))
     runtime = runtime_factory(settings)
-    estate = build_estate(runtime.collect(Scope(tuple(sorted(set(subscriptions))))))
     try:
-        item = preflight_item(estate, vm_id, target, recovery_vnet, recovery_subnet)
-    except ValueError as error:
-        return _error(404, str(error))
-    tags = runtime.service_tags(subscriptions[0])
+        estate = build_estate(runtime.collect(Scope(tuple(sorted(set(subscriptions))))))
+        try:
+            item = preflight_item(estate, vm_id, target, recovery_vnet, recovery_subnet)
+        except ValueError as error:
+            return _error(404, str(error))
+        tags = runtime.service_tags(subscriptions[0])
+    except RUN_FAILURES as error:
+        log.warning("preflight failed: %s", error)
+        return _error(502, f"Azure request failed: {one_line(error)}")
     plan = runtime.evaluate(estate, tags, [item])
     return _render(fmt, plan.reports, plan.changes)

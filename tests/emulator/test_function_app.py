@@ -265,3 +265,13 @@ def test_out_of_order_delivery_converges_on_current_state(app_env: ArmEmulator,
     assert doc is not None
     names = [r["name"] for r in doc["properties"]["securityRules"]]
     assert len(names) == len(set(names)) and sum(n.startswith("asr-remediate-") for n in names) == 4
+
+
+def test_dry_run_reports_azure_failures_as_502(app_env: ArmEmulator) -> None:
+    from tests.emulator.arm_emulator import Fault
+
+    app_env.inject("POST", r"ResourceGraph", Fault.error(403, "AuthorizationFailed", "no access to sub"), times=20)
+    response = user_function(function_app.dry_run)(http("GET", {"subscription": SUB}))
+    assert response.status_code == 502
+    assert "AuthorizationFailed" in json.loads(response.get_body())["error"] or "no access" in json.loads(
+        response.get_body())["error"]
