@@ -9,8 +9,10 @@ sorted tuple of disjoint, non-adjacent closed intervals of 32-bit integers.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generic, TypeVar
 
 MAX_IPV4 = 2**32 - 1
 
@@ -19,8 +21,12 @@ class PrefixError(ValueError):
     """An address prefix that is not a valid IPv4 address or CIDR block."""
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_ipv4_prefix(text: str) -> tuple[int, int]:
-    """Return the closed interval [first, last] of an IPv4 address or CIDR (host bits tolerated, as ARM does)."""
+    """Return the closed interval [first, last] of an IPv4 address or CIDR (host bits tolerated, as ARM does).
+
+    Memoised: an estate repeats the same prefixes (rule lists, service tags, routes) thousands of times.
+    """
     try:
         network = ipaddress.IPv4Network(text.strip(), strict=False)
     except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError) as error:
@@ -194,3 +200,34 @@ EMPTY = IPSet()
 
 def address_to_int(text: str) -> int:
     return int(ipaddress.IPv4Address(text.strip()))
+
+
+V = TypeVar("V")
+
+
+class IdentityCache(Generic[V]):
+    """A memo of values derived from immutable objects (NSGs, route tables, tag sets), keyed by their identity.
+
+    Hashing a 200-rule NSG or a 1,000-interval tag set on every lookup would cost more than many evaluations;
+    identity is free, and sound because the objects are frozen. Each entry holds its key objects, so their ids
+    cannot be reused while it is cached. Bounded: the memo empties itself when full.
+    """
+
+    def __init__(self, limit: int = 1 << 16) -> None:
+        self._limit = limit
+        self._entries: dict[tuple[tuple[int, ...], Hashable], tuple[tuple[object, ...], V]] = {}
+
+    def get(self, objects: tuple[object, ...], extra: Hashable, build: Callable[[], V]) -> V:
+        """The value for (``objects`` by identity, ``extra`` by value), built once with ``build()``."""
+        ident = (tuple(map(id, objects)), extra)
+        hit = self._entries.get(ident)
+        if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+            return hit[1]
+        value = build()
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[ident] = (objects, value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
