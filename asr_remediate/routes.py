@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .ipset import EMPTY, IPSet, is_ipv4_prefix, parse_ipv4_prefix
+from .ipset import EMPTY, IdentityCache, IPSet, is_ipv4_prefix, parse_ipv4_prefix
 from .model import Route, RouteTable, Subnet, VirtualNetwork
 from .servicetags import ServiceTags
 
@@ -64,19 +64,6 @@ class Hop:
         return "error"
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    start: int
-    end: int
-    length: int
-    tier: int
-    next_hop_type: str
-    route_name: str
-    origin: str
-    next_hop_ip: str
-    prefix: str
-
-
 def _tag_tier(tags: ServiceTags, name: str) -> int:
     tag = tags.get(name)
     cloud = name.split(".", 1)[0].lower() == "azurecloud"
@@ -86,15 +73,6 @@ def _tag_tier(tags: ServiceTags, name: str) -> int:
     if cloud:
         return CLOUD_REGIONAL if regional else CLOUD_TOP
     return TAG_REGIONAL if regional else TAG_TOP
-
-
-def _cidr_candidates(
-    cidrs: Iterable[str], tier: int, hop: str, name: str, origin: str, ip: str, prefix: str
-) -> Iterable[_Candidate]:
-    for cidr in cidrs:
-        start, end = parse_ipv4_prefix(cidr)
-        length = 32 - (end - start + 1).bit_length() + 1
-        yield _Candidate(start, end, length, tier, hop, name, origin, ip, prefix)
 
 
 def service_endpoint_addresses(subnet: Subnet | None, vnet_location: str, tags: ServiceTags) -> IPSet:
@@ -126,74 +104,167 @@ def evaluate_routes(
     """Partition ``destination`` by the route that carries each address out of the subnet.
 
     ``bgp``: routes learned from a gateway (read from a NIC's effective routes) — they lose ties to user routes.
+
+    Memoised per (route table, VNet address spaces, service endpoints, BGP routes, destination): the VMs of a
+    subnet, and the subnets sharing a route table, all ask the same question.
     """
+    learned = tuple(bgp)
+    endpoints = subnet.service_endpoints if subnet is not None else ()
+    extra = (vnet.location, vnet.address_prefixes, vnet.peered_address_prefixes, endpoints, learned)
+    hops = _RESULTS.get((table, tags, destination), extra,
+                        lambda: _evaluate(table, vnet, subnet, destination, tags, learned))
+    return list(hops)
+
+
+def _evaluate(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | None, destination: IPSet,
+              tags: ServiceTags, bgp: tuple[Route, ...]) -> tuple[Hop, ...]:
     hops: list[Hop] = []
     remaining = destination
     endpoint = service_endpoint_addresses(subnet, vnet.location, tags) & remaining
     if endpoint:
         hops.append(Hop(endpoint, "VirtualNetworkServiceEndpoint", "service endpoint", "service-endpoint"))
         remaining = remaining - endpoint
-    candidates: list[_Candidate] = []
+    compiled = _TABLES.get((table, tags), None, lambda: _compile(table, tags))
+    if isinstance(compiled, Route):
+        # A route names a tag the data does not have: everything still undecided is unknown.
+        route = compiled
+        if remaining:
+            hops.append(Hop(remaining, route.next_hop_type, route.name, "unknown", route.next_hop_ip,
+                            route.address_prefix.strip()))
+        return tuple(hops)
+    groups: list[_Group] = list(compiled)
+    for learned in bgp:
+        if is_ipv4_prefix(learned.address_prefix):
+            groups.append(_Group((parse_ipv4_prefix(learned.address_prefix),), BGP, learned.next_hop_type,
+                                 learned.name, "bgp", learned.next_hop_ip, learned.address_prefix))
+    for space, hop_type, label in (
+        (vnet.address_prefixes, "VnetLocal", "system: virtual network"),
+        (vnet.peered_address_prefixes, "VNetPeering", "system: peering"),
+    ):
+        groups.append(_Group(tuple(parse_ipv4_prefix(p) for p in space), SYSTEM, hop_type, label, "system", "", ""))
+    groups.extend(_DEFAULT_GROUPS)
+    if not remaining:
+        return tuple(hops)
+    return tuple(hops) + _longest_prefix_match(groups, remaining)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The candidates one route contributes (a tag route: one per published prefix), in table order."""
+
+    blocks: tuple[tuple[int, int], ...]
+    tier: int
+    next_hop_type: str
+    route_name: str
+    origin: str
+    next_hop_ip: str
+    prefix: str
+
+
+_DEFAULT_GROUPS = tuple(
+    _Group((parse_ipv4_prefix(prefix),), SYSTEM, hop_type, f"system: default {prefix}", "system", "", prefix)
+    for prefix, hop_type in SYSTEM_DEFAULTS
+)
+_RESULTS: IdentityCache[tuple[Hop, ...]] = IdentityCache()
+_TABLES: IdentityCache[tuple[_Group, ...] | Route] = IdentityCache(4096)
+
+
+def _compile(table: RouteTable | None, tags: ServiceTags) -> tuple[_Group, ...] | Route:
+    """The user routes of a table as candidate groups, or the first route naming an unknown tag."""
+    groups = []
     for route in table.routes if table else ():
         prefix = route.address_prefix.strip()
         hop, ip = route.next_hop_type, route.next_hop_ip
         if is_ipv4_prefix(prefix):
-            candidates.extend(_cidr_candidates([prefix], EXPLICIT, hop, route.name, "user", ip, prefix))
+            groups.append(_Group((parse_ipv4_prefix(prefix),), EXPLICIT, hop, route.name, "user", ip, prefix))
         elif ":" in prefix:
             continue
         else:
             tag = tags.get(prefix)
             if tag is None:
-                # Cannot know which addresses this route takes: everything still undecided is unknown.
-                if remaining:
-                    hops.append(Hop(remaining, hop, route.name, "unknown", ip, prefix))
-                return hops
-            candidates.extend(_cidr_candidates(tag.cidrs, _tag_tier(tags, prefix), hop, route.name, "user", ip, prefix))
-    for learned in bgp:
-        if is_ipv4_prefix(learned.address_prefix):
-            candidates.extend(_cidr_candidates([learned.address_prefix], BGP, learned.next_hop_type, learned.name,
-                                               "bgp", learned.next_hop_ip, learned.address_prefix))
-    for space, hop_type, label in (
-        (vnet.address_prefixes, "VnetLocal", "system: virtual network"),
-        (vnet.peered_address_prefixes, "VNetPeering", "system: peering"),
-    ):
-        candidates.extend(_cidr_candidates(space, SYSTEM, hop_type, label, "system", "", ""))
-    for prefix, hop_type in SYSTEM_DEFAULTS:
-        label = f"system: default {prefix}"
-        candidates.extend(_cidr_candidates([prefix], SYSTEM, hop_type, label, "system", "", prefix))
-    candidates.sort(key=lambda c: (-c.length, c.tier))
-    for candidate in candidates:
-        if not remaining:
-            break
-        if not _overlaps(remaining, candidate.start, candidate.end):
-            continue
-        hit = remaining & IPSet(((candidate.start, candidate.end),))
-        hops.append(
-            Hop(hit, candidate.next_hop_type, candidate.route_name, candidate.origin, candidate.next_hop_ip,
-                candidate.prefix)
-        )
-        remaining = remaining - hit
-    return _merge(hops)
+                return route
+            blocks = tuple(parse_ipv4_prefix(cidr) for cidr in tag.cidrs)
+            groups.append(_Group(blocks, _tag_tier(tags, prefix), hop, route.name, "user", ip, prefix))
+    return tuple(groups)
+
+
+def _longest_prefix_match(groups: list[_Group], remaining: IPSet) -> tuple[Hop, ...]:
+    """Each address of ``remaining`` goes to the best candidate containing it: longest prefix, then lowest tier,
+    then first in table order (the order Azure — and a sort by (-length, tier) — applies).
+
+    Candidates are CIDR blocks, so any two are nested or disjoint: the winners form a partition found in one sweep
+    over the blocks that touch ``remaining`` (instead of one set subtraction per candidate). Hops come out as
+    the candidate-by-candidate walk would list them: by the rank of their first winning candidate, one per route.
+    """
+    intervals = remaining.intervals
+    low, high = intervals[0][0], intervals[-1][1]
+    best: dict[tuple[int, int], tuple[int, int, int]] = {}  # block → (tier, order, group index)
+    order = 0
+    for index, group in enumerate(groups):
+        tier = group.tier
+        for start, end in group.blocks:
+            if end >= low and start <= high and _overlaps(remaining, start, end):
+                block = (start, end)
+                current = best.get(block)
+                if current is None or (tier, order) < current[:2]:
+                    best[block] = (tier, order, index)
+            order += 1
+    # Sweep the nested/disjoint blocks (outer first at equal start): the innermost open block owns each address.
+    owner: list[tuple[int, int, tuple[int, int]]] = []  # (start, end, block) segments, ascending
+    stack: list[tuple[int, int]] = []
+    cursor = 0
+    for start, end in sorted(best, key=lambda b: (b[0], -b[1])):
+        while stack and stack[-1][1] < start:
+            top = stack.pop()
+            if cursor <= top[1]:
+                owner.append((cursor, top[1], top))
+                cursor = top[1] + 1
+        if stack and cursor < start:
+            owner.append((cursor, start - 1, stack[-1]))
+        cursor = start
+        stack.append((start, end))
+    while stack:
+        top = stack.pop()
+        if cursor <= top[1]:
+            owner.append((cursor, top[1], top))
+            cursor = top[1] + 1
+    # Intersect the segments with what is still undecided.
+    won: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    i = j = 0
+    while i < len(owner) and j < len(intervals):
+        seg_start, seg_end, block = owner[i]
+        start, end = intervals[j]
+        lo, hi = max(seg_start, start), min(seg_end, end)
+        if lo <= hi:
+            won.setdefault(block, []).append((lo, hi))
+        if seg_end < end:
+            i += 1
+        else:
+            j += 1
+    # One hop per route, ordered by the rank of its first winning candidate; fields of the last one (as _merge).
+    ranked = sorted(won, key=lambda b: (-_length(b), best[b][0], best[b][1]))
+    merged: dict[tuple[str, str, str, str], tuple[list[tuple[int, int]], str]] = {}
+    for block in ranked:
+        group = groups[best[block][2]]
+        ident = (group.route_name, group.next_hop_type, group.origin, group.prefix)
+        entry = merged.get(ident)
+        if entry is None:
+            merged[ident] = (list(won[block]), group.next_hop_ip)
+        else:
+            entry[0].extend(won[block])
+            merged[ident] = (entry[0], group.next_hop_ip)
+    return tuple(Hop(IPSet.of(addresses), hop_type, name, origin, ip, prefix)
+                 for (name, hop_type, origin, prefix), (addresses, ip) in merged.items())
+
+
+def _length(block: tuple[int, int]) -> int:
+    return 32 - (block[1] - block[0] + 1).bit_length() + 1
 
 
 def _overlaps(addresses: IPSet, start: int, end: int) -> bool:
     intervals = addresses.intervals
     index = bisect.bisect_right(intervals, (end, 2**33)) - 1
     return index >= 0 and intervals[index][1] >= start
-
-
-def _merge(hops: list[Hop]) -> list[Hop]:
-    """One piece per winning route (a tag route wins with many prefixes)."""
-    merged: dict[tuple[str, str, str, str], Hop] = {}
-    for hop in hops:
-        ident = (hop.route_name, hop.next_hop_type, hop.origin, hop.prefix)
-        if ident in merged:
-            previous = merged[ident]
-            merged[ident] = Hop(previous.addresses | hop.addresses, hop.next_hop_type, hop.route_name, hop.origin,
-                                hop.next_hop_ip, hop.prefix)
-        else:
-            merged[ident] = hop
-    return list(merged.values())
 
 
 def bgp_may_override(vnet: VirtualNetwork, table: RouteTable | None) -> bool:
