@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from .ipset import EMPTY, IPSet, is_ipv4_prefix
+from .ipset import EMPTY, IdentityCache, IPSet, is_ipv4_prefix
 from .model import OUTBOUND, NetworkSecurityGroup, SecurityRule, key
 from .servicetags import ServiceTags
 
@@ -73,6 +73,33 @@ def _port_match(ranges: list[tuple[int, int]], low: int, high: int) -> Match:
     return Match.PARTIAL if covered else Match.NONE
 
 
+def expand_prefixes(prefixes: Sequence[str], virtual_network: IPSet, tags: ServiceTags) -> tuple[IPSet | None, str]:
+    """The set a rule's prefix list denotes for a NIC whose VirtualNetwork is ``virtual_network``, or (None, why)
+    if it names a tag we cannot resolve."""
+    result = EMPTY
+    for prefix in prefixes:
+        text = prefix.strip()
+        lower = text.lower()
+        if lower in ("*", "any", "0.0.0.0/0"):
+            return IPSet.everything(), ""
+        if lower == "virtualnetwork":
+            result = result | virtual_network
+        elif lower == "internet":
+            result = result | virtual_network.complement()
+        elif lower == "azureloadbalancer":
+            result = result | AZURE_LOAD_BALANCER
+        elif is_ipv4_prefix(text):
+            result = result | IPSet.address(text)
+        elif ":" in text:
+            continue  # IPv6 prefix: never matches an IPv4 flow
+        else:
+            tag = tags.prefixes(text)
+            if tag is None:
+                return None, f"service tag {text!r} is not in the Service Tags data"
+            result = result | tag
+    return result, ""
+
+
 class RuleView:
     """Resolves a rule's address fields against one NIC's view (VirtualNetwork, ASGs) and the tag data."""
 
@@ -83,28 +110,7 @@ class RuleView:
 
     def expand(self, prefixes: Sequence[str]) -> tuple[IPSet | None, str]:
         """The set a prefix list denotes, or (None, why) if it names a tag we cannot resolve."""
-        result = EMPTY
-        for prefix in prefixes:
-            text = prefix.strip()
-            lower = text.lower()
-            if lower in ("*", "any", "0.0.0.0/0"):
-                return IPSet.everything(), ""
-            if lower == "virtualnetwork":
-                result = result | self.source.virtual_network
-            elif lower == "internet":
-                result = result | self.source.virtual_network.complement()
-            elif lower == "azureloadbalancer":
-                result = result | AZURE_LOAD_BALANCER
-            elif is_ipv4_prefix(text):
-                result = result | IPSet.address(text)
-            elif ":" in text:
-                continue  # IPv6 prefix: never matches an IPv4 flow
-            else:
-                tag = self.tags.prefixes(text)
-                if tag is None:
-                    return None, f"service tag {text!r} is not in the Service Tags data"
-                result = result | tag
-        return result, ""
+        return expand_prefixes(prefixes, self.source.virtual_network, self.tags)
 
     def symbolic_destination(self, prefixes: Sequence[str]) -> bool:
         """Rule tag == required tag, or the rule's top-level tag contains the required regional tag."""
@@ -158,35 +164,120 @@ def evaluate_nsg(
     port: int = 443,
     protocol: str = "tcp",
 ) -> list[Piece]:
-    """Partition ``destination`` by the outbound rule that decides each address (first match by priority)."""
-    view = RuleView(tags, source, required_tag)
-    remaining = destination
-    pieces: list[Piece] = []
+    """Partition ``destination`` by the outbound rule that decides each address (first match by priority).
+
+    Memoised: the sender matters only through how much of it each rule's source covers (``_source_levels``),
+    so the VMs of a subnet — which share NSGs, VirtualNetwork space and usually those levels — share one
+    evaluation per destination.
+    """
+    compiled = _COMPILED.get((nsg,), (port, protocol), lambda: _compile(nsg, port, protocol))
+    levels = _LEVELS.get((compiled, source, tags), None, lambda: _source_levels(compiled, source, tags))
+    extra = (levels, source.virtual_network, required_tag.lower())
+    pieces = _PIECES.get((compiled, destination, tags), extra,
+                         lambda: _evaluate(compiled, levels, source.virtual_network, destination, tags,
+                                           required_tag.lower()))
+    return list(pieces)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """An outbound rule that can decide the flow, in priority order, with what is known without the sender."""
+
+    rule: SecurityRule
+    stop: str  # non-empty: evaluation ends here with an "unknown" piece (unreadable ports)
+    port_match: Match  # how much of the ephemeral source port range the rule covers
+    source: int  # index of the rule's source in _Compiled.sources
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    steps: tuple[_Step, ...]
+    sources: tuple[tuple[str, tuple[str, ...]], ...]  # distinct ("asg", lower-case ids) / ("prefixes", prefixes)
+
+
+_COMPILED: IdentityCache[_Compiled] = IdentityCache(8192)
+_LEVELS: IdentityCache[tuple[tuple[Match, str], ...]] = IdentityCache()
+_PIECES: IdentityCache[tuple[Piece, ...]] = IdentityCache()
+_EXPANDED: IdentityCache[tuple[IPSet | None, str]] = IdentityCache()
+_CLIPPED: IdentityCache[IPSet] = IdentityCache()
+
+
+def _compile(nsg: NetworkSecurityGroup, port: int, protocol: str) -> _Compiled:
+    """The rules that can decide (port, protocol) outbound, up to the first that makes the answer unknown."""
+    steps: list[_Step] = []
+    sources: dict[tuple[str, tuple[str, ...]], int] = {}
     for rule in ordered_rules(nsg):
-        if not remaining:
-            break
         applies = _applies_to_tcp_443(rule, port, protocol)
         if applies is False:
             continue
         if applies is None:
-            pieces.append(Piece(remaining, "unknown", rule, f"unreadable destination ports {rule.destination_ports}"))
-            return pieces
+            steps.append(_Step(rule, f"unreadable destination ports {rule.destination_ports}", Match.NONE, -1))
+            break
         if rule.destination_asgs:
             continue  # ASG members are NICs in the VNet: never the public endpoints ASR needs
-        match, why = view.source_match(rule)
+        ports = parse_port_ranges(rule.source_ports)
+        if ports is None:
+            steps.append(_Step(rule, f"unreadable source ports {rule.source_ports}", Match.NONE, -1))
+            break
+        port_match = _port_match(ports, *EPHEMERAL_PORTS)
+        if port_match == Match.NONE:
+            continue
+        spec = (("asg", tuple(key(a) for a in rule.source_asgs)) if rule.source_asgs
+                else ("prefixes", tuple(rule.source_prefixes or ("*",))))
+        steps.append(_Step(rule, "", port_match, sources.setdefault(spec, len(sources))))
+    return _Compiled(tuple(steps), tuple(sources))
+
+
+def _source_levels(compiled: _Compiled, source: FlowSource, tags: ServiceTags) -> tuple[tuple[Match, str], ...]:
+    """How much of the sender each distinct rule source covers (ASG membership, or the addresses), or why unknown."""
+    levels: list[tuple[Match, str]] = []
+    for kind, values in compiled.sources:
+        if kind == "asg":
+            levels.append((Match.FULL if any(a in source.asg_ids for a in values) else Match.NONE, ""))
+            continue
+        sources, why = _expand(values, source.virtual_network, tags)
+        if sources is None:
+            levels.append((Match.NONE, why))
+        elif source.addresses.issubset(sources):
+            levels.append((Match.FULL, ""))
+        else:
+            levels.append((Match.PARTIAL if source.addresses.overlaps(sources) else Match.NONE, ""))
+    return tuple(levels)
+
+
+def _expand(prefixes: tuple[str, ...], virtual_network: IPSet, tags: ServiceTags) -> tuple[IPSet | None, str]:
+    return _EXPANDED.get((tags,), (prefixes, virtual_network),
+                         lambda: expand_prefixes(prefixes, virtual_network, tags))
+
+
+def _evaluate(compiled: _Compiled, levels: tuple[tuple[Match, str], ...], virtual_network: IPSet,
+              destination: IPSet, tags: ServiceTags, required_tag: str) -> tuple[Piece, ...]:
+    remaining = destination
+    pieces: list[Piece] = []
+    for step in compiled.steps:
+        if not remaining:
+            break
+        rule = step.rule
+        if step.stop:
+            pieces.append(Piece(remaining, "unknown", rule, step.stop))
+            return tuple(pieces)
+        level, why = levels[step.source]
         if why:
             pieces.append(Piece(remaining, "unknown", rule, why))
-            return pieces
+            return tuple(pieces)
+        match = min(step.port_match, level)
         if match == Match.NONE or (match == Match.PARTIAL and rule.access == "allow"):
             continue
-        covered, why = view.expand(rule.destination_prefixes or ("*",))
+        covered, why = _expand(tuple(rule.destination_prefixes or ("*",)), virtual_network, tags)
         if covered is None:
-            if view.symbolic_destination(rule.destination_prefixes):
-                covered = remaining
-            else:
+            if not _symbolic(required_tag, rule.destination_prefixes):
                 pieces.append(Piece(remaining, "unknown", rule, why))
-                return pieces
-        hit = remaining & covered
+                return tuple(pieces)
+            hit = remaining
+        else:
+            # What the rule covers of the whole destination, once per (destination, rule set); then of what is left.
+            clipped = _clip(destination, covered)
+            hit = clipped if remaining is destination else remaining & clipped
         if not hit:
             continue
         note = "for some of this VM's source addresses or ports" if match == Match.PARTIAL else ""
@@ -194,5 +285,16 @@ def evaluate_nsg(
         remaining = remaining - hit
     if remaining:
         pieces.append(Piece(remaining, "deny", None, "no rule matched (the NSG has no default rules)"))
-    return pieces
+    return tuple(pieces)
 
+
+def _clip(destination: IPSet, covered: IPSet) -> IPSet:
+    return _CLIPPED.get((destination, covered), None, lambda: destination & covered)
+
+
+def _symbolic(required_tag: str, prefixes: Sequence[str]) -> bool:
+    """Rule tag == required tag, or the rule's top-level tag contains the required regional tag."""
+    if not required_tag or len(prefixes) != 1:
+        return False
+    rule_tag = prefixes[0].strip().lower()
+    return rule_tag == required_tag or required_tag.startswith(rule_tag + ".")
