@@ -8,6 +8,7 @@ sorted tuple of disjoint, non-adjacent closed intervals of 32-bit integers.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 MAX_IPV4 = 2**32 - 1
+_ABOVE = 2**33  # sorts after any interval end: bisect on (start, _ABOVE) finds the last interval starting <= start
+_LOPSIDED = 8  # size ratio from which intersection binary-searches the larger set instead of merging
 
 
 class PrefixError(ValueError):
@@ -130,6 +133,18 @@ class IPSet:
     def intersection(self, other: IPSet) -> IPSet:
         result: list[tuple[int, int]] = []
         a, b = self.intervals, other.intervals
+        if len(a) > _LOPSIDED * len(b):
+            a, b = b, a
+        if len(b) > _LOPSIDED * len(a):
+            # A few intervals against many (a NIC's VNet against a service tag): binary search, not a full merge.
+            for start, end in a:
+                k = bisect.bisect_right(b, (start, _ABOVE)) - 1
+                if k < 0 or b[k][1] < start:
+                    k += 1
+                while k < len(b) and b[k][0] <= end:
+                    result.append((max(start, b[k][0]), min(end, b[k][1])))
+                    k += 1
+            return IPSet(tuple(result))
         i = j = 0
         while i < len(a) and j < len(b):
             start = max(a[i][0], b[j][0])
@@ -166,10 +181,24 @@ class IPSet:
         return IPSet.everything().difference(self)
 
     def issubset(self, other: IPSet) -> bool:
-        return not self.difference(other)
+        b = other.intervals
+        k = 0
+        for start, end in self.intervals:
+            # The interval of ``other`` that could contain [start, end]: the last one starting at or before it.
+            k = bisect.bisect_right(b, (start, _ABOVE), k) - 1
+            if k < 0 or b[k][1] < end:
+                return False
+        return True
 
     def overlaps(self, other: IPSet) -> bool:
-        return bool(self.intersection(other))
+        a, b = self.intervals, other.intervals
+        if len(a) > len(b):
+            a, b = b, a
+        for start, end in a:
+            k = bisect.bisect_right(b, (end, _ABOVE)) - 1
+            if k >= 0 and b[k][1] >= start:
+                return True
+        return False
 
     def __or__(self, other: IPSet) -> IPSet:
         return self.union(other)
