@@ -44,6 +44,7 @@ class Settings:
     fanout_queue: str = "asr-scan-batches"  # ASR_FANOUT_QUEUE
     arm_endpoint: str = "https://management.azure.com"  # ASR_ARM_ENDPOINT (sovereign clouds, tests)
     arm_ca_bundle: str = ""  # ASR_ARM_CA_BUNDLE: extra CA bundle for a TLS-intercepting proxy (or the test emulator)
+    arm_poll_interval: float = 5.0  # ASR_ARM_POLL_INTERVAL: seconds between LRO polls when ARM sends no Retry-After
     fanout_batch_size: int = 50  # ASR_FANOUT_BATCH_SIZE: subscriptions per queue message
 
 
@@ -82,6 +83,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 <= value <= 300:
+        raise SettingsError(f"{name} must be between 0 and 300 seconds, not {value}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -108,5 +122,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fanout_queue=env.get("ASR_FANOUT_QUEUE", "").strip() or "asr-scan-batches",
         arm_endpoint=(env.get("ASR_ARM_ENDPOINT", "").strip() or "https://management.azure.com").rstrip("/"),
         arm_ca_bundle=env.get("ASR_ARM_CA_BUNDLE", "").strip(),
+        arm_poll_interval=_float(env, "ASR_ARM_POLL_INTERVAL", 5.0),
         fanout_batch_size=_int(env, "ASR_FANOUT_BATCH_SIZE", 50, minimum=1),
     )

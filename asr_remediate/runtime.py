@@ -104,7 +104,8 @@ class Runtime:
         if self._network is None:
             from .azure.network import NetworkWriter
 
-            self._network = NetworkWriter(self.credential, self.settings.arm_endpoint, ca_bundle=self.ca_bundle)
+            self._network = NetworkWriter(self.credential, self.settings.arm_endpoint, ca_bundle=self.ca_bundle,
+                                          polling_interval=self.settings.arm_poll_interval)
         return self._network
 
     @property

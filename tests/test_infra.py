@@ -82,7 +82,7 @@ EVENT_GRID_MAX_FILTER_VALUES = 25  # across all advanced filters of one event su
 # Settings read by binding expressions (%NAME%) in function_app.py rather than by config.load_settings.
 BINDING_SETTINGS = {"ASR_SCAN_SCHEDULE", "ASR_FANOUT_QUEUE"}
 # Settings that only make sense on a developer machine; main.bicep must not set them.
-LOCAL_ONLY_SETTINGS = {"ASR_AUDIT_PATH", "ASR_AUDIT_CONNECTION_STRING", "ASR_ARM_CA_BUNDLE"}
+LOCAL_ONLY_SETTINGS = {"ASR_AUDIT_PATH", "ASR_AUDIT_CONNECTION_STRING", "ASR_ARM_CA_BUNDLE", "ASR_ARM_POLL_INTERVAL"}
 # Deprecated (or meaningless) on Flex Consumption; main.bicep must not set them.
 FLEX_FORBIDDEN_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",

@@ -208,7 +208,7 @@ def test_apply_audits_to_table_storage_and_cli_lists_and_rolls_back(
     table = unique_name("audit")
     for name, value in {"ASR_ARM_ENDPOINT": estate_arm.base_url, "ASR_ARM_CA_BUNDLE": estate_arm.ca_path,
                         "ASR_AUDIT_SINK": "table", "ASR_AUDIT_CONNECTION_STRING": azurite, "ASR_AUDIT_TABLE": table,
-                        "ASR_SUBSCRIPTIONS": f"{SUB},{DR_SUB}"}.items():
+                        "ASR_SUBSCRIPTIONS": f"{SUB},{DR_SUB}", "ASR_ARM_POLL_INTERVAL": "0"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(cli, "RUNTIME_CREDENTIAL", FakeCredential())
     assert cli.main(["apply", "--apply", "--vm", "vm-db-01"]) == 2  # drift was found (and fixed)
