@@ -1,0 +1,43 @@
+"""Settings: safe defaults, every form operators write, and one-line errors naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr_remediate.config import Settings, SettingsError, load_settings
+
+
+def test_defaults_are_report_only_and_safe() -> None:
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.apply is False and settings.max_changes == 20 and settings.scope_allowlist == ()
+
+
+def test_values_are_parsed() -> None:
+    settings = load_settings({
+        "ASR_APPLY": "Yes", "ASR_PROFILE": "SEED-2017", "ASR_MAX_CHANGES": "5",
+        "ASR_SUBSCRIPTIONS": " a , b;c ,", "ASR_BOT_PRINCIPAL_IDS": "ABC", "ASR_ARM_ENDPOINT": "https://x/",
+        "ASR_ARM_POLL_INTERVAL": "0.5", "ASR_FANOUT_BATCH_SIZE": "3",
+    })
+    assert settings.apply is True and settings.profile == "seed-2017" and settings.max_changes == 5
+    assert settings.subscriptions == ("a", "b", "c") and settings.bot_principal_ids == ("abc",)
+    assert settings.arm_endpoint == "https://x" and settings.arm_poll_interval == 0.5
+    assert settings.fanout_batch_size == 3
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ASR_APPLY": "maybe"}, "ASR_APPLY must be true or false"),
+        ({"ASR_PROFILE": "2030"}, "ASR_PROFILE must be one of"),
+        ({"ASR_MAX_CHANGES": "ten"}, "ASR_MAX_CHANGES must be a whole number"),
+        ({"ASR_MAX_CHANGES": "-1"}, "ASR_MAX_CHANGES must be at least 0"),
+        ({"ASR_FANOUT_BATCH_SIZE": "0"}, "ASR_FANOUT_BATCH_SIZE must be at least 1"),
+        ({"ASR_ARM_POLL_INTERVAL": "soon"}, "ASR_ARM_POLL_INTERVAL must be a number"),
+        ({"ASR_ARM_POLL_INTERVAL": "1000"}, "between 0 and 300"),
+        ({"ASR_AUDIT_SINK": "s3"}, "ASR_AUDIT_SINK must be one of"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
