@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from .config import Settings
-from .ipset import EMPTY, IPSet
+from .ipset import EMPTY, IdentityCache, IPSet
 from .model import ProtectedItem
 from .servicetags import ServiceTags
 
@@ -64,6 +64,7 @@ def seed_2017_table() -> dict[str, SeedRegion]:
     }
 
 
+@cache
 def seed_2017_addresses() -> IPSet:
     """Every IP in the seed table: rules allowing only these are legacy (today's tag is far larger)."""
     return IPSet.from_prefixes(
@@ -97,7 +98,20 @@ def _seed_ips(side: str, location: str) -> Requirement:
 
 
 def requirements_for(item: ProtectedItem, tags: ServiceTags, settings: Settings) -> list[Requirement]:
-    """All destinations for both sides of one replicated VM, in a stable order."""
+    """All destinations for both sides of one replicated VM, in a stable order.
+
+    Memoised per (regions, encryption, the settings that matter, tag data): every VM of a region pair needs the
+    same destinations, and sharing the Requirement objects lets the engine memoise findings by identity.
+    """
+    extra = (item.source_region, item.target_region, item.encrypted, settings.profile, settings.rule_style,
+             settings.include_key_vault, settings.include_guest_management)
+    return list(_REQUIREMENTS.get((tags,), extra, lambda: tuple(_requirements(item, tags, settings))))
+
+
+_REQUIREMENTS: IdentityCache[tuple[Requirement, ...]] = IdentityCache(4096)
+
+
+def _requirements(item: ProtectedItem, tags: ServiceTags, settings: Settings) -> list[Requirement]:
     s, t = item.source_region, item.target_region
     style = "prefix" if settings.profile == "seed-2017" or settings.rule_style == "prefix" else "tag"
     result: list[Requirement] = []
