@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .config import Settings
-from .ipset import EMPTY, IPSet
-from .model import Estate, NetworkSecurityGroup, ProtectedItem, Route, Subnet, VirtualNetwork, key
-from .nsg import FlowSource, Piece, evaluate_nsg
+from .ipset import EMPTY, IdentityCache, IPSet
+from .model import Estate, NetworkSecurityGroup, ProtectedItem, Route, RouteTable, Subnet, VirtualNetwork, key
+from .nsg import FlowSource, Piece, nsg_pieces
 from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
-from .routes import Hop, bgp_may_override, evaluate_routes
+from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
 
 COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
@@ -70,7 +70,23 @@ def _share(part: IPSet, whole: IPSet) -> str:
 
 
 def _vnet_space(vnet: VirtualNetwork) -> IPSet:
-    return IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes))
+    return _VNET_SPACES.get((vnet,), None,
+                            lambda: IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes)))
+
+
+def _recovery_source(subnet: Subnet, vnet: VirtualNetwork) -> FlowSource:
+    """The senders of a recovery subnet: one shared object per subnet, so its NSG evaluations are shared too."""
+    return _RECOVERY_SOURCES.get((subnet, vnet), None,
+                                 lambda: FlowSource(IPSet.from_prefixes(subnet.address_prefixes), _vnet_space(vnet)))
+
+
+# Memos keyed by the identity of frozen inputs (the estate's objects, the engine's memoised results): the VMs of a
+# subnet share NSG pieces and route hops, hence the findings derived from them.
+_VNET_SPACES: IdentityCache[IPSet] = IdentityCache(8192)
+_RECOVERY_SOURCES: IdentityCache[FlowSource] = IdentityCache(8192)
+_NSG_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
+_ROUTE_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
+_LEGACY_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache(8192)
 
 
 class _Collector:
@@ -123,7 +139,7 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
                 out.add(Finding("missing", "warning", "target", "all", vnet.id,
                                 f"recovery subnet {name!r} does not exist in VNet {vnet.name}"))
                 continue
-            source = FlowSource(IPSet.from_prefixes(subnet.address_prefixes), _vnet_space(vnet))
+            source = _recovery_source(subnet, vnet)
             nsgs = tuple((i, k) for i, k in ((rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
             points.append(PathPoint("target", source, vnet, subnet, nsgs))
     return points
@@ -132,23 +148,32 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
 def _nsg_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, req: Requirement,
                   tags: ServiceTags, out: _Collector) -> None:
     assert req.prefixes is not None
-    pieces = evaluate_nsg(nsg, point.source, req.prefixes, tags, required_tag=req.tag)
+    pieces = nsg_pieces(nsg, point.source, req.prefixes, tags, required_tag=req.tag)
+    for finding in _NSG_FINDINGS.get((pieces, nsg, req), (point.side, where),
+                                     lambda: _nsg_findings_of(pieces, point.side, nsg, where, req)):
+        out.add(finding)
+
+
+def _nsg_findings_of(pieces: tuple[Piece, ...], side: str, nsg: NetworkSecurityGroup, where: str,
+                     req: Requirement) -> tuple[Finding, ...]:
+    findings = []
     denied = [p for p in pieces if p.verdict == "deny"]
     unknown = [p for p in pieces if p.verdict == "unknown"]
     if denied:
         blocked = IPSet.of(iv for p in denied for iv in p.addresses)
         first = min(denied, key=lambda p: p.rule.priority if p.rule else 70000)
-        out.add(Finding(
-            "nsg-deny", "error", point.side, req.destination, nsg.id,
+        findings.append(Finding(
+            "nsg-deny", "error", side, req.destination, nsg.id,
             _deny_message(nsg, where, req, denied, blocked),
             rule_name=first.rule.name if first.rule else "",
             requirement=req, blocked=blocked, blocker_priority=first.rule.priority if first.rule else 65500,
         ))
     for piece in unknown:
-        out.add(Finding("unknown", "warning", point.side, req.destination, nsg.id,
-                        f"cannot tell whether {where} NSG {nsg.name} allows {req.destination}: rule "
-                        f"{piece.rule.name if piece.rule else '?'} — {piece.note}",
-                        rule_name=piece.rule.name if piece.rule else "", requirement=req))
+        findings.append(Finding("unknown", "warning", side, req.destination, nsg.id,
+                                f"cannot tell whether {where} NSG {nsg.name} allows {req.destination}: rule "
+                                f"{piece.rule.name if piece.rule else '?'} — {piece.note}",
+                                rule_name=piece.rule.name if piece.rule else "", requirement=req))
+    return tuple(findings)
 
 
 def _deny_message(nsg: NetworkSecurityGroup, where: str, req: Requirement, denied: list[Piece],
@@ -172,38 +197,56 @@ def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: Se
                         f"route table {point.subnet.route_table_id} of subnet {point.subnet.name} is not in the "
                         "inventory", requirement=req))
         return
-    resource = table.id if table else point.subnet.id
-    for hop in evaluate_routes(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ()):
+    hops = route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ())
+    subnet = point.subnet
+    for finding in _ROUTE_FINDINGS.get((hops, req, subnet, table), point.side,
+                                       lambda: _route_findings_of(hops, point.side, subnet, table, req)):
+        out.add(finding)
+
+
+def _route_findings_of(hops: tuple[Hop, ...], side: str, subnet: Subnet, table: RouteTable | None,
+                       req: Requirement) -> tuple[Finding, ...]:
+    findings = []
+    resource = table.id if table else subnet.id
+    for hop in hops:
         verdict = hop.verdict
         if verdict == "ok":
             continue
         if verdict == "unknown":
-            out.add(Finding("unknown", "warning", point.side, req.destination, resource,
-                            f"route {hop.route_name} uses service tag {hop.prefix!r}, which is not in the Service "
-                            f"Tags data: cannot tell where {req.destination} traffic goes", rule_name=hop.route_name,
-                            requirement=req))
+            findings.append(Finding("unknown", "warning", side, req.destination, resource,
+                                    f"route {hop.route_name} uses service tag {hop.prefix!r}, which is not in the "
+                                    f"Service Tags data: cannot tell where {req.destination} traffic goes",
+                                    rule_name=hop.route_name, requirement=req))
         elif verdict == "warning":
-            out.add(Finding("route-appliance", "warning", point.side, req.destination, resource,
-                            _hop_message(point, req, hop) + f"; the appliance must allow {', '.join(URLS)}",
-                            rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
+            findings.append(Finding("route-appliance", "warning", side, req.destination, resource,
+                                    _hop_message(subnet, req, hop) + f"; the appliance must allow {', '.join(URLS)}",
+                                    rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
         else:
-            out.add(Finding("route-next-hop", "error", point.side, req.destination, resource,
-                            _hop_message(point, req, hop) + f"; ASR needs it to {req.reason}",
-                            rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
+            findings.append(Finding("route-next-hop", "error", side, req.destination, resource,
+                                    _hop_message(subnet, req, hop) + f"; ASR needs it to {req.reason}",
+                                    rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
+    return tuple(findings)
 
 
-def _hop_message(point: PathPoint, req: Requirement, hop: Hop) -> str:
+def _hop_message(subnet: Subnet, req: Requirement, hop: Hop) -> str:
     assert req.prefixes is not None
     target = f" {hop.next_hop_ip}" if hop.next_hop_ip else ""
     via = {"user": f"route {hop.route_name} ({hop.prefix})",
            "bgp": f"BGP route {hop.prefix} learned from the VNet gateway"}.get(hop.origin, hop.route_name)
-    return (f"subnet {point.subnet.name}: {via} sends {_share(hop.addresses, req.prefixes)} {req.destination} "
+    return (f"subnet {subnet.name}: {via} sends {_share(hop.addresses, req.prefixes)} {req.destination} "
             f"to next hop {hop.next_hop_type}{target}")
 
 
 def _legacy_rule_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, tags: ServiceTags,
                           out: _Collector) -> None:
     """Rules from the 2017 guidance (explicit Site Recovery IPs) cover only part of today's tag."""
+    for finding in _LEGACY_FINDINGS.get((nsg, tags), (point.side, where),
+                                        lambda: _legacy_findings_of(point.side, nsg, where, tags)):
+        out.add(finding)
+
+
+def _legacy_findings_of(side: str, nsg: NetworkSecurityGroup, where: str, tags: ServiceTags) -> tuple[Finding, ...]:
+    findings = []
     seed = seed_2017_addresses()
     today = tags.prefixes("AzureSiteRecovery")
     for rule in nsg.rules:
@@ -216,10 +259,11 @@ def _legacy_rule_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: st
         if not allowed or not allowed.issubset(seed):
             continue
         covered = f"{_share(allowed & today, today)} today's AzureSiteRecovery tag" if today else "an unknown part"
-        out.add(Finding("legacy-ip-rule", "warning", point.side, "AzureSiteRecovery", nsg.id,
-                        f"{where} NSG {nsg.name}: rule {rule.name} allows only 2017 Site Recovery IPs "
-                        f"({', '.join(rule.destination_prefixes)}), which cover {covered}; use the "
-                        "AzureSiteRecovery service tag", rule_name=rule.name))
+        findings.append(Finding("legacy-ip-rule", "warning", side, "AzureSiteRecovery", nsg.id,
+                                f"{where} NSG {nsg.name}: rule {rule.name} allows only 2017 Site Recovery IPs "
+                                f"({', '.join(rule.destination_prefixes)}), which cover {covered}; use the "
+                                "AzureSiteRecovery service tag", rule_name=rule.name))
+    return tuple(findings)
 
 
 def _skip_reason(item: ProtectedItem, estate: Estate, settings: Settings) -> str:

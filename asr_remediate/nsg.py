@@ -164,19 +164,32 @@ def evaluate_nsg(
     port: int = 443,
     protocol: str = "tcp",
 ) -> list[Piece]:
-    """Partition ``destination`` by the outbound rule that decides each address (first match by priority).
+    """Partition ``destination`` by the outbound rule that decides each address (first match by priority)."""
+    return list(nsg_pieces(nsg, source, destination, tags, required_tag=required_tag, port=port, protocol=protocol))
 
-    Memoised: the sender matters only through how much of it each rule's source covers (``_source_levels``),
-    so the VMs of a subnet — which share NSGs, VirtualNetwork space and usually those levels — share one
-    evaluation per destination.
+
+def nsg_pieces(
+    nsg: NetworkSecurityGroup,
+    source: FlowSource,
+    destination: IPSet,
+    tags: ServiceTags,
+    *,
+    required_tag: str = "",
+    port: int = 443,
+    protocol: str = "tcp",
+) -> tuple[Piece, ...]:
+    """``evaluate_nsg``, memoised: the same tuple object for every sender with the same view of the rules.
+
+    The sender matters only through how much of it each rule's source covers (``_source_levels``), so the VMs
+    of a subnet — which share NSGs, VirtualNetwork space and usually those levels — share one evaluation per
+    destination (and callers can memoise what they derive from it by identity).
     """
     compiled = _COMPILED.get((nsg,), (port, protocol), lambda: _compile(nsg, port, protocol))
     levels = _LEVELS.get((compiled, source, tags), None, lambda: _source_levels(compiled, source, tags))
     extra = (levels, source.virtual_network, required_tag.lower())
-    pieces = _PIECES.get((compiled, destination, tags), extra,
-                         lambda: _evaluate(compiled, levels, source.virtual_network, destination, tags,
-                                           required_tag.lower()))
-    return list(pieces)
+    return _PIECES.get((compiled, destination, tags), extra,
+                       lambda: _evaluate(compiled, levels, source.virtual_network, destination, tags,
+                                         required_tag.lower()))
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,7 @@ class _Compiled:
 
 _COMPILED: IdentityCache[_Compiled] = IdentityCache(8192)
 _LEVELS: IdentityCache[tuple[tuple[Match, str], ...]] = IdentityCache()
+_SOURCE_SETS: IdentityCache[tuple[tuple[IPSet | None, str], ...]] = IdentityCache(8192)
 _PIECES: IdentityCache[tuple[Piece, ...]] = IdentityCache()
 _EXPANDED: IdentityCache[tuple[IPSet | None, str]] = IdentityCache()
 _CLIPPED: IdentityCache[IPSet] = IdentityCache()
@@ -231,18 +245,25 @@ def _compile(nsg: NetworkSecurityGroup, port: int, protocol: str) -> _Compiled:
 def _source_levels(compiled: _Compiled, source: FlowSource, tags: ServiceTags) -> tuple[tuple[Match, str], ...]:
     """How much of the sender each distinct rule source covers (ASG membership, or the addresses), or why unknown."""
     levels: list[tuple[Match, str]] = []
-    for kind, values in compiled.sources:
+    sets = _SOURCE_SETS.get((compiled, source.virtual_network, tags), None,
+                            lambda: _source_sets(compiled, source.virtual_network, tags))
+    for (kind, values), (sources, why) in zip(compiled.sources, sets, strict=True):
         if kind == "asg":
             levels.append((Match.FULL if any(a in source.asg_ids for a in values) else Match.NONE, ""))
-            continue
-        sources, why = _expand(values, source.virtual_network, tags)
-        if sources is None:
+        elif sources is None:
             levels.append((Match.NONE, why))
         elif source.addresses.issubset(sources):
             levels.append((Match.FULL, ""))
         else:
             levels.append((Match.PARTIAL if source.addresses.overlaps(sources) else Match.NONE, ""))
     return tuple(levels)
+
+
+def _source_sets(compiled: _Compiled, virtual_network: IPSet,
+                 tags: ServiceTags) -> tuple[tuple[IPSet | None, str], ...]:
+    """The address sets of the distinct rule sources as seen from one VirtualNetwork (ASG sources: unused)."""
+    return tuple((EMPTY, "") if kind == "asg" else _expand(values, virtual_network, tags)
+                 for kind, values in compiled.sources)
 
 
 def _expand(prefixes: tuple[str, ...], virtual_network: IPSet, tags: ServiceTags) -> tuple[IPSet | None, str]:

@@ -104,16 +104,25 @@ def evaluate_routes(
     """Partition ``destination`` by the route that carries each address out of the subnet.
 
     ``bgp``: routes learned from a gateway (read from a NIC's effective routes) — they lose ties to user routes.
-
-    Memoised per (route table, VNet address spaces, service endpoints, BGP routes, destination): the VMs of a
-    subnet, and the subnets sharing a route table, all ask the same question.
     """
+    return list(route_hops(table, vnet, subnet, destination, tags, bgp))
+
+
+def route_hops(
+    table: RouteTable | None,
+    vnet: VirtualNetwork,
+    subnet: Subnet | None,
+    destination: IPSet,
+    tags: ServiceTags,
+    bgp: Iterable[Route] = (),
+) -> tuple[Hop, ...]:
+    """``evaluate_routes``, memoised per (route table, VNet address spaces, service endpoints, BGP routes,
+    destination): the VMs of a subnet, and the subnets sharing a route table, all ask the same question."""
     learned = tuple(bgp)
     endpoints = subnet.service_endpoints if subnet is not None else ()
     extra = (vnet.location, vnet.address_prefixes, vnet.peered_address_prefixes, endpoints, learned)
-    hops = _RESULTS.get((table, tags, destination), extra,
+    return _RESULTS.get((table, tags, destination), extra,
                         lambda: _evaluate(table, vnet, subnet, destination, tags, learned))
-    return list(hops)
 
 
 def _evaluate(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | None, destination: IPSet,
