@@ -250,7 +250,8 @@ class IdentityCache(Generic[V]):
         """The value for (``objects`` by identity, ``extra`` by value), built once with ``build()``."""
         ident = (tuple(map(id, objects)), extra)
         hit = self._entries.get(ident)
-        if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+        if hit is not None:
+            # The entry keeps its objects alive, and live objects never share an id: same ids, same objects.
             return hit[1]
         value = build()
         if len(self._entries) >= self._limit:
