@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .config import MANAGED_PREFIX, Settings
-from .drift import SKIPPED, Finding, VmReport, evaluate_estate, status_of
+from .drift import SKIPPED, Finding, VmReport, evaluate_item, status_of
 from .estate import parse_route, parse_security_rule
 from .ipset import is_ipv4_prefix
 from .model import OUTBOUND, Estate, NetworkSecurityGroup, Route, RouteTable, SecurityRule, key
@@ -282,7 +282,12 @@ def make_plan(estate: Estate, reports: Iterable[VmReport], tags: ServiceTags, se
                     unfixable[ident] = "the subnet has no route table to add a route to"
             continue
         changes.extend(_plan_routes(table, needs, settings, unfixable))
-    still = _remaining_idents(apply_changes(estate, changes), tags, settings) if changes else set()
+    still: set[tuple[str, str, str, str, str]] = set()
+    if changes:
+        # Only findings the plan means to fix are looked up in the rescan: rescan only the VMs that have them.
+        wanted = {key(r.id) for r in reports for f in r.findings
+                  if f.kind in ("nsg-deny", "route-next-hop") and _owner_ident(f, r.id) not in unfixable}
+        still = _remaining_idents(apply_changes(estate, changes), tags, settings, wanted)
     fixed: set[tuple[str, str, str, str, str]] = set()
     final_reports = []
     for report in reports:
@@ -300,14 +305,13 @@ def make_plan(estate: Estate, reports: Iterable[VmReport], tags: ServiceTags, se
             findings.append(f)
         status = report.status if report.status == SKIPPED else status_of(tuple(findings))
         final_reports.append(replace(report, findings=tuple(findings), status=status))
-    useful = [c for c in changes if any(_change_helps(c, ident) for ident in fixed)]
+    # A change is useful if it fixes a finding of one of its VMs on its resource for its destination.
+    helped: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for ident in fixed:
+        helped[(ident[3], ident[2])].add(key(ident[0]))
+    useful = [c for c in changes
+              if not helped.get((key(c.resource_id), c.destination), set()).isdisjoint(key(v) for v in c.vm_ids)]
     return Plan(tuple(useful), tuple(final_reports), unfixable)
-
-
-def _change_helps(change: Change, ident: tuple[str, str, str, str, str]) -> bool:
-    return ident[3] == key(change.resource_id) and ident[2] == change.destination and key(ident[0]) in {
-        key(v) for v in change.vm_ids
-    }
 
 
 def _still_reason(f: Finding) -> str:
@@ -316,5 +320,8 @@ def _still_reason(f: Finding) -> str:
     return "the planned rule would not take effect"
 
 
-def _remaining_idents(estate: Estate, tags: ServiceTags, settings: Settings) -> set[tuple[str, str, str, str, str]]:
-    return {_owner_ident(f, r.id) for r in evaluate_estate(estate, tags, settings) for f in r.findings}
+def _remaining_idents(estate: Estate, tags: ServiceTags, settings: Settings,
+                      vm_keys: set[str]) -> set[tuple[str, str, str, str, str]]:
+    """The findings left in the (patched) estate for the VMs in ``vm_keys``."""
+    reports = (evaluate_item(i, estate, tags, settings) for i in estate.protected_items if key(i.vm_id) in vm_keys)
+    return {_owner_ident(f, r.id) for r in reports for f in r.findings}
