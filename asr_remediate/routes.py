@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .ipset import EMPTY, IdentityCache, IPSet, is_ipv4_prefix, parse_ipv4_prefix
 from .model import Route, RouteTable, Subnet, VirtualNetwork
-from .servicetags import ServiceTags
+from .servicetags import ServiceTag, ServiceTags
 
 OK_NEXT_HOPS = frozenset({"internet", "virtualnetworkserviceendpoint"})
 WARNING_NEXT_HOPS = frozenset({"virtualappliance"})
@@ -154,7 +154,7 @@ def _evaluate(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | N
     groups.extend(_DEFAULT_GROUPS)
     if not remaining:
         return tuple(hops)
-    return tuple(hops) + _longest_prefix_match(groups, remaining)
+    return tuple(hops) + _longest_prefix_match(groups, remaining, destination)
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,8 @@ _DEFAULT_GROUPS = tuple(
 )
 _RESULTS: IdentityCache[tuple[Hop, ...]] = IdentityCache()
 _TABLES: IdentityCache[tuple[_Group, ...] | Route] = IdentityCache(4096)
+_TAG_BLOCKS: IdentityCache[tuple[tuple[int, int], ...]] = IdentityCache(8192)  # a tag's published prefixes
+_TOUCHING: IdentityCache[tuple[tuple[int, tuple[int, int]], ...]] = IdentityCache()  # (position, block) in a set
 
 
 def _compile(table: RouteTable | None, tags: ServiceTags) -> tuple[_Group, ...] | Route:
@@ -192,32 +194,48 @@ def _compile(table: RouteTable | None, tags: ServiceTags) -> tuple[_Group, ...] 
             tag = tags.get(prefix)
             if tag is None:
                 return route
-            blocks = tuple(parse_ipv4_prefix(cidr) for cidr in tag.cidrs)
+            blocks = _tag_blocks(tag)
             groups.append(_Group(blocks, _tag_tier(tags, prefix), hop, route.name, "user", ip, prefix))
     return tuple(groups)
 
 
-def _longest_prefix_match(groups: list[_Group], remaining: IPSet) -> tuple[Hop, ...]:
+def _tag_blocks(tag: ServiceTag) -> tuple[tuple[int, int], ...]:
+    """A tag's published prefixes as blocks, parsed once and shared by every table routing the tag."""
+    return _TAG_BLOCKS.get((tag,), None, lambda: tuple(parse_ipv4_prefix(c) for c in tag.cidrs))
+
+
+def _touching(blocks: tuple[tuple[int, int], ...], addresses: IPSet) -> tuple[tuple[int, tuple[int, int]], ...]:
+    """The blocks that overlap ``addresses``, with their positions (memoised per tag and destination: shared by
+    every table that routes the tag)."""
+    def build() -> tuple[tuple[int, tuple[int, int]], ...]:
+        return tuple((i, b) for i, b in enumerate(blocks) if _overlaps(addresses, b[0], b[1]))
+
+    return _TOUCHING.get((blocks, addresses), None, build)
+
+
+def _longest_prefix_match(groups: list[_Group], remaining: IPSet, destination: IPSet) -> tuple[Hop, ...]:
     """Each address of ``remaining`` goes to the best candidate containing it: longest prefix, then lowest tier,
     then first in table order (the order Azure — and a sort by (-length, tier) — applies).
 
     Candidates are CIDR blocks, so any two are nested or disjoint: the winners form a partition found in one sweep
-    over the blocks that touch ``remaining`` (instead of one set subtraction per candidate). Hops come out as
-    the candidate-by-candidate walk would list them: by the rank of their first winning candidate, one per route.
+    over the blocks that touch ``destination`` (⊇ ``remaining``; instead of one set subtraction per candidate).
+    Hops come out as the candidate-by-candidate walk would list them: by the rank of their first winning
+    candidate, one per route.
     """
     intervals = remaining.intervals
-    low, high = intervals[0][0], intervals[-1][1]
     best: dict[tuple[int, int], tuple[int, int, int]] = {}  # block → (tier, order, group index)
-    order = 0
+    base = 0  # position of the group's first candidate in the walk's order
     for index, group in enumerate(groups):
         tier = group.tier
-        for start, end in group.blocks:
-            if end >= low and start <= high and _overlaps(remaining, start, end):
-                block = (start, end)
-                current = best.get(block)
-                if current is None or (tier, order) < current[:2]:
-                    best[block] = (tier, order, index)
-            order += 1
+        blocks = group.blocks
+        touching = (_touching(blocks, destination) if len(blocks) > 8 else
+                    [(i, b) for i, b in enumerate(blocks) if _overlaps(destination, b[0], b[1])])
+        for position, block in touching:
+            order = base + position
+            current = best.get(block)
+            if current is None or (tier, order) < current[:2]:
+                best[block] = (tier, order, index)
+        base += len(blocks)
     # Sweep the nested/disjoint blocks (outer first at equal start): the innermost open block owns each address.
     owner: list[tuple[int, int, tuple[int, int]]] = []  # (start, end, block) segments, ascending
     stack: list[tuple[int, int]] = []
