@@ -186,7 +186,10 @@ def nsg_pieces(
     """
     compiled = _COMPILED.get((nsg,), (port, protocol), lambda: _compile(nsg, port, protocol))
     levels = _LEVELS.get((compiled, source, tags), None, lambda: _source_levels(compiled, source, tags))
-    extra = (levels, source.virtual_network, required_tag.lower())
+    # VirtualNetwork / Internet destinations matter only where the VNet space meets the destination.
+    network = source.virtual_network
+    extra = (levels, _VNET_PARTS.get((network, destination), None, lambda: network & destination),
+             required_tag.lower())
     return _PIECES.get((compiled, destination, tags), extra,
                        lambda: _evaluate(compiled, levels, source.virtual_network, destination, tags,
                                          required_tag.lower()))
@@ -212,6 +215,7 @@ _COMPILED: IdentityCache[_Compiled] = IdentityCache(8192)
 _LEVELS: IdentityCache[tuple[tuple[Match, str], ...]] = IdentityCache()
 _SOURCE_SETS: IdentityCache[tuple[tuple[IPSet | None, str], ...]] = IdentityCache(8192)
 _PIECES: IdentityCache[tuple[Piece, ...]] = IdentityCache()
+_VNET_PARTS: IdentityCache[IPSet] = IdentityCache()
 _EXPANDED: IdentityCache[tuple[IPSet | None, str]] = IdentityCache()
 _CLIPPED: IdentityCache[IPSet] = IdentityCache()
 

@@ -120,12 +120,25 @@ def route_hops(
     destination): the VMs of a subnet, and the subnets sharing a route table, all ask the same question."""
     learned = tuple(bgp)
     endpoints = subnet.service_endpoints if subnet is not None else ()
-    extra = (vnet.location, vnet.address_prefixes, vnet.peered_address_prefixes, endpoints, learned)
+    compiled = _TABLES.get((table, tags), None, lambda: _compile(table, tags))
+    # VNet and peered spaces that do not touch the destination never carry any of it: leave them out of the key.
+    spaces = None if isinstance(compiled, Route) else _SPACES.get((vnet, destination), None,
+                                                                   lambda: _touching_spaces(vnet, destination))
+    extra = (vnet.location, spaces, endpoints, learned)
     return _RESULTS.get((table, tags, destination), extra,
-                        lambda: _evaluate(table, vnet, subnet, destination, tags, learned))
+                        lambda: _evaluate(compiled, vnet, spaces or ((), ()), subnet, destination, tags, learned))
 
 
-def _evaluate(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | None, destination: IPSet,
+def _touching_spaces(vnet: VirtualNetwork, destination: IPSet) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The VNet's address prefixes and peered prefixes that overlap ``destination`` (all are parsed, so a bad one
+    raises as it would when the system routes are built)."""
+    own = tuple(p for p in vnet.address_prefixes if _overlaps(destination, *parse_ipv4_prefix(p)))
+    peered = tuple(p for p in vnet.peered_address_prefixes if _overlaps(destination, *parse_ipv4_prefix(p)))
+    return own, peered
+
+
+def _evaluate(compiled: tuple[_Group, ...] | Route, vnet: VirtualNetwork,
+              spaces: tuple[tuple[str, ...], tuple[str, ...]], subnet: Subnet | None, destination: IPSet,
               tags: ServiceTags, bgp: tuple[Route, ...]) -> tuple[Hop, ...]:
     hops: list[Hop] = []
     remaining = destination
@@ -133,7 +146,6 @@ def _evaluate(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | N
     if endpoint:
         hops.append(Hop(endpoint, "VirtualNetworkServiceEndpoint", "service endpoint", "service-endpoint"))
         remaining = remaining - endpoint
-    compiled = _TABLES.get((table, tags), None, lambda: _compile(table, tags))
     if isinstance(compiled, Route):
         # A route names a tag the data does not have: everything still undecided is unknown.
         route = compiled
@@ -147,8 +159,8 @@ def _evaluate(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | N
             groups.append(_Group((parse_ipv4_prefix(learned.address_prefix),), BGP, learned.next_hop_type,
                                  learned.name, "bgp", learned.next_hop_ip, learned.address_prefix))
     for space, hop_type, label in (
-        (vnet.address_prefixes, "VnetLocal", "system: virtual network"),
-        (vnet.peered_address_prefixes, "VNetPeering", "system: peering"),
+        (spaces[0], "VnetLocal", "system: virtual network"),
+        (spaces[1], "VNetPeering", "system: peering"),
     ):
         groups.append(_Group(tuple(parse_ipv4_prefix(p) for p in space), SYSTEM, hop_type, label, "system", "", ""))
     groups.extend(_DEFAULT_GROUPS)
@@ -176,6 +188,7 @@ _DEFAULT_GROUPS = tuple(
 )
 _RESULTS: IdentityCache[tuple[Hop, ...]] = IdentityCache()
 _TABLES: IdentityCache[tuple[_Group, ...] | Route] = IdentityCache(4096)
+_SPACES: IdentityCache[tuple[tuple[str, ...], tuple[str, ...]]] = IdentityCache()
 _TAG_BLOCKS: IdentityCache[tuple[tuple[int, int], ...]] = IdentityCache(8192)  # a tag's published prefixes
 _TOUCHING: IdentityCache[tuple[tuple[int, tuple[int, int]], ...]] = IdentityCache()  # (position, block) in a set
 
