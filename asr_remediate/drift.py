@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from .config import Settings
 from .ipset import EMPTY, IdentityCache, IPSet
 from .model import Estate, NetworkSecurityGroup, ProtectedItem, Route, RouteTable, Subnet, VirtualNetwork, key
-from .nsg import FlowSource, Piece, nsg_pieces
+from .nsg import FlowSource, Piece, nsg_pieces, sender_view
 from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
@@ -87,6 +87,7 @@ _RECOVERY_SOURCES: IdentityCache[FlowSource] = IdentityCache(8192)
 _NSG_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _ROUTE_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _LEGACY_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache(8192)
+_POINT_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 
 
 class _Collector:
@@ -104,6 +105,17 @@ class _Collector:
         blocked = previous.blocked | finding.blocked
         first = previous if previous.blocker_priority <= finding.blocker_priority else finding
         self.items[ident] = replace(first, blocked=blocked)
+
+
+class _Recorder(_Collector):
+    """Records findings in the order they are added (replayed into the VM's collector)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.findings: list[Finding] = []
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
 
 
 def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[PathPoint]:
@@ -304,16 +316,40 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
                 nsgs.append((nsg, where))
                 if settings.profile == "service-tags":
                     _legacy_rule_findings(point, nsg, where, tags, out)
-        for req in (r for r in requirements if r.side == point.side):
-            if req.prefixes is None:
-                out.add(Finding("unknown", "warning", point.side, req.destination, point.subnet.id,
-                                f"cannot evaluate {req.destination}: {req.reason}", requirement=req))
-                continue
-            for nsg, where in nsgs:
-                _nsg_findings(point, nsg, where, req, tags, out)
-            _route_findings(point, estate, req, tags, out)
+        sided = [r for r in requirements if r.side == point.side]
+        for finding in _requirement_findings(point, estate, nsgs, sided, tags):
+            out.add(finding)
     findings = tuple(out.items.values())
     return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id)
+
+
+def _requirement_findings(point: PathPoint, estate: Estate, nsgs: list[tuple[NetworkSecurityGroup, str]],
+                          requirements: list[Requirement], tags: ServiceTags) -> tuple[Finding, ...]:
+    """What the NSGs and the route table on one path point do to each requirement, in evaluation order.
+
+    Memoised per equivalent point: the same NSGs seeing the sender the same way, the same VirtualNetwork space,
+    subnet, route table and requirements — the VMs of a subnet, typically.
+    """
+    table_id = point.subnet.route_table_id
+    table = estate.route_tables.get(key(table_id)) if table_id else None
+    views = tuple(sender_view(nsg, point.source, tags) for nsg, _ in nsgs)
+    objects = (tags, point.vnet, point.subnet, table, point.source.virtual_network, *(n for n, _ in nsgs),
+               *requirements)
+    extra = (point.side, len(nsgs), tuple(w for _, w in nsgs), views, bool(table_id) and table is None, point.bgp)
+
+    def build() -> tuple[Finding, ...]:
+        recorder = _Recorder()
+        for req in requirements:
+            if req.prefixes is None:
+                recorder.add(Finding("unknown", "warning", point.side, req.destination, point.subnet.id,
+                                     f"cannot evaluate {req.destination}: {req.reason}", requirement=req))
+                continue
+            for nsg, where in nsgs:
+                _nsg_findings(point, nsg, where, req, tags, recorder)
+            _route_findings(point, estate, req, tags, recorder)
+        return tuple(recorder.findings)
+
+    return _POINT_FINDINGS.get(objects, extra, build)
 
 
 def status_of(findings: tuple[Finding, ...]) -> str:

@@ -195,6 +195,14 @@ def nsg_pieces(
                                          required_tag.lower()))
 
 
+def sender_view(nsg: NetworkSecurityGroup, source: FlowSource, tags: ServiceTags, *, port: int = 443,
+                protocol: str = "tcp") -> tuple[tuple[Match, str], ...]:
+    """All ``nsg_pieces`` needs to know of the sender besides its VirtualNetwork space (memoised): two senders
+    with equal views and the same VirtualNetwork get the same pieces for every destination."""
+    compiled = _COMPILED.get((nsg,), (port, protocol), lambda: _compile(nsg, port, protocol))
+    return _LEVELS.get((compiled, source, tags), None, lambda: _source_levels(compiled, source, tags))
+
+
 @dataclass(frozen=True)
 class _Step:
     """An outbound rule that can decide the flow, in priority order, with what is known without the sender."""
