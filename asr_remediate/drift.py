@@ -88,6 +88,7 @@ _NSG_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _ROUTE_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _LEGACY_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache(8192)
 _POINT_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
+_UNIONS: IdentityCache[IPSet] = IdentityCache()
 
 
 class _Collector:
@@ -102,9 +103,15 @@ class _Collector:
         if previous is None:
             self.items[ident] = finding
             return
-        blocked = previous.blocked | finding.blocked
+        blocked = _union(previous.blocked, finding.blocked)
         first = previous if previous.blocker_priority <= finding.blocker_priority else finding
-        self.items[ident] = replace(first, blocked=blocked)
+        if first is not previous or blocked is not previous.blocked:
+            self.items[ident] = replace(first, blocked=blocked)
+
+
+def _union(a: IPSet, b: IPSet) -> IPSet:
+    """a | b, shared between the VMs whose findings merge the same (memoised) sets."""
+    return a if a is b else _UNIONS.get((a, b), None, lambda: a | b)
 
 
 class _Recorder(_Collector):
