@@ -1,0 +1,1 @@
+"""Scale benchmarks: a deterministic synthetic estate generator (``generate``) and the figures (``run``)."""

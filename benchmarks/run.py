@@ -1,0 +1,640 @@
+"""Scale figures for large estates: ``python -m benchmarks.run [--sizes 1000 10000] [--oracle-sample K]``.
+
+For each size N, on the synthetic estate of ``benchmarks.generate`` (seeded, the full Service Tags file), three
+parts, each in a fresh worker process pinned to at most 2 CPUs (so memos start cold and peak memory is per part):
+
+engine   ``drift.evaluate_estate`` alone, then — memos cleared — ``engine.scan`` (evaluate + plan + the plan's
+         verification rescan), timed with ``time.perf_counter``; peak memory as ``ru_maxrss`` of the worker (the
+         whole process: interpreter, parsed Service Tags, the generated ARM JSON and the parsed estate) and, in a
+         separate untimed scan, the ``tracemalloc`` peak of the scan's own allocations.
+oracle   the scan's answers against the brute-force per-address oracle (``tests/oracle.py``): K sampled
+         (VM, side, destination, NSG) tuples and K (VM, side, destination, route table) tuples, half drawn from
+         those where the engine denies/is unsure/warns, half uniformly. Per tuple: the engine's pieces must
+         partition the destination exactly; every interval endpoint of every piece (its first and last address)
+         plus 32 random addresses of the destination are checked — the piece holding the address must give the
+         oracle's verdict and deciding rule (NSG) or next hop type and route (routes) — and, for NSGs, the
+         scan's report must agree: an address the oracle denies is in the VM's nsg-deny finding for that NSG and
+         destination (and only those, when the VM has one path point on that side); an oracle "unknown" has an
+         unknown finding. Speed: the engine per (NSG, destination) pair with every memo cleared, against the
+         oracle over that pair's checked addresses, and extrapolated to all of the destination's addresses.
+live     ``Runtime.run`` (the CLI/Function App path: Resource Graph inventory, Service Tags API, scan) against the
+         local HTTPS ARM emulator (``tests/emulator``) with the real Azure SDK clients, report-only; counts every
+         request the emulator received, and the time it spent answering (its routing and paging, not TLS/JSON).
+
+Targets (PASS/FAIL): 10,000 VMs scanned (full scan) in under 5 s and under 500 MB (worker peak RSS) on 2 CPUs;
+a live scan costs the Resource Graph pages + 1 Service Tags call, and no other ARM request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import ipaddress
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.generate import DEFAULT_SEED, REPO, TAGS_FILE, generate, load_tags
+
+PAGE_SIZE = 1000  # Resource Graph rows per page (asr_remediate.azure.inventory.MAX_PAGE_SIZE)
+TARGET_VMS, TARGET_SECONDS, TARGET_MB = 10_000, 5.0, 500
+RANDOM_ADDRESSES = 32
+CPUS = 2
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _pin_cpus(limit: int = CPUS) -> tuple[int, int]:
+    """Pin this process to at most ``limit`` CPUs; returns (CPUs used, CPUs available)."""
+    if not hasattr(os, "sched_getaffinity"):
+        count = os.cpu_count() or 1
+        return min(count, limit), count
+    available = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, set(available[:limit]))
+    return min(len(available), limit), len(available)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def clear_engine_memos() -> None:
+    """Empty every memo of the engine (IdentityCaches and the prefix parser), for cold timings."""
+    from asr_remediate import drift, ipset, nsg, requirements, routes
+
+    for module in (ipset, nsg, routes, drift, requirements):
+        for value in vars(module).values():
+            if isinstance(value, ipset.IdentityCache):
+                value.clear()
+    ipset.parse_ipv4_prefix.cache_clear()
+
+
+def _timed(function: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - start
+
+
+def _estate_summary(synthetic: Any, estate: Any) -> dict[str, Any]:
+    subs_with_vms = {r["subscriptionId"] for r in synthetic.resources
+                     if r["type"] == "microsoft.compute/virtualmachines"}
+    return {
+        "vms": len(estate.vms), "protected_items": len(estate.protected_items), "nics": len(estate.nics),
+        "vnets": len(estate.vnets), "subnets": len(estate.subnets), "nsgs": len(estate.nsgs),
+        "rules": synthetic.rule_count, "max_rules": synthetic.max_rules_per_nsg,
+        "route_tables": len(estate.route_tables), "routes": synthetic.route_count,
+        "subscriptions": len(synthetic.subscriptions), "workload_subscriptions": len(subs_with_vms),
+        "region_pairs": len({tuple(sorted((i.source_region, i.target_region))) for i in estate.protected_items}),
+        "arm_resources": len(synthetic.resources),
+    }
+
+
+# --- engine worker ---------------------------------------------------------------------------------------------
+
+
+def engine_worker(n: int, seed: int) -> dict[str, Any]:
+    from asr_remediate.config import Settings
+    from asr_remediate.drift import evaluate_estate
+    from asr_remediate.engine import scan
+    from asr_remediate.estate import build_estate
+
+    used, available = _pin_cpus()
+    tags, tags_s = _timed(load_tags)
+    synthetic, generate_s = _timed(lambda: generate(n, seed=seed, tags=tags))
+    start = time.perf_counter()
+    estate = build_estate(synthetic.resources)
+    build_s = time.perf_counter() - start
+    summary = _estate_summary(synthetic, estate)
+    del synthetic  # as the CLI drops the JSON document once the estate is parsed
+    settings = Settings()
+    clear_engine_memos()
+    gc.collect()
+    reports, evaluate_s = _timed(lambda: evaluate_estate(estate, tags, settings))
+    del reports
+    clear_engine_memos()
+    gc.collect()
+    plan, scan_s = _timed(lambda: scan(estate, tags, settings))
+    peak_rss = _maxrss_mb()
+    statuses = Counter(r.status for r in plan.reports)
+    kinds = Counter(f.kind for r in plan.reports for f in r.findings)
+    fixable = sum(1 for r in plan.reports for f in r.findings if f.fixable)
+    errors = sum(1 for r in plan.reports for f in r.findings if f.severity == "error")
+    changes = Counter(c.action for c in plan.changes)
+    del plan
+    clear_engine_memos()
+    gc.collect()
+    tracemalloc.start()
+    scan(estate, tags, settings)
+    traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {
+        "n": n, "cpus": used, "cpus_available": available, "estate": summary,
+        "tags_change_number": tags.change_number, "tags_count": len(tags.tags),
+        "load_tags_s": tags_s, "generate_s": generate_s, "build_s": build_s,
+        "evaluate_s": evaluate_s, "scan_s": scan_s, "peak_rss_mb": peak_rss, "scan_traced_peak_mb": traced_peak,
+        "statuses": dict(statuses), "kinds": dict(kinds), "errors": errors, "fixable": fixable,
+        "changes": dict(changes),
+    }
+
+
+# --- oracle worker ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Path:
+    """One place a VM's ASR traffic leaves from, rebuilt here from the estate (independently of drift.py)."""
+
+    item: Any
+    side: str
+    vnet: Any
+    subnet: Any
+    flow: Any  # nsg.FlowSource as the engine builds it
+    sender: str | list[str]  # oracle input: the NIC IP, or the recovery subnet's prefixes
+    asgs: frozenset[str]
+    nsgs: list[tuple[Any, str]]
+    table: Any
+    table_missing: bool
+
+
+def _paths(estate: Any, settings: Any) -> list[_Path]:
+    from asr_remediate.ipset import IPSet
+    from asr_remediate.model import key
+    from asr_remediate.nsg import FlowSource
+
+    paths = []
+    for item in estate.protected_items:
+        vm = estate.vms.get(key(item.vm_id))
+        if vm is not None and settings.opt_out_tag.lower() in {t.lower() for t in vm.tags}:
+            continue  # skipped by the engine
+        if item.active_location.lower() == "recovery":
+            continue
+        nic_ids = list(vm.nic_ids) if vm and vm.nic_ids else [n.source_nic_id for n in item.recovery_nics]
+        for nic_id in nic_ids:
+            nic = estate.nics.get(key(nic_id))
+            for config in nic.ip_configurations if nic else ():
+                subnet = estate.subnets.get(key(config.subnet_id))
+                vnet = estate.vnet_of_subnet(config.subnet_id)
+                if subnet is None or vnet is None or not config.private_ip:
+                    continue
+                space = IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes))
+                asgs = frozenset(key(a) for a in config.asg_ids)
+                paths.append(_path(estate, item, "source", vnet, subnet,
+                                   FlowSource(IPSet.address(config.private_ip), space, asgs), config.private_ip, asgs,
+                                   [(nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")]))
+        for rnic in item.recovery_nics:
+            vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
+            by_name = {s.name.lower(): s for s in vnet.subnets} if vnet else {}
+            for name in rnic.recovery_subnet_names:
+                subnet = by_name.get(name.lower())
+                if subnet is None:
+                    continue
+                space = IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes))
+                flow = FlowSource(IPSet.from_prefixes(subnet.address_prefixes), space)
+                paths.append(_path(estate, item, "target", vnet, subnet, flow, list(subnet.address_prefixes),
+                                   frozenset(), [(rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")]))
+    return paths
+
+
+def _path(estate: Any, item: Any, side: str, vnet: Any, subnet: Any, flow: Any, sender: str | list[str],
+          asgs: frozenset[str], nsg_refs: list[tuple[str, str]]) -> _Path:
+    from asr_remediate.model import key
+
+    nsgs = [(estate.nsgs[key(i)], where) for i, where in nsg_refs if i and key(i) in estate.nsgs]
+    table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
+    return _Path(item, side, vnet, subnet, flow, sender, asgs, nsgs, table,
+                 bool(subnet.route_table_id) and table is None)
+
+
+def _random_addresses(addresses: Any, count: int, rng: random.Random) -> list[int]:
+    """Addresses drawn uniformly from an IPSet."""
+    if not addresses:
+        return []
+    sizes = [end - start + 1 for start, end in addresses.intervals]
+    picks = []
+    for _ in range(count):
+        offset = rng.randrange(addresses.size)
+        for (start, _end), size in zip(addresses.intervals, sizes, strict=True):
+            if offset < size:
+                picks.append(start + offset)
+                break
+            offset -= size
+    return picks
+
+
+def _locate(pieces: Sequence[Any]) -> Callable[[int], Any]:
+    """address → the piece (NSG piece or route hop) whose addresses hold it."""
+    import bisect
+
+    index = sorted((start, end, i) for i, piece in enumerate(pieces) for start, end in piece.addresses.intervals)
+    starts = [start for start, _, _ in index]
+
+    def find(address: int) -> Any:
+        k = bisect.bisect_right(starts, address) - 1
+        if k >= 0 and index[k][1] >= address:
+            return pieces[index[k][2]]
+        return None
+
+    return find
+
+
+def _partitions(pieces: Sequence[Any], destination: Any) -> bool:
+    from asr_remediate.ipset import IPSet
+
+    union = IPSet.of(iv for p in pieces for iv in p.addresses.intervals)
+    return bool(union == destination and sum(p.addresses.size for p in pieces) == destination.size)
+
+
+def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
+    from asr_remediate.config import Settings
+    from asr_remediate.engine import scan
+    from asr_remediate.estate import build_estate
+    from asr_remediate.model import key
+    from asr_remediate.nsg import evaluate_nsg
+    from asr_remediate.requirements import requirements_for
+    from asr_remediate.routes import evaluate_routes
+    from tests import oracle
+
+    _pin_cpus()
+    rng = random.Random(seed)
+    tags = load_tags()
+    synthetic = generate(n, seed=seed, tags=tags)
+    estate = build_estate(synthetic.resources)
+    settings = Settings()
+    plan = scan(estate, tags, settings)
+    reports = {key(r.id): r for r in plan.reports}
+    paths = _paths(estate, settings)
+    points_per_side = Counter((key(p.item.vm_id), p.side) for p in paths)
+    nsg_tuples, route_tuples = [], []
+    for path in paths:
+        for req in requirements_for(path.item, tags, settings):
+            if req.side != path.side or req.prefixes is None:
+                continue
+            for group, where in path.nsgs:
+                nsg_tuples.append((path, group, where, req))
+            if not path.table_missing:
+                route_tuples.append((path, req))
+
+    def nsg_pieces(t: tuple[Any, ...]) -> list[Any]:
+        path, group, _where, req = t
+        return evaluate_nsg(group, path.flow, req.prefixes, tags, required_tag=req.tag)
+
+    def route_pieces(t: tuple[Any, ...]) -> list[Any]:
+        path, req = t
+        return evaluate_routes(path.table, path.vnet, path.subnet, req.prefixes, tags)
+
+    def pick(tuples: list[Any], interesting: Callable[[Any], bool]) -> list[Any]:
+        marked = [t for t in tuples if interesting(t)]
+        chosen = rng.sample(marked, min(len(marked), sample // 2))
+        ids = {id(t) for t in chosen}
+        rest = [t for t in tuples if id(t) not in ids]
+        chosen += rng.sample(rest, min(len(rest), sample - len(chosen)))
+        return chosen
+
+    nsg_sample = pick(nsg_tuples, lambda t: any(p.verdict != "allow" or p.note for p in nsg_pieces(t)))
+    route_sample = pick(route_tuples, lambda t: any(h.verdict != "ok" for h in route_pieces(t)))
+
+    nsg: dict[str, Any] = {"tuples": len(nsg_sample), "population": len(nsg_tuples), "endpoints": 0, "random": 0,
+           "mismatches": 0, "partition_errors": 0, "report_checks": 0, "report_mismatches": 0,
+           "verdicts": Counter(), "examples": []}
+    pair_oracle_s: list[float] = []
+    pair_exhaustive_s: list[float] = []
+    for t in nsg_sample:
+        path, group, _where, req = t
+        pieces = nsg_pieces(t)
+        if not _partitions(pieces, req.prefixes):
+            nsg["partition_errors"] += 1
+        find = _locate(pieces)
+        endpoints = sorted({a for p in pieces for iv in p.addresses.intervals for a in iv})
+        randoms = _random_addresses(req.prefixes, RANDOM_ADDRESSES, rng)
+        nsg["endpoints"] += len(endpoints)
+        nsg["random"] += len(randoms)
+        vnet_prefixes = [*path.vnet.address_prefixes, *path.vnet.peered_address_prefixes]
+        report = reports.get(key(path.item.vm_id))
+        findings = [f for f in (report.findings if report else ())
+                    if f.side == path.side and f.destination == req.destination and key(f.resource_id) == key(group.id)]
+        blocked = next((f.blocked for f in findings if f.kind == "nsg-deny"), None)
+        has_unknown = any(f.kind == "unknown" for f in findings)
+        single = points_per_side[(key(path.item.vm_id), path.side)] == 1
+        spent = 0.0
+        for address in [*endpoints, *randoms]:
+            piece = find(address)
+            engine = (piece.verdict, piece.rule.name if piece.rule else None) if piece else ("absent", None)
+            start = time.perf_counter()
+            expected = oracle.nsg_verdict(group, path.sender, path.asgs, vnet_prefixes, address, tags,
+                                          required_tag=req.tag)
+            spent += time.perf_counter() - start
+            nsg["verdicts"][expected[0]] += 1
+            if engine != expected:
+                nsg["mismatches"] += 1
+                if len(nsg["examples"]) < 5:
+                    nsg["examples"].append(f"{group.name} {req.destination} {ipaddress.IPv4Address(address)}: "
+                                           f"engine {engine}, oracle {expected}")
+            nsg["report_checks"] += 1
+            in_blocked = blocked is not None and blocked.contains(address)
+            if (expected[0] == "deny" and not in_blocked) or (expected[0] == "unknown" and not has_unknown) or (
+                    single and expected[0] != "deny" and in_blocked):
+                nsg["report_mismatches"] += 1
+        checked = len(endpoints) + len(randoms)
+        pair_oracle_s.append(spent)
+        pair_exhaustive_s.append(spent / checked * req.prefixes.size)
+
+    routes: dict[str, Any] = {"tuples": len(route_sample), "population": len(route_tuples), "endpoints": 0, "random": 0,
+              "mismatches": 0, "partition_errors": 0, "next_hops": Counter(), "examples": []}
+    for t in route_sample:
+        path, req = t
+        hops = route_pieces(t)
+        if not _partitions(hops, req.prefixes):
+            routes["partition_errors"] += 1
+        find = _locate(hops)
+        endpoints = sorted({a for h in hops for iv in h.addresses.intervals for a in iv})
+        randoms = _random_addresses(req.prefixes, RANDOM_ADDRESSES, rng)
+        routes["endpoints"] += len(endpoints)
+        routes["random"] += len(randoms)
+        for address in [*endpoints, *randoms]:
+            hop = find(address)
+            engine = (("unknown" if hop.origin == "unknown" else hop.next_hop_type), hop.route_name) if hop else (
+                "absent", None)
+            expected = oracle.route_next_hop(path.table, path.vnet, path.subnet, address, tags)
+            routes["next_hops"][expected[0]] += 1
+            if engine != expected:
+                routes["mismatches"] += 1
+                if len(routes["examples"]) < 5:
+                    routes["examples"].append(f"{path.subnet.name} {req.destination} "
+                                              f"{ipaddress.IPv4Address(address)}: engine {engine}, oracle {expected}")
+
+    # Engine speed per (NSG, destination) pair with every memo cleared: compile the NSG, the sender's view, and
+    # the partition of the whole destination.
+    pair_engine_s = []
+    for t in nsg_sample:
+        clear_engine_memos()
+        start = time.perf_counter()
+        nsg_pieces(t)
+        pair_engine_s.append(time.perf_counter() - start)
+    for stats in (nsg, routes):
+        stats["checked"] = stats["endpoints"] + stats["random"]
+    nsg["verdicts"] = dict(nsg["verdicts"])
+    routes["next_hops"] = dict(routes["next_hops"])
+    return {
+        "n": n, "nsg": nsg, "routes": routes,
+        "engine_pair_ms": statistics.median(pair_engine_s) * 1e3 if pair_engine_s else 0.0,
+        "oracle_pair_ms": statistics.median(pair_oracle_s) * 1e3 if pair_oracle_s else 0.0,
+        "oracle_address_us": sum(pair_oracle_s) / max(1, nsg["checked"]) * 1e6,
+        "oracle_exhaustive_pair_s": statistics.median(pair_exhaustive_s) if pair_exhaustive_s else 0.0,
+    }
+
+
+# --- live worker -----------------------------------------------------------------------------------------------
+
+
+def live_worker(n: int, seed: int) -> dict[str, Any]:
+    import trustme
+
+    from asr_remediate.config import Settings
+    from asr_remediate.runtime import Runtime, Scope
+    from tests.emulator.arm_emulator import ArmEmulator, RecordedRequest
+    from tests.emulator.fixtures import FakeCredential, FakeSleep
+
+    class TimedEmulator(ArmEmulator):
+        """The emulator, timing how long it spends answering (routing, paging, building bodies)."""
+
+        serving_s = 0.0
+        _timing = threading.Lock()
+
+        def _dispatch(self, req: RecordedRequest) -> Any:
+            start = time.perf_counter()
+            try:
+                return super()._dispatch(req)
+            finally:
+                with self._timing:
+                    TimedEmulator.serving_s += time.perf_counter() - start
+
+    _pin_cpus()
+    synthetic = generate(n, seed=seed, tags=load_tags())
+    subscriptions = synthetic.subscriptions
+    items = synthetic.counts.get(
+        "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
+        "replicationprotecteditems", 0)
+    network = len(synthetic.resources) - items
+    document = json.loads(TAGS_FILE.read_text(encoding="utf-8-sig"))
+    pages: list[str] = []
+    with TimedEmulator(ca=trustme.CA()) as arm:
+        arm.add_all(synthetic.resources)
+        arm.service_tags = document
+        del synthetic, document
+        gc.collect()
+        arm.clear_log()
+        settings = Settings(arm_endpoint=arm.base_url, arm_ca_bundle=arm.ca_path, subscriptions=subscriptions)
+        runtime = Runtime(settings, FakeCredential(), progress=pages.append, inventory_kwargs={"sleep": FakeSleep()})
+        TimedEmulator.serving_s = 0.0
+        result, wall_s = _timed(lambda: runtime.run(Scope(subscriptions), trigger="benchmark", actor="benchmarks"))
+        requests = list(arm.requests)
+    arg = [r for r in requests if r.method == "POST" and "microsoft.resourcegraph/resources" in r.path.lower()]
+    service_tags = [r for r in requests if r.method == "GET" and r.path.lower().endswith("/servicetags")]
+    other = [r for r in requests if r not in arg and r not in service_tags]
+    return {
+        "n": n, "wall_s": wall_s, "emulator_s": TimedEmulator.serving_s, "requests": len(requests),
+        "arg_requests": len(arg), "arg_pages_reported": sum(1 for p in pages if "page" in p),
+        "expected_pages": -(-items // PAGE_SIZE) + -(-network // PAGE_SIZE), "items": items, "network": network,
+        "service_tag_calls": len(service_tags), "other_requests": len(other),
+        "other_paths": sorted({f"{r.method} {r.path}" for r in other})[:5],
+        "failed_requests": sum(1 for r in requests if r.status is None or r.status >= 400),
+        "statuses": dict(Counter(r.status for r in result.plan.reports)), "peak_rss_mb": _maxrss_mb(),
+        "subscriptions": len(subscriptions),
+    }
+
+
+# --- the parent: run the workers, print the figures --------------------------------------------------------------
+
+
+def _run_worker(kind: str, n: int, seed: int, sample: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.run", "--worker", kind, "--sizes", str(n), "--seed", str(seed),
+               "--oracle-sample", str(sample)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    print(f"  running {kind} worker for {n:,} VMs ...", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} worker for {n} VMs failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _fmt_int(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _table(sizes: Sequence[int], rows: list[tuple[str, list[str]]]) -> str:
+    label_width = max(len(label) for label, _ in rows)
+    widths = [max(len(f"{n:,} VMs"), *(len(values[i]) for _, values in rows if values)) for i, n in enumerate(sizes)]
+    lines = [" " * label_width + "  " + "  ".join(f"{f'{n:,} VMs':>{w}}" for n, w in zip(sizes, widths, strict=True))]
+    for label, values in rows:
+        if not values:
+            lines.append(label)
+            continue
+        lines.append(f"{label:<{label_width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, widths,
+                                                                                            strict=True)))
+    return "\n".join(lines)
+
+
+def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[str, Any]],
+           oracle: dict[int, dict[str, Any]], live: dict[int, dict[str, Any]]) -> tuple[str, bool]:
+    def col(source: dict[int, dict[str, Any]], render: Callable[[dict[str, Any]], str]) -> list[str]:
+        return [render(source[n]) if n in source else "-" for n in sizes]
+
+    first = next(iter(engine.values()), None)
+    rows: list[tuple[str, list[str]]] = []
+    if engine:
+        rows += [
+            ("estate (benchmarks.generate)", []),
+            ("  subscriptions: workload + DR (region pairs)", col(engine, lambda e: (
+                f"{e['estate']['workload_subscriptions']} + "
+                f"{e['estate']['subscriptions'] - e['estate']['workload_subscriptions']} "
+                f"({e['estate']['region_pairs']})"))),
+            ("  VMs / NICs / VNets / subnets", col(engine, lambda e: "{vms:,} / {nics:,} / {vnets:,} / {subnets:,}"
+                                                   .format(**e["estate"]))),
+            ("  NSGs / rules (most in one NSG)", col(engine, lambda e: "{nsgs:,} / {rules:,} ({max_rules})"
+                                                     .format(**e["estate"]))),
+            ("  route tables / routes", col(engine, lambda e: "{route_tables:,} / {routes:,}".format(**e["estate"]))),
+            ("  ARM resources", col(engine, lambda e: _fmt_int(e["estate"]["arm_resources"]))),
+            ("engine, offline (fresh process, memos cold)", []),
+            ("  evaluate: drift.evaluate_estate", col(engine, lambda e: f"{e['evaluate_s']:.2f} s")),
+            ("  full scan: engine.scan (evaluate + plan + verify)", col(engine, lambda e: f"{e['scan_s']:.2f} s")),
+            ("  per VM (full scan)", col(engine, lambda e: f"{e['scan_s'] / e['n'] * 1e3:.2f} ms")),
+            ("  peak RSS, whole worker (ru_maxrss)", col(engine, lambda e: f"{e['peak_rss_mb']:.0f} MB")),
+            ("  scan's own allocations, peak (tracemalloc)", col(engine, lambda e: (
+                f"{e['scan_traced_peak_mb']:.0f} MB"))),
+            ("  not timed: load tags / generate / parse estate", col(engine, lambda e: (
+                f"{e['load_tags_s']:.1f}/{e['generate_s']:.1f}/{e['build_s']:.1f} s"))),
+            ("  VMs compliant / drift / unknown / skipped", col(engine, lambda e: "/".join(
+                _fmt_int(e["statuses"].get(s, 0)) for s in ("compliant", "drift", "unknown", "skipped")))),
+            ("  error findings (fixable) / planned changes", col(engine, lambda e: (
+                f"{e['errors']:,} ({e['fixable']:,}) / {sum(e['changes'].values()):,}"))),
+        ]
+    if oracle:
+        rows += [
+            (f"brute-force oracle (tests/oracle.py), {sample} + {sample} sampled tuples", []),
+            ("  NSG tuples (VM, side, dest., NSG): sampled of", col(oracle, lambda o: (
+                f"{o['nsg']['tuples']} of {o['nsg']['population']:,}"))),
+            ("  addresses checked: piece endpoints + random", col(oracle, lambda o: (
+                f"{o['nsg']['endpoints']:,} + {o['nsg']['random']:,}"))),
+            ("  verdict/rule mismatches; partition errors", col(oracle, lambda o: (
+                f"{o['nsg']['mismatches']}; {o['nsg']['partition_errors']}"))),
+            ("  report findings vs oracle: checks, mismatches", col(oracle, lambda o: (
+                f"{o['nsg']['report_checks']:,}, {o['nsg']['report_mismatches']}"))),
+            ("  route tuples (VM, side, dest., table): sampled of", col(oracle, lambda o: (
+                f"{o['routes']['tuples']} of {o['routes']['population']:,}"))),
+            ("  addresses checked: hop endpoints + random", col(oracle, lambda o: (
+                f"{o['routes']['endpoints']:,} + {o['routes']['random']:,}"))),
+            ("  next hop/route mismatches; partition errors", col(oracle, lambda o: (
+                f"{o['routes']['mismatches']}; {o['routes']['partition_errors']}"))),
+            ("  engine per (NSG, dest.) pair, cold (median)", col(oracle, lambda o: f"{o['engine_pair_ms']:.2f} ms")),
+            ("  oracle per pair, checked addresses (median)", col(oracle, lambda o: f"{o['oracle_pair_ms']:.0f} ms")),
+            ("  oracle per address (mean)", col(oracle, lambda o: f"{o['oracle_address_us']:.0f} µs")),
+            ("  speed ratio oracle/engine per pair", col(oracle, lambda o: (
+                f"{o['oracle_pair_ms'] / o['engine_pair_ms']:,.0f}×" if o["engine_pair_ms"] else "-"))),
+            ("  ... oracle over all the pair's addresses (extrap.)", col(oracle, lambda o: (
+                f"{o['oracle_exhaustive_pair_s']:,.0f} s = "
+                f"{o['oracle_exhaustive_pair_s'] * 1e3 / o['engine_pair_ms']:,.0f}×" if o["engine_pair_ms"] else "-"))),
+        ]
+    if live:
+        rows += [
+            ("live scan: Runtime.run vs local ARM emulator", []),
+            ("  Resource Graph requests (pages expected)", col(live, lambda r: (
+                f"{r['arg_requests']} ({r['expected_pages']})"))),
+            ("  Service Tags calls", col(live, lambda r: str(r["service_tag_calls"]))),
+            ("  other ARM requests (per-VM reads)", col(live, lambda r: str(r["other_requests"]))),
+            ("  wall time", col(live, lambda r: f"{r['wall_s']:.1f} s")),
+            ("  ... of which the emulator answering", col(live, lambda r: f"{r['emulator_s']:.1f} s")),
+            ("  ... the rest: SDK, inventory, parse, scan", col(live, lambda r: (
+                f"{r['wall_s'] - r['emulator_s']:.1f} s"))),
+            ("  peak RSS, client + emulator (ru_maxrss)", col(live, lambda r: f"{r['peak_rss_mb']:.0f} MB")),
+        ]
+    host = (f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, workers pinned to "
+            f"{first['cpus']} of {first['cpus_available']} CPUs" if first else platform.platform())
+    tags_line = (f"Service Tags: {TAGS_FILE.name} (changeNumber {first['tags_change_number']}, "
+                 f"{first['tags_count']:,} tags)" if first else f"Service Tags: {TAGS_FILE.name}")
+    header = f"asr-remediate benchmarks (seed {seed}); {tags_line}\nhost: {host}\n"
+    lines = [header, _table(sizes, rows), ""]
+    ok = True
+
+    def verdict(passed: bool, text: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        lines.append(f"{'PASS' if passed else 'FAIL'}  {text}")
+
+    big = engine.get(TARGET_VMS)
+    if big is not None:
+        verdict(big["scan_s"] < TARGET_SECONDS and big["cpus"] <= CPUS,
+                f"{TARGET_VMS:,} VMs full scan in {big['scan_s']:.2f} s < {TARGET_SECONDS:.0f} s on {big['cpus']} CPUs "
+                f"(evaluation alone {big['evaluate_s']:.2f} s)")
+        verdict(big["peak_rss_mb"] < TARGET_MB,
+                f"{TARGET_VMS:,} VMs peak RSS {big['peak_rss_mb']:.0f} MB < {TARGET_MB} MB (whole worker process)")
+    else:
+        lines.append(f"----  {TARGET_VMS:,}-VM targets not measured (add {TARGET_VMS} to --sizes)")
+    for n, o in sorted(oracle.items()):
+        bad = (o["nsg"]["mismatches"] + o["nsg"]["partition_errors"] + o["nsg"]["report_mismatches"]
+               + o["routes"]["mismatches"] + o["routes"]["partition_errors"])
+        examples = "".join("; " + x for x in o["nsg"]["examples"] + o["routes"]["examples"])
+        verdict(bad == 0, f"{n:,} VMs: engine and scan reports agree with the oracle on "
+                          f"{o['nsg']['checked'] + o['routes']['checked']:,} addresses ({bad} disagreements){examples}")
+    for n, r in sorted(live.items()):
+        verdict(r["requests"] == r["arg_requests"] + 1 and r["service_tag_calls"] == 1 and r["other_requests"] == 0
+                and r["arg_requests"] == r["expected_pages"] and r["failed_requests"] == 0,
+                f"{n:,} VMs live: {r['requests']} requests = {r['arg_requests']} Resource Graph pages + "
+                f"{r['service_tag_calls']} Service Tags call, {r['other_requests']} other ARM requests"
+                f"{' ' + ', '.join(r['other_paths']) if r['other_paths'] else ''}")
+    return "\n".join(lines), ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, TARGET_VMS], help="estate sizes in VMs")
+    parser.add_argument("--oracle-sample", type=int, default=200, metavar="K",
+                        help="NSG tuples and route tuples compared with the oracle per size (0: skip)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--skip-live", action="store_true", help="no live scan against the ARM emulator")
+    parser.add_argument("--json", metavar="FILE", help="also write the raw figures as JSON")
+    parser.add_argument("--worker", choices=("engine", "oracle", "live"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        n = args.sizes[0]
+        if args.worker == "engine":
+            result = engine_worker(n, args.seed)
+        elif args.worker == "oracle":
+            result = oracle_worker(n, args.seed, args.oracle_sample)
+        else:
+            result = live_worker(n, args.seed)
+        print(json.dumps(result))
+        return 0
+    engine: dict[int, dict[str, Any]] = {}
+    oracle: dict[int, dict[str, Any]] = {}
+    live: dict[int, dict[str, Any]] = {}
+    for n in args.sizes:
+        engine[n] = _run_worker("engine", n, args.seed, args.oracle_sample)
+        if args.oracle_sample > 0:
+            oracle[n] = _run_worker("oracle", n, args.seed, args.oracle_sample)
+        if not args.skip_live:
+            live[n] = _run_worker("live", n, args.seed, args.oracle_sample)
+    text, ok = report(args.sizes, args.seed, args.oracle_sample, engine, oracle, live)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"engine": engine, "oracle": oracle, "live": live}, indent=1) + "\n",
+                                   encoding="utf-8")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
