@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .ipset import is_ipv4_prefix, is_ipv6_prefix
 from .jsonfile import read_json_file
 from .model import (
     Estate,
@@ -67,6 +68,21 @@ def _strings(single: Any, many: Any) -> tuple[str, ...]:
     if single not in (None, ""):
         return (str(single),)
     return ()
+
+
+def _ipv4_prefixes(values: Any, what: str) -> tuple[str, ...]:
+    """IPv4 address-space prefixes, checked here once; IPv6 ones (dual-stack VNets) are dropped: ASR's flows are
+    IPv4. A value that is neither is an EstateError naming ``what``."""
+    if isinstance(values, str):
+        values = [values]
+    result = []
+    for value in values or []:
+        text = str(value).strip()
+        if is_ipv4_prefix(text):
+            result.append(text)
+        elif not is_ipv6_prefix(text):
+            raise EstateError(f"{what} has an address prefix that is not an IP prefix: {text!r}")
+    return tuple(result)
 
 
 def _tags(resource: Mapping[str, Any]) -> Mapping[str, str]:
@@ -194,7 +210,8 @@ def parse_subnet(resource: Mapping[str, Any]) -> Subnet:
     return Subnet(
         id=str(resource.get("id") or ""),
         name=str(resource.get("name") or ""),
-        address_prefixes=_strings(props.get("addressPrefix"), props.get("addressPrefixes")),
+        address_prefixes=_ipv4_prefixes(_strings(props.get("addressPrefix"), props.get("addressPrefixes")),
+                                        f"subnet {resource.get('name') or ''}".strip()),
         nsg_id=_ref(props.get("networkSecurityGroup")),
         route_table_id=_ref(props.get("routeTable")),
         service_endpoints=endpoints,
@@ -211,13 +228,13 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
         if str(peering_props.get("peeringState") or "Connected").lower() != "connected":
             continue
         space = peering_props.get("remoteVirtualNetworkAddressSpace") or peering_props.get("remoteAddressSpace") or {}
-        peered.extend(str(p) for p in (space.get("addressPrefixes") or []))
+        peered.extend(_ipv4_prefixes(space.get("addressPrefixes"), "a peering's remote address space"))
     space = props.get("addressSpace") or {}
     return VirtualNetwork(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
         location=str(resource.get("location") or "").lower(),
-        address_prefixes=tuple(str(p) for p in space.get("addressPrefixes") or []),
+        address_prefixes=_ipv4_prefixes(space.get("addressPrefixes"), "the address space"),
         subnets=tuple(subnets.values()),
         peered_address_prefixes=tuple(peered),
         has_gateway_subnet=any(s.name.lower() == "gatewaysubnet" for s in subnets.values()),
@@ -231,7 +248,9 @@ def parse_nic(resource: Mapping[str, Any]) -> NetworkInterface:
         cprops = _props(config)
         if str(cprops.get("privateIPAddressVersion") or "IPv4").lower() != "ipv4":
             continue
-        address = str(cprops.get("privateIPAddress") or "").split("/")[0]
+        address = str(cprops.get("privateIPAddress") or "").split("/")[0].strip()
+        if address and not is_ipv4_prefix(address):
+            raise EstateError(f"IP configuration {config.get('name') or ''} has an invalid private IP {address!r}")
         configs.append(
             IpConfiguration(
                 name=str(config.get("name") or ""),

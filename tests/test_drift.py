@@ -220,3 +220,28 @@ def test_report_is_stable_across_runs() -> None:
     first, second = scan_resources(resources), scan_resources(list(reversed(resources)))
     assert [replace(r) for r in first.reports] == [replace(r) for r in second.reports]
     assert first.changes == second.changes
+
+
+def test_dual_stack_vnets_are_evaluated_on_their_ipv4_space() -> None:
+    resources = Scenario(subnet_rules=[deny(4000)], routes=[("d", "0.0.0.0/0", "VirtualAppliance", "10.1.0.4")],
+                         disable_bgp=True).resources()
+    for resource in resources:
+        if resource["type"].endswith("virtualnetworks"):
+            resource["properties"]["addressSpace"]["addressPrefixes"].append("fd00:db8:deca::/48")
+            subnet = resource["properties"]["subnets"][0]["properties"]
+            subnet["addressPrefixes"] = [subnet.pop("addressPrefix"), "fd00:db8:deca::/64"]
+    report = scan_resources(resources).reports[0]
+    assert report.status == DRIFT
+    assert set(errors(report, "source")) == SOURCE_NEEDS
+
+
+def test_garbage_address_space_is_an_estate_error_naming_the_resource() -> None:
+    import pytest
+
+    from asr_remediate.estate import EstateError, build_estate
+
+    resources = Scenario().resources()
+    vnet = next(r for r in resources if r["type"].endswith("virtualnetworks"))
+    vnet["properties"]["addressSpace"]["addressPrefixes"] = ["10.0.0.0/33"]
+    with pytest.raises(EstateError, match=r"vnet-src.*not an IP prefix"):
+        build_estate(resources)
