@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from .config import Settings
-from .ipset import EMPTY, IdentityCache, IPSet
+from .ipset import IdentityCache, IPSet
 from .model import ProtectedItem
 from .servicetags import ServiceTags
 
@@ -133,4 +133,4 @@ def _requirements(item: ProtectedItem, tags: ServiceTags, settings: Settings) ->
     return result
 
 
-__all__ = ["EMPTY", "SOURCE", "TARGET", "URLS", "Requirement", "requirements_for", "seed_2017_addresses"]
+__all__ = ["SOURCE", "TARGET", "URLS", "Requirement", "requirements_for", "seed_2017_addresses"]

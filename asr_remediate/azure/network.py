@@ -305,27 +305,24 @@ class NetworkWriter:
             raise to_arm_error(exc, resource_id, action) from exc
         return result
 
+    def _get(self, resource_id: str, resource_type: str, operations: str) -> dict[str, Any]:
+        rid = _expect(resource_id, resource_type)
+        ops = getattr(self.client(rid.subscription_id), operations)
+        return self._read(resource_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+
     def get_nsg(self, nsg_id: str) -> dict[str, Any]:
         """The NSG as ARM returns it: ``etag``, ``properties.securityRules`` / ``defaultSecurityRules``."""
-        rid = _expect(nsg_id, NSG_TYPE)
-        ops = self.client(rid.subscription_id).network_security_groups
-        return self._read(nsg_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+        return self._get(nsg_id, NSG_TYPE, "network_security_groups")
 
     def get_route_table(self, route_table_id: str) -> dict[str, Any]:
         """The route table as ARM returns it (``etag``, ``properties.routes``, ``disableBgpRoutePropagation``)."""
-        rid = _expect(route_table_id, ROUTE_TABLE_TYPE)
-        ops = self.client(rid.subscription_id).route_tables
-        return self._read(route_table_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+        return self._get(route_table_id, ROUTE_TABLE_TYPE, "route_tables")
 
     def get_virtual_network(self, vnet_id: str) -> dict[str, Any]:
-        rid = _expect(vnet_id, VNET_TYPE)
-        ops = self.client(rid.subscription_id).virtual_networks
-        return self._read(vnet_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+        return self._get(vnet_id, VNET_TYPE, "virtual_networks")
 
     def get_network_interface(self, nic_id: str) -> dict[str, Any]:
-        rid = _expect(nic_id, NIC_TYPE)
-        ops = self.client(rid.subscription_id).network_interfaces
-        return self._read(nic_id, "GET", lambda: ops.get(rid.resource_group, rid.name))
+        return self._get(nic_id, NIC_TYPE, "network_interfaces")
 
     def get_effective_routes(self, nic_id: str) -> list[dict[str, Any]]:
         """The NIC's effective route table (a long-running POST): the only place BGP-learned routes show."""
