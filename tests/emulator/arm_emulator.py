@@ -344,6 +344,8 @@ class ArmEmulator:
         #: effective route table entries per NIC id (lower case), served by POST …/effectiveRouteTable;
         #: a NIC not listed gets the system routes only (no BGP)
         self.effective_routes: dict[str, list[dict[str, Any]]] = {}
+        #: Resource Graph result sets by query digest, continued by $skipToken pages
+        self._arg_results: dict[str, list[dict[str, Any]]] = {}
         #: the log
         self.requests: list[RecordedRequest] = []
         self.operations: dict[str, dict[str, Any]] = {}
@@ -578,24 +580,13 @@ class ArmEmulator:
         except ValueError as err:
             raise ArmError(400, "BadRequest", f"Query is invalid: {err}") from None
         wanted_subs = {str(s).lower() for s in subs}
-        rows = []
-        for doc in self.resources.values():
-            rid = _parse_id(doc["id"])
-            arg_type = rid.arg_type
-            if rid.subscription.lower() not in wanted_subs or _table_of(arg_type) != parsed.table:
-                continue
-            if parsed.types is not None and arg_type not in parsed.types:
-                continue
-            if parsed.instance_type is not None:
-                details = (doc.get("properties") or {}).get("providerSpecificDetails") or {}
-                if str(details.get("instanceType", "")).lower() != parsed.instance_type:
-                    continue
-            rows.append(self._arg_row(doc, rid, parsed.columns))
-        # Resource Graph pages stably by id; the emulator orders by id whether or not the query asks.
-        rows.sort(key=lambda r: str(r.get("id", "")))
         digest = hashlib.sha256(json.dumps([query, sorted(wanted_subs)]).encode()).hexdigest()[:16]
         offset = options.get("$skip", 0) or 0
         token = options.get("$skipToken")
+        # A $skipToken continues the result set of the first page (computed once: large estates page 30+ times).
+        cached = self._arg_results.get(digest) if token else None
+        rows = cached if cached is not None else self._arg_rows(parsed, wanted_subs)
+        self._arg_results[digest] = rows
         if token:
             try:
                 decoded = json.loads(base64.b64decode(token))
@@ -617,6 +608,24 @@ class ArmEmulator:
             headers = {"x-ms-user-quota-remaining": str(self.arg_quota),
                        "x-ms-user-quota-resets-after": self.arg_quota_resets_after}
         return _Response(200, result, headers)
+
+    def _arg_rows(self, parsed: ParsedQuery, wanted_subs: set[str]) -> list[dict[str, Any]]:
+        rows = []
+        for doc in self.resources.values():
+            rid = _parse_id(doc["id"])
+            arg_type = rid.arg_type
+            if rid.subscription.lower() not in wanted_subs or _table_of(arg_type) != parsed.table:
+                continue
+            if parsed.types is not None and arg_type not in parsed.types:
+                continue
+            if parsed.instance_type is not None:
+                details = (doc.get("properties") or {}).get("providerSpecificDetails") or {}
+                if str(details.get("instanceType", "")).lower() != parsed.instance_type:
+                    continue
+            rows.append(self._arg_row(doc, rid, parsed.columns))
+        # Resource Graph pages stably by id; the emulator orders by id whether or not the query asks.
+        rows.sort(key=lambda r: str(r.get("id", "")))
+        return rows
 
     @staticmethod
     def _arg_row(doc: dict[str, Any], rid: _Id, columns: tuple[str, ...] | None) -> dict[str, Any]:
