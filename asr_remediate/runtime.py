@@ -115,19 +115,6 @@ class Runtime:
         return self._sink
 
     # -- reads ---------------------------------------------------------------------------------------------
-    def inventory(self, subscriptions: Iterable[str]) -> list[dict[str, Any]]:
-        from .azure.inventory import InventoryProgress, fetch_resources
-
-        subs = [s for s in subscriptions if s]
-        if not subs:
-            raise RuntimeConfigError("no subscriptions to scan: pass --subscription or set ASR_SUBSCRIPTIONS")
-
-        def report(p: InventoryProgress) -> None:
-            self.progress(f"resource graph: {p.query} page {p.page}, {p.rows} rows of {p.total_records}")
-
-        return fetch_resources(self.credential, self.settings.arm_endpoint, subs, progress=report,
-                               ca_bundle=self.ca_bundle, **self._inventory_kwargs)
-
     def collect(self, scope: Scope) -> list[dict[str, Any]]:
         """Protected items first, then the network of every subscription they reference (VM, NIC, recovery VNet).
 

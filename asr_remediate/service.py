@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .audit import Auditor, AuditRecord
+from .azure.network import properties_match
 from .config import Settings
 from .drift import VmReport, evaluate_item
 from .errors import one_line
@@ -223,7 +224,7 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
         if current is None:
             outcomes.append(ChangeOutcome(change, UNCHANGED, "already gone"))
             continue
-        if not _same_properties(current.get("properties") or {}, record.payload):
+        if not properties_match(record.payload, current.get("properties") or {}):
             outcomes.append(ChangeOutcome(change, SKIPPED, "changed since the run wrote it; left in place"))
             continue
         intent = auditor.intent(action=change.action, resource_id=change.resource_id, name=change.name,
@@ -242,17 +243,3 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
         outcomes.append(ChangeOutcome(change, APPLIED))
     return outcomes
 
-
-def _same_properties(current: Mapping[str, Any], written: Mapping[str, Any]) -> bool:
-    """Compare only the fields the bot wrote (ARM adds provisioningState, etag, empty lists...)."""
-    for name, value in written.items():
-        have = current.get(name)
-        if isinstance(value, str) and isinstance(have, str):
-            if value.lower() != have.lower():
-                return False
-        elif isinstance(value, list) and isinstance(have, list):
-            if sorted(map(str, value)) != sorted(map(str, have)):
-                return False
-        elif have != value:
-            return False
-    return True
