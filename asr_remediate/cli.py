@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import NoReturn
 
@@ -23,7 +23,7 @@ from .events import EventError
 from .planner import Plan, make_plan
 from .report import RENDERERS
 from .runtime import Runtime, RuntimeConfigError, Scope, restrict
-from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED
+from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED, ChangeOutcome
 from .servicetags import ServiceTagsError, load_service_tags_file
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
@@ -167,6 +167,13 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _print_outcomes(outcomes: Iterable[ChangeOutcome]) -> None:
+    for outcome in outcomes:
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        print(f"{outcome.result:<9} {outcome.change.action} {outcome.change.name} on {outcome.change.resource_id}"
+              f"{detail}")
+
+
 def _apply(args: argparse.Namespace, settings: Settings) -> int:
     if args.service_tags:
         settings = replace(settings, service_tags_file=args.service_tags)
@@ -180,10 +187,7 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
     if result.applied is None:
         _stderr_progress(f"no writes: {result.note}" + ("; pass --apply to write" if not args.apply else ""))
         return exit_code(result.plan)
-    for outcome in result.applied.outcomes:
-        detail = f" ({outcome.detail})" if outcome.detail else ""
-        print(f"{outcome.result:<9} {outcome.change.action} {outcome.change.name} on {outcome.change.resource_id}"
-              f"{detail}")
+    _print_outcomes(result.applied.outcomes)
     counts = ", ".join(f"{result.applied.count(r)} {r}" for r in (APPLIED, UNCHANGED, SKIPPED, DEFERRED, FAILED))
     print(f"run {result.run_id}: {counts}")
     return EXIT_ERROR if result.applied.count(FAILED) else exit_code(result.plan)
@@ -209,10 +213,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     run_id, outcomes = _runtime(settings).rollback(args.run, actor=cli_actor())
-    for outcome in outcomes:
-        detail = f" ({outcome.detail})" if outcome.detail else ""
-        print(f"{outcome.result:<9} {outcome.change.action} {outcome.change.name} on {outcome.change.resource_id}"
-              f"{detail}")
+    _print_outcomes(outcomes)
     print(f"rollback run {run_id}: {len(outcomes)} created item(s) considered")
     return EXIT_ERROR if any(o.result == FAILED for o in outcomes) else EXIT_OK
 

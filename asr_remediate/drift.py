@@ -127,9 +127,7 @@ class _Recorder(_Collector):
 
 def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[PathPoint]:
     points: list[PathPoint] = []
-    vm = estate.vms.get(key(item.vm_id))
-    nic_ids = list(vm.nic_ids) if vm and vm.nic_ids else [n.source_nic_id for n in item.recovery_nics]
-    for nic_id in nic_ids:
+    for nic_id in estate.source_nic_ids(item):
         nic = estate.nics.get(key(nic_id))
         if nic is None:
             out.add(Finding("missing", "warning", SOURCE, "all", nic_id, f"NIC {nic_id} is not in the inventory"))

@@ -188,5 +188,12 @@ class Estate:
     # A key with an empty tuple means "read, and none learned".
     bgp_routes: Mapping[str, tuple[Route, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
+    def source_nic_ids(self, item: ProtectedItem) -> tuple[str, ...]:
+        """The VM's NICs; from the protected item's vmNics when the VM itself is not in the inventory."""
+        vm = self.vms.get(key(item.vm_id))
+        if vm is not None and vm.nic_ids:
+            return vm.nic_ids
+        return tuple(n.source_nic_id for n in item.recovery_nics)
+
     def vnet_of_subnet(self, subnet_id: str) -> VirtualNetwork | None:
         return self.vnets.get(key(parent_id(subnet_id)))

@@ -149,8 +149,7 @@ class Runtime:
         estate = build_estate(resources)
         nic_ids: dict[str, str] = {}
         for item in estate.protected_items:
-            vm = estate.vms.get(key(item.vm_id))
-            for nic_id in (vm.nic_ids if vm else ()) or tuple(n.source_nic_id for n in item.recovery_nics):
+            for nic_id in estate.source_nic_ids(item):
                 nic = estate.nics.get(key(nic_id))
                 for config in nic.ip_configurations if nic else ():
                     vnet = estate.vnet_of_subnet(config.subnet_id)
