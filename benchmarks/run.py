@@ -251,6 +251,18 @@ def _locate(pieces: Sequence[Any]) -> Callable[[int], Any]:
     return find
 
 
+def _probe(pieces: Sequence[Any], destination: Any, stats: dict[str, Any], rng: random.Random
+           ) -> tuple[Callable[[int], Any], list[int]]:
+    """Check the partition, then pick the addresses to compare: every piece's interval ends plus random ones."""
+    if not _partitions(pieces, destination):
+        stats["partition_errors"] += 1
+    endpoints = sorted({a for p in pieces for iv in p.addresses.intervals for a in iv})
+    randoms = _random_addresses(destination, RANDOM_ADDRESSES, rng)
+    stats["endpoints"] += len(endpoints)
+    stats["random"] += len(randoms)
+    return _locate(pieces), [*endpoints, *randoms]
+
+
 def _partitions(pieces: Sequence[Any], destination: Any) -> bool:
     from asr_remediate.ipset import IPSet
 
@@ -315,13 +327,7 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
     for t in nsg_sample:
         path, group, _where, req = t
         pieces = nsg_pieces(t)
-        if not _partitions(pieces, req.prefixes):
-            nsg["partition_errors"] += 1
-        find = _locate(pieces)
-        endpoints = sorted({a for p in pieces for iv in p.addresses.intervals for a in iv})
-        randoms = _random_addresses(req.prefixes, RANDOM_ADDRESSES, rng)
-        nsg["endpoints"] += len(endpoints)
-        nsg["random"] += len(randoms)
+        find, addresses = _probe(pieces, req.prefixes, nsg, rng)
         vnet_prefixes = [*path.vnet.address_prefixes, *path.vnet.peered_address_prefixes]
         report = reports.get(key(path.item.vm_id))
         findings = [f for f in (report.findings if report else ())
@@ -330,7 +336,7 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
         has_unknown = any(f.kind == "unknown" for f in findings)
         single = points_per_side[(key(path.item.vm_id), path.side)] == 1
         spent = 0.0
-        for address in [*endpoints, *randoms]:
+        for address in addresses:
             piece = find(address)
             engine = (piece.verdict, piece.rule.name if piece.rule else None) if piece else ("absent", None)
             start = time.perf_counter()
@@ -348,7 +354,7 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
             if (expected[0] == "deny" and not in_blocked) or (expected[0] == "unknown" and not has_unknown) or (
                     single and expected[0] != "deny" and in_blocked):
                 nsg["report_mismatches"] += 1
-        checked = len(endpoints) + len(randoms)
+        checked = len(addresses)
         pair_oracle_s.append(spent)
         pair_exhaustive_s.append(spent / checked * req.prefixes.size)
 
@@ -357,14 +363,8 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
     for t in route_sample:
         path, req = t
         hops = route_pieces(t)
-        if not _partitions(hops, req.prefixes):
-            routes["partition_errors"] += 1
-        find = _locate(hops)
-        endpoints = sorted({a for h in hops for iv in h.addresses.intervals for a in iv})
-        randoms = _random_addresses(req.prefixes, RANDOM_ADDRESSES, rng)
-        routes["endpoints"] += len(endpoints)
-        routes["random"] += len(randoms)
-        for address in [*endpoints, *randoms]:
+        find, addresses = _probe(hops, req.prefixes, routes, rng)
+        for address in addresses:
             hop = find(address)
             engine = (("unknown" if hop.origin == "unknown" else hop.next_hop_type), hop.route_name) if hop else (
                 "absent", None)
