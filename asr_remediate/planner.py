@@ -27,7 +27,7 @@ from .servicetags import ServiceTags
 MIN_PRIORITY, MAX_PRIORITY = 100, 4096
 MAX_RULES_PER_NSG = 1000
 MAX_PREFIXES_PER_NSG_SIDE = 4000
-MAX_ROUTES_PER_TABLE = 600
+MAX_ROUTES_PER_TABLE = 400  # "User-defined routes per route table: 400" (Azure networking limits)
 MAX_TAG_ROUTES_PER_TABLE = 25
 
 CREATE_RULE, UPDATE_RULE = "create-security-rule", "update-security-rule"

@@ -41,8 +41,8 @@ class NetworkClient(Protocol):
                           if_match: str | None = None) -> dict[str, Any]: ...
     def put_route(self, route_table_id: str, name: str, properties: Mapping[str, Any], *,
                   if_match: str | None = None) -> dict[str, Any]: ...
-    def delete_security_rule(self, nsg_id: str, name: str) -> None: ...
-    def delete_route(self, route_table_id: str, name: str) -> None: ...
+    def delete_security_rule(self, nsg_id: str, name: str, *, if_match: str | None = None) -> None: ...
+    def delete_route(self, route_table_id: str, name: str, *, if_match: str | None = None) -> None: ...
 
 
 class ConflictError(Exception):
@@ -84,6 +84,13 @@ def _is_conflict(error: Exception) -> bool:
     code = str(getattr(getattr(error, "error", None), "code", "") or "").lower()
     status = getattr(error, "status_code", None)
     return status in (409, 412) or code in CONFLICT_CODES
+
+
+def child_of(document: Mapping[str, Any], child_type: str, name: str) -> Mapping[str, Any] | None:
+    """The rule / route ``name`` inside an NSG / route table document as ARM returns it (case-insensitive)."""
+    children = (document.get("properties") or {}).get(child_type) or []
+    return next((c for c in children if isinstance(c, Mapping) and str(c.get("name", "")).lower() == name.lower()),
+                None)
 
 
 def _with_resource(estate: Estate, change: Change, document: Mapping[str, Any]) -> Estate:
@@ -144,21 +151,25 @@ class Applier:
         return True, str(document.get("etag") or "")
 
     # -- writes ------------------------------------------------------------------------------------------
-    def _write(self, change: Change, etag: str) -> dict[str, Any]:
-        """PUT one child resource, refused by ARM (412) if the parent changed since it was re-read."""
+    def _write(self, change: Change, if_match: str | None) -> dict[str, Any]:
+        """PUT one child resource. ``if_match``: the child's own etag when it exists (ARM refuses the update with 412
+        if it changed since the re-read); None for a create — If-Match on a resource that does not exist is a 412
+        by ARM's contract, so creates rely on the re-read just before, deterministic names and Network RP's own
+        conflict errors (SecurityRuleConflict for a taken priority)."""
         if not is_managed(change.name):
             raise ValueError(f"refusing to write {change.name}: not a rule or route the bot owns")
-        if_match = etag or None
         if change.child_type == "securityRules":
             return self.network.put_security_rule(change.resource_id, change.name, change.properties, if_match=if_match)
         return self.network.put_route(change.resource_id, change.name, change.properties, if_match=if_match)
 
-    def _attempt(self, change: Change, before_etag: str) -> tuple[AuditRecord, Exception | None]:
+    def _attempt(self, change: Change, document: Mapping[str, Any]) -> tuple[AuditRecord, Exception | None]:
+        existing = child_of(document, change.child_type, change.name)
+        if_match = str(existing.get("etag") or "") if existing is not None else ""
         intent = self.auditor.intent(action=change.action, resource_id=change.resource_id, name=change.name,
-                                     payload=dict(change.properties), reason=change.reason, before_etag=before_etag,
-                                     vm_ids=change.vm_ids)
+                                     payload=dict(change.properties), reason=change.reason,
+                                     before_etag=str(document.get("etag") or ""), vm_ids=change.vm_ids)
         try:
-            self._write(change, before_etag)
+            self._write(change, if_match or None)
         except Exception as error:
             self.auditor.outcome(intent, "failed", error=one_line(error))
             return intent, error
@@ -175,7 +186,7 @@ class Applier:
             current, why = self._replan(change, document)
             if current is None:
                 return ChangeOutcome(change, UNCHANGED, why)
-            intent, write_error = self._attempt(current, str(document.get("etag") or ""))
+            intent, write_error = self._attempt(current, document)
             if write_error is None:
                 try:
                     ok, detail = self._verify(current)

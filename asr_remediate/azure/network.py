@@ -8,9 +8,11 @@ fields included) and ``Model({"properties": ...})`` wraps it; the SDK drops read
 
 Retries: GET/PUT/DELETE are retried by azure-core's RetryPolicy after 408/429/5xx and connection errors.
 That is safe for writes because a rule or route PUT is idempotent *by name*: repeating it after a
-dropped response updates the same child resource instead of creating a second one. With ``if_match`` the
-repeat may see 412 (the first attempt changed the etag); :meth:`NetworkWriter.put_security_rule` then
-re-reads the resource and accepts it when it already holds the requested properties.
+dropped response updates the same child resource instead of creating a second one. With ``if_match`` (an
+update of an existing child, with that child's etag) the repeat may see 412 (the first attempt changed the
+etag); :meth:`NetworkWriter.put_security_rule` then re-reads the child and accepts it when it already holds
+the requested properties. Creates carry no If-Match: ARM answers 412 to If-Match on a resource that does not
+exist (Azure/azure-resource-manager-rpc, "ETags for Resources").
 """
 
 from __future__ import annotations
@@ -246,8 +248,8 @@ class NetworkWriter:
     """Reads NSGs / route tables and writes single rules / routes, as ARM REST JSON dicts.
 
     One SDK client per subscription (ARM clients are bound to one). ``if_match`` arguments take the
-    etag of the *parent* NSG or route table as last read: Network RP gives child rules and routes the
-    parent's etag, so this refuses a write when anything in the NSG changed since the plan was made.
+    etag of the *child* rule or route as last read, and only when it exists: ARM's RPC answers 412 to
+    If-Match on a resource that does not exist, and a nested resource's etag is its own, not its parent's.
     """
 
     def __init__(
@@ -374,10 +376,11 @@ class NetworkWriter:
                     return current
             raise err from exc
 
-    def _delete_child(self, parent_id: str, child: str, name: str) -> None:
+    def _delete_child(self, parent_id: str, child: str, name: str, if_match: str | None) -> None:
         rid, ops = self._child(parent_id, child)
         try:
-            ops.begin_delete(rid.resource_group, rid.name, name, polling_interval=self._polling_interval).result()
+            ops.begin_delete(rid.resource_group, rid.name, name, headers=self._headers(if_match),
+                             polling_interval=self._polling_interval).result()
         except AzureError as exc:
             raise to_arm_error(exc, str(rid.child(child, name)), "DELETE") from exc
 
@@ -402,15 +405,17 @@ class NetworkWriter:
 
         ``properties`` is the ARM ``properties`` object (``priority``, ``direction``, ``access``...). ARM
         validates it: duplicate priority/direction → :class:`ArmError` code ``SecurityRuleConflict``;
-        priority outside 100–4096 → ``SecurityRuleInvalidPriority``; stale ``if_match`` → status 412 (unless
-        the rule already holds exactly these properties: a retried PUT whose first response was lost).
+        priority outside 100–4096 → ``SecurityRuleInvalidPriority``; stale ``if_match`` (the rule's own etag;
+        give it only when the rule exists) → status 412 (unless the rule already holds exactly these properties:
+        a retried PUT whose first response was lost).
         """
         return self._put_child(nsg_id, "securityRules", name, properties, if_match)
 
-    def delete_security_rule(self, nsg_id: str, name: str) -> None:
-        """Delete rule ``name`` (absent already: no error, ARM answers 204). Callers only delete rules the
-        bot owns; this method does not check ownership."""
-        self._delete_child(nsg_id, "securityRules", name)
+    def delete_security_rule(self, nsg_id: str, name: str, *, if_match: str | None = None) -> None:
+        """Delete rule ``name`` (absent already: no error, ARM answers 204); ``if_match``: the rule's own etag, so
+        a rule changed since it was read is not deleted (412). Callers only delete rules the bot owns; this method
+        does not check ownership."""
+        self._delete_child(nsg_id, "securityRules", name, if_match)
 
     def put_route(
         self, route_table_id: str, name: str, properties: Mapping[str, Any], *, if_match: str | None = None
@@ -418,6 +423,6 @@ class NetworkWriter:
         """Create or update route ``name`` (``addressPrefix`` may be a service tag, ``nextHopType``...)."""
         return self._put_child(route_table_id, "routes", name, properties, if_match)
 
-    def delete_route(self, route_table_id: str, name: str) -> None:
-        """Delete route ``name`` (absent already: no error)."""
-        self._delete_child(route_table_id, "routes", name)
+    def delete_route(self, route_table_id: str, name: str, *, if_match: str | None = None) -> None:
+        """Delete route ``name`` (absent already: no error); ``if_match`` as for :meth:`delete_security_rule`."""
+        self._delete_child(route_table_id, "routes", name, if_match)

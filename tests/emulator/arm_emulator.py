@@ -29,7 +29,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import hashlib
+import ipaddress
 import json
 import re
 import socket
@@ -73,7 +75,11 @@ _ARG_COLUMNS = ("id", "name", "type", "location", "resourceGroup", "subscription
 _PROTOCOLS = {"tcp": "Tcp", "udp": "Udp", "icmp": "Icmp", "esp": "Esp", "ah": "Ah", "*": "*"}
 _NEXT_HOPS = {h.lower(): h for h in ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")}
 MAX_RULES_PER_NSG = 1000
-MAX_ROUTES_PER_TABLE = 600
+MAX_ROUTES_PER_TABLE = 400  # "Routes per route table: 400" (Azure networking limits)
+MAX_TAG_ROUTES_PER_TABLE = 25  # service-tag routes per route table
+MAX_PREFIXES_PER_RULE_SIDE = 4000
+# Words an NSG rule's address prefix may be besides CIDRs and service tags (ARM accepts these in any case).
+_RULE_WORDS = {"*", "any", "internet", "virtualnetwork", "azureloadbalancer"}
 
 
 def default_security_rules(nsg_id: str) -> list[dict[str, Any]]:
@@ -226,11 +232,12 @@ class _Rule:
 class ArmError(Exception):
     """Raised inside handlers to answer with an ARM error body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
 
 
 def _fmt_seconds(value: float) -> str:
@@ -344,6 +351,7 @@ class ArmEmulator:
         #: effective route table entries per NIC id (lower case), served by POST …/effectiveRouteTable;
         #: a NIC not listed gets the system routes only (no BGP)
         self.effective_routes: dict[str, list[dict[str, Any]]] = {}
+        self._tag_names: tuple[dict[str, Any], set[str]] | None = None
         #: Resource Graph result sets by query digest, continued by $skipToken pages
         self._arg_results: dict[str, list[dict[str, Any]]] = {}
         #: the log
@@ -512,7 +520,10 @@ class ArmEmulator:
             with self._lock:
                 response = self._route(req)
         except ArmError as err:
-            response = _Response(err.status, {"error": {"code": err.code, "message": err.message}})
+            error: dict[str, Any] = {"code": err.code, "message": err.message}
+            if err.details:
+                error["details"] = err.details
+            response = _Response(err.status, {"error": error})
         if fault is not None and fault.kind == "drop_after":
             req.fault = fault.label
             return None, fault
@@ -532,6 +543,10 @@ class ArmEmulator:
                              low)
         if match:
             return self._operation_status(match.group(1))
+        match = re.fullmatch(
+            r"/subscriptions/[^/]+/providers/microsoft\.network/locations/[^/]+/operationresults/([^/]+)", low)
+        if match:
+            return self._operation_result(req, match.group(1))
         if low.endswith("/effectiveroutetable") and "/microsoft.network/networkinterfaces/" in low:
             return self._effective_routes(req, path.rsplit("/", 1)[0])
         try:
@@ -542,14 +557,61 @@ class ArmEmulator:
         return self._network(req, rid)
 
     def _effective_routes(self, req: RecordedRequest, nic_id: str) -> _Response:
-        """POST …/networkInterfaces/{nic}/effectiveRouteTable, answered at once (200, as ARM may)."""
+        """POST …/networkInterfaces/{nic}/effectiveRouteTable: a long-running POST (202 + Location, as in the
+        NetworkInterfaceEffectiveRouteTableList example); the Location URL answers 202 while running, then 200
+        with ``{"value": [...]}``. It fails for a NIC that is not attached to a running VM (Azure computes
+        effective routes from the NIC's host)."""
         if req.method != "POST":
             raise ArmError(405, "MethodNotAllowed", "Use POST for effectiveRouteTable")
-        if nic_id.lower() not in self.resources:
+        nic = self.resources.get(nic_id.lower())
+        if nic is None:
             raise ArmError(404, "ResourceNotFound", f"The Resource '{nic_id}' was not found.")
         default = [{"source": "Default", "state": "Active", "addressPrefix": ["0.0.0.0/0"],
                     "nextHopType": "Internet", "nextHopIpAddress": []}]
-        return _Response(200, {"value": copy.deepcopy(self.effective_routes.get(nic_id.lower(), default))})
+        body = {"value": copy.deepcopy(self.effective_routes.get(nic_id.lower(), default))}
+        failure = None
+        vm_id = str(((nic.get("properties") or {}).get("virtualMachine") or {}).get("id") or "")
+        if not vm_id or not self.vm_running(vm_id):
+            failure = (400, "NicNotAttachedToRunningVm",
+                       f"Network interface {nic_id} is not attached to a running virtual machine: effective "
+                       "routes are only available while the VM runs.")
+        op_id = str(uuid.uuid4())
+        self.operations[op_id] = {"polls": 0, "status": "InProgress", "result": body, "result_failure": failure,
+                                  "on_success": lambda: None, "failure": None}
+        rid = _parse_id(nic_id)
+        loc = str(nic.get("location") or "westeurope").lower()
+        url = (f"{self.base_url}/subscriptions/{rid.subscription}/providers/Microsoft.Network/locations/{loc}"
+               f"/operationResults/{op_id}?api-version={req.query.get('api-version', '')}")
+        headers = {"Location": url}
+        if self.lro_retry_after is not None:
+            headers["Retry-After"] = str(self.lro_retry_after)
+        return _Response(202, None, headers)
+
+    def vm_running(self, vm_id: str) -> bool:
+        """A VM counts as running unless its power state (Resource Graph's properties.extended.instanceView) says
+        deallocated or stopped."""
+        vm = self.resources.get(vm_id.lower())
+        if vm is None:
+            return False
+        code = str(((((vm.get("properties") or {}).get("extended") or {}).get("instanceView") or {})
+                    .get("powerState") or {}).get("code") or "")
+        return code.lower() not in ("powerstate/deallocated", "powerstate/stopped", "powerstate/deallocating")
+
+    def _operation_result(self, req: RecordedRequest, op_id: str) -> _Response:
+        """The Location URL of a long-running POST: 202 while running, then the result (or the error)."""
+        op = self.operations.get(op_id.lower()) or self.operations.get(op_id)
+        if op is None or "result" not in op:
+            raise ArmError(404, "OperationNotFound", f"Operation {op_id} not found")
+        op["polls"] += 1
+        if op["polls"] <= self.lro_polls_in_progress:
+            headers = {"Location": f"{self.base_url}{req.path}?api-version={req.query.get('api-version', '')}"}
+            if self.lro_retry_after is not None:
+                headers["Retry-After"] = str(self.lro_retry_after)
+            return _Response(202, None, headers)
+        if op["result_failure"] is not None:
+            status, code, message = op["result_failure"]
+            raise ArmError(status, code, message)
+        return _Response(200, copy.deepcopy(op["result"]))
 
     # -- Resource Graph
 
@@ -730,15 +792,15 @@ class ArmEmulator:
 
     @staticmethod
     def _stamp(doc: dict[str, Any], etag: str) -> None:
-        """New etag on a resource and on every child (Network RP children carry the parent's etag)."""
+        """New etag on a resource. Children (rules, routes, subnets) carry etags of their own, given when they are
+        first stored and changed only when that child is written (ARM RPC: a nested resource's etag is its own)."""
         doc["etag"] = etag
         props = doc.get("properties") or {}
         for key in ("securityRules", "defaultSecurityRules", "routes", "subnets"):
             for child in props.get(key) or []:
-                child["etag"] = etag
-                if key in ("securityRules", "routes", "subnets", "defaultSecurityRules"):
-                    child.setdefault("id", f"{doc['id']}/{key}/{child.get('name')}")
-                    child.setdefault("properties", {}).setdefault("provisioningState", "Succeeded")
+                child.setdefault("etag", new_etag())
+                child.setdefault("id", f"{doc['id']}/{key}/{child.get('name')}")
+                child.setdefault("properties", {}).setdefault("provisioningState", "Succeeded")
 
     @staticmethod
     def _find_child(doc: dict[str, Any], key: str, name: str) -> dict[str, Any] | None:
@@ -755,25 +817,33 @@ class ArmEmulator:
         props["provisioningState"] = state
         for index, child in enumerate(children):
             if str(child.get("name", "")).lower() == name.lower():
-                children[index] = {"name": child["name"], "id": child["id"], "etag": child.get("etag"),
+                children[index] = {"name": child["name"], "id": child["id"], "etag": new_etag(),
                                    "type": child.get("type", _child_type(key)), "properties": props}
                 return False
-        children.append({"name": name, "id": f"{doc['id']}/{key}/{name}", "etag": doc.get("etag"),
+        children.append({"name": name, "id": f"{doc['id']}/{key}/{name}", "etag": new_etag(),
                          "type": _child_type(key), "properties": props})
         return True
 
     def _check_if_match(self, req: RecordedRequest, current_etag: str | None, exists: bool) -> None:
+        """ARM RPC "ETags for Resources": If-Match on a resource that does not exist, or with another etag, and
+        If-None-Match: * on one that exists are answered 412 PreconditionFailed."""
         wanted = req.header("If-Match")
+        none_match = req.header("If-None-Match")
+        if none_match is not None and exists and (none_match.strip() == "*" or none_match.strip() == current_etag):
+            raise ArmError(412, "PreconditionFailed",
+                           "The condition specified using HTTP conditional header(s) is not met: the resource exists "
+                           f"(If-None-Match was {none_match}).")
         if wanted is None:
             return
-        if wanted.strip() == "*":
-            if not exists:
-                raise ArmError(412, "PreconditionFailed", "If-Match: * and the resource does not exist")
-            return
-        if wanted.strip() != (current_etag or ""):
+        if not exists:
             raise ArmError(412, "PreconditionFailed",
-                           f"The condition specified using HTTP conditional header(s) is not met. etag is "
-                           f"{current_etag}, If-Match was {wanted}")
+                           f"The condition specified using HTTP conditional header(s) is not met: If-Match {wanted} "
+                           "on a resource that does not exist.")
+        if wanted.strip() != "*" and wanted.strip() != (current_etag or ""):
+            raise ArmError(412, "PreconditionFailed", "Precondition failed.", details=[{
+                "code": "PreconditionFailedEtagMismatch",
+                "message": f"Etag provided in if-match header {wanted} does not match etag {current_etag} of "
+                           f"resource {req.path}."}])
 
     def _network(self, req: RecordedRequest, rid: _Id) -> _Response:
         depth = len(rid.types)
@@ -823,10 +893,10 @@ class ArmEmulator:
         if key not in ("securityRules", "routes") or req.method not in ("PUT", "DELETE"):
             raise ArmError(405, "MethodNotAllowed", f"{req.method} on {key} is not emulated")
         existing = self._find_child(parent, key, name)
-        self._check_if_match(req, parent.get("etag"), existing is not None)
+        if req.method == "DELETE" and existing is None:
+            return _Response(204)  # ARM RPC: DELETE of an absent resource is 204, with or without If-Match
+        self._check_if_match(req, existing.get("etag") if existing else None, existing is not None)
         if req.method == "DELETE":
-            if existing is None:
-                return _Response(204)
             props = parent["properties"]
             props[key] = [c for c in props[key] if str(c.get("name", "")).lower() != name.lower()]
             self._stamp(parent, new_etag())
@@ -842,10 +912,10 @@ class ArmEmulator:
             properties = self._validate_rule(parent, name, properties)
             limit = MAX_RULES_PER_NSG
         else:
-            properties = self._validate_route(name, properties)
+            properties = self._validate_route(parent, name, properties)
             limit = MAX_ROUTES_PER_TABLE
         if existing is None and len(parent["properties"].get(key) or []) >= limit:
-            raise ArmError(400, "LimitExceeded", f"{key} limit of {limit} reached for {parent_id} (emulator)")
+            raise ArmError(400, "LimitExceeded", f"{key} limit of {limit} reached for {parent_id}")
         created = self._upsert_child(parent, key, name, properties, "Updating")
         self._stamp(parent, new_etag())
 
@@ -874,8 +944,11 @@ class ArmEmulator:
                 raise ArmError(400, "InvalidRequestFormat", f"Every item of {key} needs a name.")
             props = child.get("properties") or {}
             props = (self._validate_rule(draft, child_name, props) if key == "securityRules"
-                     else self._validate_route(child_name, props))
+                     else self._validate_route(draft, child_name, props))
             self._upsert_child(draft, key, child_name, props, "Updating")
+        limit = MAX_RULES_PER_NSG if key == "securityRules" else MAX_ROUTES_PER_TABLE
+        if len(draft["properties"][key]) > limit:
+            raise ArmError(400, "LimitExceeded", f"{key} limit of {limit} exceeded for {resource_id}")
         doc = {k: v for k, v in body.items() if k not in ("etag",)}
         doc["id"] = existing["id"] if existing else resource_id
         doc["name"] = rid.names[0]
@@ -898,8 +971,42 @@ class ArmEmulator:
         op_url = self._start_operation(rid.subscription, doc["location"], succeed)
         return _Response(200 if existing else 201, copy.deepcopy(doc), self._lro_headers(op_url, api_version))
 
-    @staticmethod
-    def _validate_rule(nsg: dict[str, Any], name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    # -- validation (what Network RP refuses with 400)
+
+    def _known_tag(self, name: str) -> bool:
+        """A service tag ARM would accept: one of the tags the emulator serves (its Service Tags data), or, when
+        it serves none (the discovery API answering 404), one of the real public cloud's tags."""
+        if self.service_tags is None:
+            return name.lower() in _public_tag_names()
+        if self._tag_names is None or self._tag_names[0] is not self.service_tags:
+            names = {str(v.get("name", "")).lower() for v in self.service_tags.get("values", [])}
+            self._tag_names = (self.service_tags, names)
+        return name.lower() in self._tag_names[1]
+
+    def _check_rule_prefixes(self, name: str, field: str, single: Any, many: Any) -> int:
+        """Validate one side's address prefixes; returns how many prefixes it holds (for the 4000 limit)."""
+        if single not in (None, "") and many:
+            raise ArmError(400, "SecurityRuleInvalidAddressPrefix",
+                           f"Security rule {name} has both {field}AddressPrefix and {field}AddressPrefixes.")
+        if many:
+            if not isinstance(many, list) or not all(isinstance(p, str) for p in many):
+                raise ArmError(400, "InvalidRequestFormat", f"{field}AddressPrefixes of {name} must be strings.")
+            for prefix in many:
+                if not _is_ip_prefix(prefix):
+                    # Tags and the words Internet / VirtualNetwork / * go in the singular field only.
+                    raise ArmError(400, "SecurityRuleParameterContainsUnsupportedValue",
+                                   f"Security rule parameter {field}AddressPrefixes for rule {name} cannot specify "
+                                   f"{prefix!r}: only IP addresses and CIDRs are allowed in a list.")
+            return len(many)
+        if single in (None, ""):
+            return 0
+        text = str(single).strip()
+        if _is_ip_prefix(text) or text.lower() in _RULE_WORDS or self._known_tag(text):
+            return 1
+        raise ArmError(400, "SecurityRuleInvalidAddressPrefix",
+                       f"Security rule {name} has invalid Address prefix. Value provided: {text}")
+
+    def _validate_rule(self, nsg: dict[str, Any], name: str, props: Mapping[str, Any]) -> dict[str, Any]:
         props = dict(props)
         priority = props.get("priority")
         if isinstance(priority, bool) or not isinstance(priority, int) or not 100 <= priority <= 4096:
@@ -917,6 +1024,13 @@ class ArmEmulator:
         if protocol.lower() not in _PROTOCOLS:
             raise ArmError(400, "InvalidRequestFormat", f"Security rule {name} has invalid protocol {protocol!r}.")
         props["protocol"] = _PROTOCOLS[protocol.lower()]
+        description = props.get("description")
+        if description is not None and len(str(description)) > 140:
+            raise ArmError(400, "InvalidRequestFormat",
+                           f"Security rule {name}: description is longer than 140 characters.")
+        counts = {side: self._check_rule_prefixes(name, side, props.get(f"{side}AddressPrefix"),
+                                                  props.get(f"{side}AddressPrefixes"))
+                  for side in ("source", "destination")}
         for other in (nsg.get("properties") or {}).get("securityRules") or []:
             if str(other.get("name", "")).lower() == name.lower():
                 continue
@@ -926,20 +1040,75 @@ class ArmEmulator:
                 raise ArmError(400, "SecurityRuleConflict",
                                f"Security rule {other.get('name')} conflicts with rule {name}. Rules cannot have the "
                                "same Priority and Direction. To learn more, see aka.ms/nsgrules.")
+            for side in counts:
+                counts[side] += len(other_props.get(f"{side}AddressPrefixes") or []) or (
+                    1 if other_props.get(f"{side}AddressPrefix") else 0)
+        if max(counts.values()) > MAX_PREFIXES_PER_RULE_SIDE:
+            raise ArmError(400, "LimitExceeded", f"NSG would hold more than {MAX_PREFIXES_PER_RULE_SIDE} address "
+                           "prefixes on one side of its rules.")
         return props
 
-    @staticmethod
-    def _validate_route(name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    def _validate_route(self, table: dict[str, Any], name: str, props: Mapping[str, Any]) -> dict[str, Any]:
         props = dict(props)
-        if not props.get("addressPrefix"):
+        prefix = str(props.get("addressPrefix") or "").strip()
+        if not prefix:
             raise ArmError(400, "InvalidRequestFormat", f"Route {name}: addressPrefix is required.")
+        is_tag = not _is_ip_prefix(prefix)
+        if is_tag and not self._known_tag(prefix):
+            raise ArmError(400, "InvalidRouteAddressPrefix",
+                           f"Route {name} has an invalid addressPrefix {prefix!r}: neither a CIDR nor a service tag.")
+        if not is_tag and not _is_network_prefix(prefix):
+            raise ArmError(400, "InvalidCIDRNotation",
+                           f"Route {name}: {prefix} is not a valid CIDR (host bits must be zero).")
         hop = str(props.get("nextHopType", ""))
         if hop.lower() not in _NEXT_HOPS:
             raise ArmError(400, "InvalidRequestFormat", f"Route {name} has invalid nextHopType {hop!r}.")
         props["nextHopType"] = _NEXT_HOPS[hop.lower()]
-        if props["nextHopType"] == "VirtualAppliance" and not props.get("nextHopIpAddress"):
-            raise ArmError(400, "InvalidRequestFormat", f"Route {name}: VirtualAppliance needs nextHopIpAddress.")
+        ip = props.get("nextHopIpAddress")
+        if props["nextHopType"] == "VirtualAppliance" and not (ip and _is_ip_prefix(str(ip)) and "/" not in str(ip)):
+            raise ArmError(400, "InvalidRequestFormat", f"Route {name}: VirtualAppliance needs a nextHopIpAddress.")
+        others = [r for r in (table.get("properties") or {}).get("routes") or []
+                  if str(r.get("name", "")).lower() != name.lower()]
+        for other in others:
+            other_prefix = str((other.get("properties") or {}).get("addressPrefix") or "")
+            if _same_prefix(other_prefix, prefix):
+                raise ArmError(400, "RouteConflict",
+                               f"Route {name} has the same address prefix {prefix} as route {other.get('name')}; a "
+                               "route table holds one route per address prefix.")
+        tag_routes = sum(1 for r in others if not _is_ip_prefix(str((r.get("properties") or {}).get("addressPrefix"))))
+        if is_tag and tag_routes + 1 > MAX_TAG_ROUTES_PER_TABLE:
+            raise ArmError(400, "LimitExceeded", f"Route table would hold more than {MAX_TAG_ROUTES_PER_TABLE} "
+                           "service-tag routes.")
         return props
+
+
+@functools.cache
+def _public_tag_names() -> frozenset[str]:
+    """Tag names of the real ServiceTags_Public download shipped in examples/ (read once per test session)."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "ServiceTags_Public_20251028.json"
+    return frozenset(str(v["name"]).lower() for v in json.loads(path.read_text(encoding="utf-8"))["values"])
+
+
+def _is_ip_prefix(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_network_prefix(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_prefix(a: str, b: str) -> bool:
+    if _is_ip_prefix(a) and _is_ip_prefix(b):
+        return ipaddress.ip_network(a.strip(), strict=False) == ipaddress.ip_network(b.strip(), strict=False)
+    return a.strip().lower() == b.strip().lower()
 
 
 def _child_type(key: str) -> str:

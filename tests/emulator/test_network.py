@@ -38,7 +38,8 @@ def test_get_nsg_returns_the_rest_shape(arm, writer):
     assert got["etag"].startswith('W/"')
     assert got["properties"]["securityRules"][0]["name"] == "rule1"
     assert got["properties"]["securityRules"][0]["properties"]["destinationPortRange"] == "80"
-    assert got["properties"]["securityRules"][0]["etag"] == got["etag"], "child rules carry the parent's etag"
+    child_etag = got["properties"]["securityRules"][0]["etag"]
+    assert child_etag.startswith('W/"') and child_etag != got["etag"], "a nested resource's etag is its own"
     assert [r["name"] for r in got["properties"]["defaultSecurityRules"]] == [
         r["name"] for r in body["properties"]["defaultSecurityRules"]]
     # Nothing lost or renamed by the SDK: the dict is exactly what the emulator served.
@@ -130,16 +131,28 @@ def test_priority_out_of_range_is_rejected(arm, writer, priority):
 
 
 def test_stale_if_match_is_412(arm, writer):
-    read = writer.get_nsg(seeded_nsg(arm)["id"])
-    arm.add_security_rule(NSG_ID, "someone-else", rule_props(3000))  # a concurrent writer, after our read
+    """If-Match carries the rule's own etag: a change to the rule since it was read refuses the update."""
+    seeded_nsg(arm)
+    read = writer.put_security_rule(NSG_ID, RULE, rule_props(3990))
+    arm.add_security_rule(NSG_ID, RULE, rule_props(3970))  # a concurrent writer edits the rule after our read
 
     with pytest.raises(ArmError) as info:
-        writer.put_security_rule(NSG_ID, RULE, rule_props(3990), if_match=read["etag"])
+        writer.put_security_rule(NSG_ID, RULE, rule_props(3980), if_match=read["etag"])
     assert info.value.status_code == 412 and info.value.is_precondition_failed
-    assert writer.get_security_rule(NSG_ID, RULE) is None
+    assert writer.get_security_rule(NSG_ID, RULE)["properties"]["priority"] == 3970
 
-    fresh = writer.get_nsg(NSG_ID)
-    assert writer.put_security_rule(NSG_ID, RULE, rule_props(3990), if_match=fresh["etag"])["name"] == RULE
+    fresh = writer.get_security_rule(NSG_ID, RULE)
+    assert writer.put_security_rule(NSG_ID, RULE, rule_props(3980), if_match=fresh["etag"])["name"] == RULE
+
+
+def test_if_match_on_a_create_is_refused_so_creates_send_none(arm, writer):
+    """ARM RPC ("ETags for Resources"): If-Match on a resource that does not exist is 412 — the reason creates carry
+    no If-Match (cloud-provider-azure likewise sends If-Match on a route only when it already has an etag)."""
+    nsg_doc = seeded_nsg(arm)
+    with pytest.raises(ArmError) as info:
+        writer.put_security_rule(NSG_ID, RULE, rule_props(3990), if_match=nsg_doc["etag"])
+    assert info.value.status_code == 412
+    assert writer.get_security_rule(NSG_ID, RULE) is None
 
 
 def test_concurrent_writer_taking_our_priority_surfaces_as_conflict(arm, writer):
@@ -166,13 +179,14 @@ def test_lost_response_on_put_is_retried_without_duplicating(arm, writer, sleep)
 
 
 def test_lost_response_with_if_match_is_recognised_as_applied(arm, writer):
-    etag = seeded_nsg(arm)["etag"]
+    seeded_nsg(arm)
+    etag = writer.put_security_rule(NSG_ID, RULE, rule_props(3990))["etag"]
     arm.inject("PUT", "/securityRules/", Fault.drop_after_apply())
 
-    result = writer.put_security_rule(NSG_ID, RULE, rule_props(3990), if_match=etag)
+    result = writer.put_security_rule(NSG_ID, RULE, rule_props(3980), if_match=etag)
 
-    assert result["name"] == RULE
-    assert [p.status for p in arm.matching("PUT", "/securityRules/")] == [None, 412]
+    assert result["name"] == RULE and result["properties"]["priority"] == 3980
+    assert [p.status for p in arm.matching("PUT", "/securityRules/")] == [201, None, 412]
 
 
 def test_dropped_connection_before_apply_and_server_errors_are_retried(arm, writer, sleep):
@@ -236,10 +250,15 @@ def test_route_validation_and_if_match(arm, writer):
         writer.put_route(rt_id, "bad", {"addressPrefix": "10.0.0.0/8", "nextHopType": "VirtualAppliance"})
     assert info.value.status_code == 400
     with pytest.raises(ArmError) as info:
-        writer.put_route(rt_id, "r", {"addressPrefix": "10.0.0.0/8", "nextHopType": "Internet"}, if_match='W/"old"')
+        writer.put_route(rt_id, "route1", {"addressPrefix": "10.0.3.0/24", "nextHopType": "Internet"},
+                         if_match='W/"old"')
     assert info.value.status_code == 412
     example = example_body("RouteTableRouteCreate.json", "201")
-    assert writer.put_route(rt_id, "route2", example["properties"])["properties"]["nextHopType"] == (
+    with pytest.raises(ArmError) as info:  # route1 of the table already has the example's prefix
+        writer.put_route(rt_id, "route2", example["properties"])
+    assert info.value.status_code == 400 and info.value.code == "RouteConflict"
+    arm.add(route_table("rt1"))
+    assert writer.put_route(RT_ID, "route2", example["properties"])["properties"]["nextHopType"] == (
         "VirtualNetworkGateway")
 
 
