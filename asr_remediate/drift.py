@@ -56,6 +56,7 @@ class PathPoint:
     subnet: Subnet
     nsg_ids: tuple[tuple[str, str], ...]  # (id, "NIC" | "subnet")
     bgp: tuple[Route, ...] | None = None  # BGP routes from the NIC's effective routes; None when not read
+    bgp_error: str = ""  # why the NIC's effective routes could not be read (when they were asked for)
 
 
 def _share(part: IPSet, whole: IPSet) -> str:
@@ -142,7 +143,8 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
             source = FlowSource(IPSet.address(config.private_ip), _vnet_space(vnet),
                                 frozenset(key(a) for a in config.asg_ids))
             nsgs = tuple((i, k) for i, k in ((nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
-            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, estate.bgp_routes.get(key(nic.id))))
+            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, estate.bgp_routes.get(key(nic.id)),
+                                    estate.read_errors.get(key(nic.id) + "/effectiveroutetable", "")))
     for rnic in item.recovery_nics:
         vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
         if vnet is None:
@@ -307,10 +309,12 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
         bgp_resource = point.subnet.route_table_id or point.vnet.id
         table = estate.route_tables.get(key(point.subnet.route_table_id))
         if point.bgp is None and bgp_may_override(point.vnet, table):
+            remedy = (f"its effective routes could not be read ({point.bgp_error}); disable gateway route propagation "
+                      "or check again while the VM runs" if point.bgp_error else
+                      "enable ASR_READ_EFFECTIVE_ROUTES or disable gateway route propagation")
             out.add(Finding("bgp-propagation", "warning", point.side, "all", bgp_resource,
                             f"VNet {point.vnet.name} has a gateway and subnet {point.subnet.name} accepts BGP routes: "
-                            "a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR traffic away; enable "
-                            "ASR_READ_EFFECTIVE_ROUTES or disable gateway route propagation"))
+                            f"a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR traffic away; {remedy}"))
         nsgs = []
         for nsg_id, where in point.nsg_ids:
             nsg = estate.nsgs.get(key(nsg_id))

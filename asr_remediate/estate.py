@@ -345,6 +345,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     loose_routes: dict[str, list[Mapping[str, Any]]] = {}
     items: dict[str, ProtectedItem] = {}
     bgp: dict[str, tuple[Route, ...]] = {}
+    read_errors: dict[str, str] = {}
     for index, resource in enumerate(resources):
         rtype = str(resource.get("type") or "").lower()
         rid = resource.get("id")
@@ -368,7 +369,11 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
             elif rtype == ROUTE_TYPE:
                 loose_routes.setdefault(key(parent_id(rid)), []).append(resource)
             elif rtype == EFFECTIVE_ROUTES_TYPE:
-                bgp[key(rid.rsplit("/", 1)[0])] = parse_bgp_routes(resource)
+                failure = _props(resource).get("error")
+                if failure:
+                    read_errors[key(rid)] = str(failure)
+                else:
+                    bgp[key(rid.rsplit("/", 1)[0])] = parse_bgp_routes(resource)
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
                 if item is not None:
@@ -400,6 +405,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         nsgs=MappingProxyType(nsgs),
         route_tables=MappingProxyType(tables),
         bgp_routes=MappingProxyType(bgp),
+        read_errors=MappingProxyType(read_errors),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from .audit import Auditor, AuditSink, make_sink
 from .config import Settings
 from .drift import evaluate_item
+from .errors import one_line
 from .estate import build_estate, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
@@ -157,11 +158,20 @@ class Runtime:
                     table = estate.route_tables.get(key(subnet.route_table_id)) if subnet else None
                     if nic is not None and vnet is not None and bgp_may_override(vnet, table):
                         nic_ids[key(nic.id)] = nic.id
+        from .azure.network import ArmError
+
         found = []
         for nic_id in sorted(nic_ids.values(), key=str.lower):
             self.progress(f"effective routes of {nic_id}")
+            try:
+                properties: dict[str, Any] = {"value": self.network.get_effective_routes(nic_id)}
+            except ArmError as error:
+                # Azure computes effective routes only for a NIC of a running VM: one stopped VM must not fail the
+                # scan of every other one. Its path keeps the BGP warning, with the reason.
+                self.progress(f"effective routes of {nic_id} not read: {one_line(error)}")
+                properties = {"error": _arm_reason(error)}
             found.append({"id": f"{nic_id}/effectiveRouteTable", "type": EFFECTIVE_ROUTES_RESOURCE_TYPE,
-                          "properties": {"value": self.network.get_effective_routes(nic_id)}})
+                          "properties": properties})
         return found
 
     def _fetch(self, subscriptions: list[str], query: tuple[str, str]) -> list[dict[str, Any]]:
@@ -273,6 +283,13 @@ class Runtime:
         with self.auditor("cli", actor) as auditor:
             outcomes = rollback(records, self.network, auditor)
         return auditor.run_id, outcomes
+
+
+def _arm_reason(error: Exception) -> str:
+    """ARM's own code and message, without the request line (the finding already names the resource)."""
+    code = getattr(error, "code", "") or ""
+    detail = getattr(getattr(error, "error", None), "message", "") or str(error)
+    return one_line(f"{code}: {detail}" if code else detail, 300)
 
 
 def _vm_subscription(resource: Mapping[str, Any]) -> str:
