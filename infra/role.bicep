@@ -24,20 +24,23 @@ param assignableScopes array = [
 @description('Role name (unique per tenant). Give a second app with different permissions its own name.')
 param roleName string = 'ASR Remediate Operator'
 
-// Read: inventory (Resource Graph, then ARM GETs of each resource on a VM's path) and Service Tags.
+// Read: inventory (Resource Graph returns only what the identity may read, so each queried type's /read), ARM GETs
+// of a resource right before a write or when an event names it, Service Tags, and polling long-running operations
+// (Azure-AsyncOperation URLs: locations/operations; Location URLs of async POSTs and DELETEs: locations/operationResults).
+// tests/emulator/test_rbac.py derives this list from the requests the code really sends.
 var readActions = [
   'Microsoft.ResourceGraph/resources/read'
   'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems/read'
   'Microsoft.Compute/virtualMachines/read'
   'Microsoft.Network/networkInterfaces/read'
   'Microsoft.Network/virtualNetworks/read'
-  'Microsoft.Network/virtualNetworks/subnets/read'
   'Microsoft.Network/networkSecurityGroups/read'
   'Microsoft.Network/networkSecurityGroups/securityRules/read'
   'Microsoft.Network/routeTables/read'
   'Microsoft.Network/routeTables/routes/read'
   'Microsoft.Network/locations/serviceTags/read'
-  'Microsoft.Resources/subscriptions/resourceGroups/read'
+  'Microsoft.Network/locations/operations/read'
+  'Microsoft.Network/locations/operationResults/read'
 ]
 
 // Write: create / update / remove the app's own asr-remediate-* rules and routes.

@@ -9,6 +9,7 @@ import trustme
 
 from tests.emulator.arm_emulator import ArmEmulator
 from tests.emulator.fixtures import FakeCredential, FakeSleep
+from tests.rbac import missing_from_role
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +19,12 @@ def emulator_ca() -> trustme.CA:
 
 @pytest.fixture
 def arm(emulator_ca: trustme.CA) -> Iterator[ArmEmulator]:
+    """A started emulator. Afterwards, every request the code sent through the Azure SDK must be allowed by the
+    custom role (infra/role.bicep): a new ARM call without its RBAC action fails the test that makes it."""
     with ArmEmulator(ca=emulator_ca) as emulator:
         yield emulator
+        lacking = missing_from_role(emulator.requests)
+        assert not lacking, f"infra/role.bicep lacks the RBAC action(s) this test's ARM calls need: {sorted(lacking)}"
 
 
 @pytest.fixture
