@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PHASES = ("intent", "outcome")
+PHASES = ("intent", "outcome", "reconcile")
 TRIGGERS = ("timer", "eventgrid", "http", "cli", "queue")
 ACTIONS = (
     "create-security-rule",
@@ -42,7 +42,8 @@ ACTIONS = (
     "delete-security-rule",
     "delete-route",
 )
-RESULTS = ("pending", "succeeded", "failed", "skipped")
+RESULTS = ("pending", "succeeded", "failed", "skipped", "landed", "not-landed")
+RECONCILE_RESULTS = ("landed", "not-landed")
 
 # Sequence is zero-padded to 6 digits in the Table RowKey so that string order == numeric order.
 MAX_SEQUENCE = 999_999
@@ -123,6 +124,8 @@ class AuditRecord:
     result: str = "pending"  # pending | succeeded | failed | skipped
     error: str = ""
     vm_ids: tuple[str, ...] = ()  # VMs whose replication this write is for
+    # outcome / reconcile: the sequence of the intent it answers (-1: an older record, paired by position)
+    intent_sequence: int = -1
 
     def __post_init__(self) -> None:
         validate_run_id(self.run_id)
@@ -134,8 +137,13 @@ class AuditRecord:
         _require_choice("result", self.result, RESULTS)
         if self.phase == "intent" and self.result != "pending":
             raise ValueError(f"an intent record has result 'pending', not {self.result!r}")
-        if self.phase == "outcome" and self.result == "pending":
-            raise ValueError("an outcome record needs a final result (succeeded, failed or skipped), not 'pending'")
+        if self.phase == "outcome" and self.result not in ("succeeded", "failed", "skipped"):
+            raise ValueError(f"an outcome record needs a final result (succeeded, failed or skipped), not "
+                             f"{self.result!r}")
+        if self.phase == "reconcile" and (self.result not in RECONCILE_RESULTS or self.intent_sequence < 0):
+            raise ValueError("a reconcile record says landed or not-landed for the intent it names")
+        if isinstance(self.intent_sequence, bool) or not isinstance(self.intent_sequence, int):
+            raise ValueError(f"audit intent_sequence must be an integer, not {self.intent_sequence!r}")
         for name in ("timestamp", "actor", "resource_id", "name"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -171,6 +179,7 @@ class AuditRecord:
             "result": self.result,
             "error": self.error,
             "vm_ids": list(self.vm_ids),
+            "intent_sequence": self.intent_sequence,
         }
 
     @classmethod
@@ -206,6 +215,7 @@ class AuditRecord:
             result=data.get("result", "pending"),
             error=data.get("error", ""),
             vm_ids=tuple(vm_ids),
+            intent_sequence=data.get("intent_sequence", -1),
         )
 
     def sort_key(self) -> tuple[str, int, int]:
@@ -384,6 +394,7 @@ def _record_to_entity(record: AuditRecord) -> dict[str, Any]:
         "result": record.result,
         "error": record.error,
         "vm_ids": json.dumps(list(record.vm_ids), separators=(",", ":")),
+        "intent_sequence": record.intent_sequence,
     }
     for key in _SPLIT_FIELDS:
         text = flat[key]
@@ -425,6 +436,7 @@ def _entity_to_record(entity: Mapping[str, Any]) -> AuditRecord:
             "result": entity.get("result"),
             "error": _joined(entity, "error"),
             "vm_ids": vm_ids,
+            "intent_sequence": entity.get("intent_sequence", -1),
         }
     )
 
@@ -673,6 +685,7 @@ class Auditor:
             result=result,
             after_etag=after_etag,
             error=error,
+            intent_sequence=intent.sequence,
         )
         self.sink.write(record)
         del self._open[intent.sequence]
@@ -703,3 +716,72 @@ class Auditor:
             self.close(_one_line(f"{exc_type.__name__}: {exc}"))
         except AuditError as audit_exc:  # don't hide the exception that ended the run
             log.error("could not close open audit intents of run %s: %s", self.run_id, audit_exc)
+
+
+# ------------------------------------------------------------------------------------------- intents and outcomes
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """One intent and what is known of it: its outcome (if the run recorded one) and a later reconciliation."""
+
+    intent: AuditRecord
+    outcome: AuditRecord | None = None
+    reconcile: AuditRecord | None = None
+
+    @property
+    def landed(self) -> bool:
+        """The write is known to have taken effect (its own outcome said so, or ARM showed it later)."""
+        if self.reconcile is not None:
+            return self.reconcile.result == "landed"
+        return self.outcome is not None and self.outcome.result == "succeeded"
+
+    @property
+    def dangling(self) -> bool:
+        """Nobody knows whether the write landed: no outcome (a crash), or a failed one (a lost response, a
+        failed verification) — and no reconciliation since. ARM must be read to know."""
+        if self.reconcile is not None:
+            return False
+        return self.outcome is None or self.outcome.result == "failed"
+
+
+def intent_states(records: Sequence[AuditRecord]) -> list[IntentState]:
+    """Pair each intent with its outcome and reconciliation (records of any runs, in any order).
+
+    Newer records name their intent (``intent_sequence``); older outcomes answer the earliest unanswered intent of
+    the same run for the same action, resource and rule/route, as the Auditor wrote them.
+    """
+    ordered = _sorted(list(records))
+    states: dict[tuple[str, int], IntentState] = {}
+    for record in ordered:
+        if record.phase == "intent":
+            states[(record.run_id, record.sequence)] = IntentState(record)
+    for record in ordered:
+        if record.phase == "intent":
+            continue
+        target: tuple[str, int] | None = None
+        if record.intent_sequence >= 0:
+            target = (record.run_id, record.intent_sequence)
+        else:
+            target = next((k for k, st in states.items() if k[0] == record.run_id and k[1] < record.sequence
+                           and st.outcome is None and (st.intent.action, st.intent.resource_id, st.intent.name)
+                           == (record.action, record.resource_id, record.name)), None)
+        state = states.get(target) if target is not None else None
+        if target is None or state is None:
+            log.warning("audit record %s/%d (%s) answers no known intent", record.run_id, record.sequence,
+                        record.phase)
+            continue
+        if record.phase == "outcome" and state.outcome is None:
+            states[target] = replace(state, outcome=record)
+        elif record.phase == "reconcile":
+            states[target] = replace(state, reconcile=record)
+    return list(states.values())
+
+
+def reconcile_record(intent: AuditRecord, *, sequence: int, landed: bool, detail: str, trigger: str, actor: str,
+                     after_etag: str = "", clock: Callable[[], datetime] = utc_now) -> AuditRecord:
+    """The record that closes a dangling intent once ARM has been read: it lives in the intent's own run (so
+    rollback of that run sees it) at ``sequence`` (the next free one there), written by today's trigger/actor."""
+    return replace(intent, sequence=sequence, phase="reconcile", timestamp=format_timestamp(clock()), trigger=trigger,
+                   actor=actor, result="landed" if landed else "not-landed", error="", reason=detail,
+                   after_etag=after_etag, intent_sequence=intent.sequence)

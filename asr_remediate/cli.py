@@ -1,6 +1,7 @@
 """``python -m asr_remediate`` — the same engine as the Function App, for operators' terminals and pipelines.
 
-Exit codes: 0 no drift, 2 drift found, 1 error (one line on stderr, never a traceback for a user mistake).
+Exit codes: 0 every VM compliant or skipped, 2 drift found, 3 no drift but some VMs unknown, 1 error (one line on
+stderr, never a traceback for a user mistake — a filter that matches nothing is one too).
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from dataclasses import replace
 from typing import NoReturn
 
 from .audit import AuditError, cli_actor, make_sink
-from .config import PROFILES, RULE_STYLES, Settings, SettingsError, load_settings
-from .drift import DRIFT, evaluate_item
-from .engine import preflight_item, scan
+from .config import (
+    PROFILES,
+    RULE_STYLES,
+    Settings,
+    SettingsError,
+    check_scope_allowlist,
+    is_subscription_id,
+    load_settings,
+)
+from .drift import DRIFT, UNKNOWN, evaluate_item
+from .engine import PreflightError, check_preflight, check_region, preflight_item, scan
 from .errors import AZURE_FAILURES, one_line
 from .estate import EstateError, build_estate, load_estate_file
 from .events import EventError
@@ -26,7 +35,7 @@ from .runtime import Runtime, RuntimeConfigError, Scope, restrict
 from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED, ChangeOutcome
 from .servicetags import ServiceTagsError, load_service_tags_file
 
-EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -56,6 +65,11 @@ def _add_scope_options(parser: argparse.ArgumentParser, *, required: bool) -> No
     parser.add_argument("--vm", nargs="+", default=[], metavar="ID_OR_NAME", help="only these VMs")
 
 
+def _add_write_scope_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scope-allowlist", nargs="+", metavar="ID_PREFIX",
+                        help="resource id prefixes writes may touch (default: ASR_SCOPE_ALLOWLIST; empty: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="asr-remediate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -72,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply_parser = commands.add_parser("apply", help="scan live and fix (report-only unless --apply or ASR_APPLY)")
     _add_scope_options(apply_parser, required=False)
     apply_parser.add_argument("--apply", action="store_true", help="really write the planned rules and routes")
+    _add_write_scope_option(apply_parser)
     apply_parser.add_argument("--service-tags", help="Service Tags file used if the discovery API fails")
     apply_parser.add_argument("--max-changes", type=int, help="override ASR_MAX_CHANGES for this run")
     _add_engine_options(apply_parser)
@@ -79,9 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser = commands.add_parser("audit", help="list audit runs, or the records of one run")
     audit_parser.add_argument("--run", metavar="ID", help="show this run's records")
     audit_parser.add_argument("--format", choices=("table", "json"), default="table")
+    audit_parser.add_argument("--reconcile", action="store_true",
+                              help="read ARM for every intent without a known outcome and record what landed")
 
-    rollback_parser = commands.add_parser("rollback", help="remove what a run created, if unchanged since")
+    rollback_parser = commands.add_parser("rollback", help="remove what a run created, if unchanged since "
+                                                           "(report-only unless --apply)")
     rollback_parser.add_argument("--run", metavar="ID", required=True)
+    rollback_parser.add_argument("--apply", action="store_true", help="really delete (default: report-only)")
+    rollback_parser.add_argument("--max-changes", type=int, help="override ASR_MAX_CHANGES for this run")
+    _add_write_scope_option(rollback_parser)
 
     preflight_parser = commands.add_parser("preflight", help="check a VM before enabling replication")
     preflight_parser.add_argument("--vm", required=True, metavar="ID", help="the VM's resource id")
@@ -108,19 +129,43 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = No
         overrides["include_guest_management"] = True
     if getattr(args, "no_route_fixes", False):
         overrides["fix_routes"] = False
+    if getattr(args, "scope_allowlist", None):
+        overrides["scope_allowlist"] = check_scope_allowlist(args.scope_allowlist, "--scope-allowlist")
+    if getattr(args, "max_changes", None) is not None:
+        if args.max_changes < 0:
+            raise UsageError(f"{args.command}: --max-changes must be 0 or more")
+        overrides["max_changes"] = args.max_changes
+    for sub in getattr(args, "subscription", None) or ():
+        if not is_subscription_id(sub):
+            raise UsageError(f"{args.command}: --subscription {one_line(sub, 60)!r} is not a subscription id (a GUID)")
     return replace(settings, **overrides)  # type: ignore[arg-type]
 
 
 def exit_code(plan: Plan) -> int:
-    return EXIT_DRIFT if any(r.status == DRIFT for r in plan.reports) else EXIT_OK
+    """2 drift, else 3 when some VM could not be evaluated, else 0 (every VM compliant or skipped)."""
+    statuses = {r.status for r in plan.reports}
+    if DRIFT in statuses:
+        return EXIT_DRIFT
+    return EXIT_UNKNOWN if UNKNOWN in statuses else EXIT_OK
+
+
+def _require_matches(plan: Plan, scope: Scope, command: str) -> None:
+    """A --vm / --resource-group filter that selects no replicated VM is a mistake, not a clean bill of health."""
+    if plan.reports or not (scope.vms or scope.resource_groups):
+        return
+    wanted = [f"--vm {' '.join(scope.vms)}" if scope.vms else "",
+              f"--resource-group {' '.join(scope.resource_groups)}" if scope.resource_groups else ""]
+    raise UsageError(f"{command}: no replicated VM matches {one_line(' '.join(w for w in wanted if w), 200)}")
 
 
 def _scan_offline(args: argparse.Namespace, settings: Settings) -> int:
     if not args.estate or not args.service_tags:
         raise UsageError("scan: give --estate FILE and --service-tags FILE (or --subscription ID… for a live scan)")
-    estate = restrict(load_estate_file(args.estate), _scope(args, settings, required=False))
+    scope = _scope(args, settings, required=False)
+    estate = restrict(load_estate_file(args.estate), scope)
     tags = load_service_tags_file(args.service_tags)
     plan = scan(estate, tags, settings)
+    _require_matches(plan, scope, "scan")
     print(RENDERERS[args.format](plan.reports, plan.changes))
     return exit_code(plan)
 
@@ -147,7 +192,9 @@ RUNTIME_CREDENTIAL: object | None = None
 def _scan_live(args: argparse.Namespace, settings: Settings) -> int:
     if args.service_tags:
         settings = replace(settings, service_tags_file=args.service_tags)
-    result = _runtime(settings).run(_scope(args, settings), trigger="cli", actor=cli_actor(), apply=False)
+    scope = _scope(args, settings)
+    result = _runtime(settings).run(scope, trigger="cli", actor=cli_actor(), apply=False)
+    _require_matches(result.plan, scope, "scan")
     print(RENDERERS[args.format](result.plan.reports, result.plan.changes))
     return exit_code(result.plan)
 
@@ -177,12 +224,9 @@ def _print_outcomes(outcomes: Iterable[ChangeOutcome]) -> None:
 def _apply(args: argparse.Namespace, settings: Settings) -> int:
     if args.service_tags:
         settings = replace(settings, service_tags_file=args.service_tags)
-    if args.max_changes is not None:
-        if args.max_changes < 0:
-            raise UsageError("apply: --max-changes must be 0 or more")
-        settings = replace(settings, max_changes=args.max_changes)
     scope = _scope(args, settings)
     result = _runtime(settings).run(scope, trigger="cli", actor=cli_actor(), apply=args.apply or settings.apply)
+    _require_matches(result.plan, scope, "apply")
     print(RENDERERS[args.format](result.plan.reports, result.plan.changes))
     if result.applied is None:
         _stderr_progress(f"no writes: {result.note}" + ("; pass --apply to write" if not args.apply else ""))
@@ -194,6 +238,11 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.reconcile:
+        outcomes = _runtime(settings).reconcile("cli", cli_actor(), args.run)
+        _print_outcomes(outcomes)
+        print(f"reconciled {len(outcomes)} intent(s) without a known outcome")
+        return EXIT_ERROR if any(o.result == FAILED for o in outcomes) else EXIT_OK
     sink = make_sink(settings)
     if not args.run:
         runs = sink.runs()
@@ -206,21 +255,25 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([r.to_dict() for r in records], indent=1))
     else:
         for r in records:
-            print(f"{r.sequence:>4} {r.phase:<7} {r.result:<9} {r.action:<21} {r.name} on {r.resource_id}"
+            print(f"{r.sequence:>4} {r.phase:<9} {r.result:<10} {r.action:<21} {r.name} on {r.resource_id}"
                   + (f" — {r.error}" if r.error else ""))
     return EXIT_OK
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    run_id, outcomes = _runtime(settings).rollback(args.run, actor=cli_actor())
+    apply = args.apply or settings.apply
+    run_id, outcomes = _runtime(settings).rollback(args.run, actor=cli_actor(), apply=apply)
     _print_outcomes(outcomes)
-    print(f"rollback run {run_id}: {len(outcomes)} created item(s) considered")
+    mode = "" if apply else " (report-only: pass --apply to delete)"
+    print(f"rollback of run {args.run} (audited as {run_id}): {len(outcomes)} created item(s) considered{mode}")
     return EXIT_ERROR if any(o.result == FAILED for o in outcomes) else EXIT_OK
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> int:
-    if bool(args.recovery_vnet) != bool(args.recovery_subnet):
-        raise UsageError("preflight: give --recovery-vnet and --recovery-subnet together")
+    try:
+        needed = check_preflight(args.vm, args.target_region, args.recovery_vnet, args.recovery_subnet)
+    except PreflightError as error:
+        raise UsageError(f"preflight: {error}") from None
     if args.estate:
         if not args.service_tags:
             raise UsageError("preflight: --estate needs --service-tags")
@@ -229,13 +282,12 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
     else:
         if args.service_tags:
             settings = replace(settings, service_tags_file=args.service_tags)
-        scope = Scope(tuple(args.subscription or settings.subscriptions))
-        if not scope.subscriptions:
-            raise UsageError("preflight: give --estate FILE or --subscription ID…")
+        scope = Scope(tuple(args.subscription or settings.subscriptions or needed))
         runtime = _runtime(settings)
         estate = build_estate(runtime.collect(scope))
         tags = runtime.service_tags(scope.subscriptions[0])
     try:
+        check_region(tags, args.target_region.lower())
         item = preflight_item(estate, args.vm, args.target_region, args.recovery_vnet, args.recovery_subnet)
     except ValueError as error:
         raise UsageError(f"preflight: {error}") from None

@@ -7,7 +7,8 @@ A malformed value is a ``SettingsError`` with a message naming the setting, neve
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 PROFILES = ("service-tags", "seed-2017")
@@ -16,8 +17,30 @@ DEFAULT_OPT_OUT_TAG = "asr-remediate-opt-out"
 MANAGED_PREFIX = "asr-remediate-"
 
 
+SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# A write-scope entry: a subscription, optionally narrowed to a resource group or a resource (any depth).
+_SCOPE_PREFIX = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}(/resourceGroups/[^/]+(/providers/[^/]+(/[^/]+/[^/]+)+)?)?/?$", re.IGNORECASE)
+
+
 class SettingsError(ValueError):
     """A setting has a value the bot cannot use."""
+
+
+def is_subscription_id(value: str) -> bool:
+    return bool(SUBSCRIPTION_ID.match(value.strip()))
+
+
+def check_scope_allowlist(entries: Iterable[str], name: str = "ASR_SCOPE_ALLOWLIST") -> tuple[str, ...]:
+    """Write-scope entries must be ARM id prefixes (/subscriptions/<id>[/resourceGroups/<rg>[/providers/…]]): a bare
+    name such as 'rg-prod' would otherwise match nothing — or, compared loosely, too much."""
+    result = tuple(e.strip() for e in entries if e.strip())
+    for entry in result:
+        if not _SCOPE_PREFIX.match(entry) or not is_subscription_id(entry.split("/")[2]):
+            shown = entry if len(entry) <= 80 else entry[:79] + "…"
+            raise SettingsError(f"{name}: {shown!r} is not a resource id prefix such as /subscriptions/<id> or "
+                                "/subscriptions/<id>/resourceGroups/<name>")
+    return result
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,23 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _subscriptions(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    values = _list(env, name)
+    for value in values:
+        if not is_subscription_id(value):
+            shown = value if len(value) <= 60 else value[:59] + "…"
+            raise SettingsError(f"{name}: {shown!r} is not a subscription id (a GUID)")
+    return values
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not os.path.isfile(raw):
+        shown = raw if len(raw) <= 200 else raw[:199] + "…"
+        raise SettingsError(f"{name}: no such file {shown!r}")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -106,8 +146,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         include_key_vault=_bool(env, "ASR_INCLUDE_KEYVAULT", False),
         include_guest_management=_bool(env, "ASR_INCLUDE_GUEST_MANAGEMENT", False),
         fix_routes=_bool(env, "ASR_FIX_ROUTES", True),
-        subscriptions=_list(env, "ASR_SUBSCRIPTIONS"),
-        scope_allowlist=_list(env, "ASR_SCOPE_ALLOWLIST"),
+        subscriptions=_subscriptions(env, "ASR_SUBSCRIPTIONS"),
+        scope_allowlist=check_scope_allowlist(_list(env, "ASR_SCOPE_ALLOWLIST")),
         opt_out_tag=env.get("ASR_OPT_OUT_TAG", "").strip() or DEFAULT_OPT_OUT_TAG,
         max_changes=_int(env, "ASR_MAX_CHANGES", 20),
         read_effective_routes=_bool(env, "ASR_READ_EFFECTIVE_ROUTES", False),
@@ -121,7 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bot_principal_ids=tuple(p.lower() for p in _list(env, "ASR_BOT_PRINCIPAL_IDS")),
         fanout_queue=env.get("ASR_FANOUT_QUEUE", "").strip() or "asr-scan-batches",
         arm_endpoint=(env.get("ASR_ARM_ENDPOINT", "").strip() or "https://management.azure.com").rstrip("/"),
-        arm_ca_bundle=env.get("ASR_ARM_CA_BUNDLE", "").strip(),
+        arm_ca_bundle=_existing_file(env, "ASR_ARM_CA_BUNDLE"),
         arm_poll_interval=_float(env, "ASR_ARM_POLL_INTERVAL", 5.0),
         fanout_batch_size=_int(env, "ASR_FANOUT_BATCH_SIZE", 50, minimum=1),
     )

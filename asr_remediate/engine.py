@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
-from .config import Settings
+import re
+
+from .config import Settings, is_subscription_id
 from .drift import evaluate_estate
-from .model import Estate, ProtectedItem, RecoveryNic, key
+from .model import Estate, ProtectedItem, RecoveryNic, key, subscription_of
 from .planner import Plan, make_plan
 from .servicetags import ServiceTags
 
 
 def scan(estate: Estate, tags: ServiceTags, settings: Settings) -> Plan:
     return make_plan(estate, evaluate_estate(estate, tags, settings), tags, settings)
+
+
+REGION = re.compile(r"^[a-z0-9]{2,40}$")
+VM_TYPE = "microsoft.compute/virtualmachines"
+VNET_TYPE = "microsoft.network/virtualnetworks"
+
+
+class PreflightError(ValueError):
+    """A preflight question that cannot be asked as given (the caller's mistake): one line."""
+
+
+def check_preflight(vm_id: str, target_region: str, recovery_vnet_id: str = "",
+                    recovery_subnet: str = "") -> tuple[str, ...]:
+    """Validate the preflight arguments before anything is read; returns the subscriptions to read."""
+    if not _is_id_of(vm_id, VM_TYPE):
+        raise PreflightError(f"vm must be a VM resource id (/subscriptions/…/virtualMachines/NAME), not "
+                             f"{_shown(vm_id)}")
+    if not REGION.match(target_region.strip().lower()):
+        raise PreflightError(f"target region must be an Azure region name such as centralus, not "
+                             f"{_shown(target_region)}")
+    if bool(recovery_vnet_id) != bool(recovery_subnet):
+        raise PreflightError("give the recovery VNet and the recovery subnet together (or neither)")
+    if recovery_vnet_id and not _is_id_of(recovery_vnet_id, VNET_TYPE):
+        raise PreflightError(f"recovery VNet must be a virtual network resource id "
+                             f"(/subscriptions/…/virtualNetworks/NAME), not {_shown(recovery_vnet_id)}")
+    if recovery_subnet and not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", recovery_subnet):
+        raise PreflightError(f"recovery subnet must be a subnet name, not {_shown(recovery_subnet)}")
+    return tuple(sorted({subscription_of(vm_id), *([subscription_of(recovery_vnet_id)] if recovery_vnet_id else [])}))
+
+
+def check_region(tags: ServiceTags, region: str) -> None:
+    """A target region must be one the Service Tags data knows (its regional Storage tag), else nothing can be
+    evaluated for it."""
+    if tags.regional_tag("Storage", region) is None:
+        raise PreflightError(f"target region {_shown(region)} is not an Azure region in the Service Tags data "
+                             f"(change number {tags.change_number or '?'})")
+
+
+def _is_id_of(resource_id: str, resource_type: str) -> bool:
+    parts = [p for p in resource_id.strip().split("/") if p]
+    return (len(parts) == 8 and parts[0].lower() == "subscriptions" and is_subscription_id(parts[1])
+            and parts[2].lower() == "resourcegroups" and parts[4].lower() == "providers"
+            and f"{parts[5]}/{parts[6]}".lower() == resource_type)
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 100 else value[:99] + "…")
 
 
 def preflight_item(estate: Estate, vm_id: str, target_region: str, recovery_vnet_id: str = "",

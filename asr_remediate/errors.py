@@ -12,6 +12,9 @@ from .azure.retry import RetriesExhaustedError
 AZURE_FAILURES: tuple[type[Exception], ...] = (AzureError, InventoryError, ArmError, RetriesExhaustedError)
 
 
-def one_line(error: BaseException, limit: int = 500) -> str:
+def one_line(error: BaseException | str, limit: int = 500) -> str:
+    """The error's text on one line, cut to ``limit`` characters (with an ellipsis): a message never carries a
+    page of SDK output, nor echoes a huge input back."""
     text = str(getattr(error, "message", "") or error) or type(error).__name__
-    return " ".join(text.split())[:limit]
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -12,16 +12,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .audit import Auditor, AuditSink, make_sink
+from .audit import AuditError, Auditor, AuditSink, make_sink
 from .config import Settings
 from .drift import evaluate_item
-from .errors import one_line
+from .errors import AZURE_FAILURES, one_line
 from .estate import build_estate, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
 from .routes import bgp_may_override
-from .service import Applier, ApplyResult, ChangeOutcome, NetworkClient, rollback
+from .service import Applier, ApplyResult, ChangeOutcome, NetworkClient, reconcile, rollback
 from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 EFFECTIVE_ROUTES_RESOURCE_TYPE = "Microsoft.Network/networkInterfaces/effectiveRouteTable"
 
 Progress = Callable[[str], None]
+RECONCILE_FAILURES: tuple[type[Exception], ...] = (AuditError, *AZURE_FAILURES)
 
 
 class RuntimeConfigError(ValueError):
@@ -53,6 +54,7 @@ class RunResult:
     plan: Plan
     applied: ApplyResult | None = None
     note: str = ""
+    reconciled: tuple[ChangeOutcome, ...] = ()  # dangling intents of earlier runs closed by this one
 
 
 def filter_items(items: Iterable[ProtectedItem], estate: Estate, scope: Scope) -> list[ProtectedItem]:
@@ -214,16 +216,17 @@ class Runtime:
     def _maybe_apply(self, estate: Estate, tags: ServiceTags, plan: Plan, scope: Scope, trigger: str, actor: str,
                      apply: bool | None, run_id: str | None) -> RunResult:
         do_apply = self.settings.apply if apply is None else apply
+        reconciled = self._reconcile_quietly(trigger, actor) if trigger != "http" else ()
         if not do_apply or not plan.changes:
             note = "report-only (ASR_APPLY is off)" if not do_apply else "nothing to change"
-            return RunResult(run_id or "", plan, None, note)
-        settings = self.settings
-        if not settings.subscriptions:
-            settings = replace(settings, subscriptions=scope.subscriptions)
+            return RunResult(run_id or "", plan, None, note, reconciled)
+        if not self.settings.scope_allowlist:
+            return RunResult(run_id or "", plan, None, "nothing written: ASR_SCOPE_ALLOWLIST is empty, so no resource "
+                             "is in the write scope", reconciled)
         with self.auditor(trigger, actor, run_id) as auditor:
-            applier = Applier(estate, tags, settings, self.network, auditor, on_progress=self.progress)
+            applier = Applier(estate, tags, self.settings, self.network, auditor, on_progress=self.progress)
             result = applier.apply(plan)
-        return RunResult(auditor.run_id, plan, result)
+        return RunResult(auditor.run_id, plan, result, "", reconciled)
 
     # -- events --------------------------------------------------------------------------------------------
     def handle_event(self, event: Mapping[str, Any], *, actor: str, apply: bool | None = None) -> RunResult:
@@ -276,13 +279,31 @@ class Runtime:
         return document
 
     # -- rollback ------------------------------------------------------------------------------------------
-    def rollback(self, run_id: str, *, actor: str) -> tuple[str, list[ChangeOutcome]]:
-        records = self.sink.records(run_id)
-        if not records:
+    def rollback(self, run_id: str, *, actor: str, apply: bool) -> tuple[str, list[ChangeOutcome]]:
+        """Remove what run ``run_id`` created (report-only unless ``apply``). Its dangling intents are reconciled
+        first, so a creation that landed although its outcome was never recorded is rolled back too."""
+        if not self.sink.records(run_id):
             raise RuntimeConfigError(f"no audit records for run {run_id}")
+        self.reconcile("cli", actor, run_id)
         with self.auditor("cli", actor) as auditor:
-            outcomes = rollback(records, self.network, auditor)
+            outcomes = rollback(self.sink.records(run_id), self.network, auditor, self.settings, apply=apply)
         return auditor.run_id, outcomes
+
+    def reconcile(self, trigger: str, actor: str, run_id: str | None = None) -> tuple[ChangeOutcome, ...]:
+        """Record what ARM shows for every dangling intent (of one run, or of all) in the audit trail."""
+        return tuple(reconcile(self.sink.records(run_id), self.network, self.sink, trigger=trigger, actor=actor))
+
+    def _reconcile_quietly(self, trigger: str, actor: str) -> tuple[ChangeOutcome, ...]:
+        """Reconcile at the start of a run; a failure to do so is reported, never the end of the scan."""
+        try:
+            outcomes = self.reconcile(trigger, actor)
+        except RECONCILE_FAILURES as error:
+            self.progress(f"could not reconcile earlier writes: {one_line(error)}")
+            return ()
+        for outcome in outcomes:
+            self.progress(f"reconciled {outcome.change.action} {outcome.change.name} on "
+                          f"{outcome.change.resource_id}: {outcome.result}")
+        return outcomes
 
 
 def _arm_reason(error: Exception) -> str:

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .audit import Auditor, AuditRecord
-from .azure.network import properties_match
+from .audit import Auditor, AuditRecord, AuditSink, intent_states, reconcile_record
+from .azure.network import parse_resource_id, properties_equal, properties_match
 from .config import Settings
 from .drift import VmReport, evaluate_item
 from .errors import one_line
 from .estate import parse_nsg, parse_route_table
-from .model import Estate, key, subscription_of
-from .planner import CREATE_ROUTE, CREATE_RULE, Change, Plan, is_managed, make_plan
+from .model import Estate, key
+from .planner import CREATE_ROUTE, CREATE_RULE, UPDATE_ROUTE, UPDATE_RULE, Change, Plan, is_managed, make_plan
 from .servicetags import ServiceTags
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,10 @@ class ApplyResult:
 
 
 def in_scope(resource_id: str, settings: Settings) -> bool:
-    """Writes only under ASR_SCOPE_ALLOWLIST prefixes, or (when it is empty) the scanned subscriptions."""
+    """Writes only under an ASR_SCOPE_ALLOWLIST prefix. Empty allowlist: no writes anywhere (the safe default the
+    deployment guide, the Bicep parameter and config.py all describe)."""
     rid = key(resource_id)
-    if settings.scope_allowlist:
-        return any(rid == key(p) or rid.startswith(key(p) + "/") for p in settings.scope_allowlist)
-    return subscription_of(resource_id) in {s.lower() for s in settings.subscriptions}
+    return any(rid == key(p) or rid.startswith(key(p) + "/") for p in settings.scope_allowlist)
 
 
 CONFLICT_CODES = frozenset({"securityruleconflict", "preconditionfailed", "conflict", "anotheroperationinprogress"})
@@ -177,7 +176,7 @@ class Applier:
 
     def apply_change(self, change: Change) -> ChangeOutcome:
         if not in_scope(change.resource_id, self.settings):
-            return ChangeOutcome(change, SKIPPED, "outside the write scope (ASR_SCOPE_ALLOWLIST / subscriptions)")
+            return ChangeOutcome(change, SKIPPED, "outside the write scope (ASR_SCOPE_ALLOWLIST)")
         for attempt in (1, 2):
             try:
                 document = self._read(change)
@@ -215,37 +214,119 @@ class Applier:
         return ApplyResult(self.auditor.run_id, tuple(outcomes), plan.reports)
 
 
-# -- rollback ------------------------------------------------------------------------------------------------
-def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor: Auditor) -> list[ChangeOutcome]:
-    """Remove what a run created, where the rule/route is still exactly as the run wrote it."""
+# -- reconcile and rollback ---------------------------------------------------------------------------------------
+PLANNED, LANDED, NOT_LANDED = "planned", "landed", "not-landed"
+_CHILD_OF_ACTION = {CREATE_RULE: "securityRules", UPDATE_RULE: "securityRules", "delete-security-rule": "securityRules",
+                    CREATE_ROUTE: "routes", UPDATE_ROUTE: "routes", "delete-route": "routes"}
+_PARENT_TYPE = {"securityRules": "Microsoft.Network/networkSecurityGroups", "routes": "Microsoft.Network/routeTables"}
+
+
+def _read_parent(network: NetworkClient, child_type: str, resource_id: str) -> dict[str, Any]:
+    return network.get_nsg(resource_id) if child_type == "securityRules" else network.get_route_table(resource_id)
+
+
+def _change_of(record: AuditRecord, action: str, reason: str) -> Change:
+    return Change(action, record.resource_id, record.name, record.payload, reason, record.vm_ids)
+
+
+def reconcile(records: Iterable[AuditRecord], network: NetworkClient, sink: AuditSink, *, trigger: str,
+              actor: str) -> list[ChangeOutcome]:
+    """Give every dangling intent (no outcome, or a failed one, and not reconciled yet) the outcome ARM shows now.
+
+    A crash between the PUT and its outcome record, or a response lost after ARM applied it, leaves an intent whose
+    write may well have landed. Reading the NSG / route table tells: the rule or route is there with the written
+    properties (``landed``) or not (``not-landed``; for a delete, the other way round). The record goes into the
+    intent's own run, so rollback of that run sees reconciled creations. Unreadable resources stay dangling.
+    """
+    records = list(records)
+    next_sequence: dict[str, int] = {}
+    for record in records:
+        next_sequence[record.run_id] = max(next_sequence.get(record.run_id, 0), record.sequence + 1)
     outcomes: list[ChangeOutcome] = []
-    created = [r for r in run_records if r.phase == "outcome" and r.result == "succeeded"
-               and r.action in (CREATE_RULE, CREATE_ROUTE)]
-    for record in created:
-        is_rule = record.action == CREATE_RULE
-        change = Change("delete-security-rule" if is_rule else "delete-route", record.resource_id, record.name,
-                        record.payload, f"rollback of run {record.run_id}", record.vm_ids)
+    for state in intent_states(records):
+        if not state.dangling:
+            continue
+        intent = state.intent
+        child_type = _CHILD_OF_ACTION[intent.action]
+        change = _change_of(intent, intent.action, f"reconcile intent {intent.sequence} of run {intent.run_id}")
         try:
-            document = network.get_nsg(record.resource_id) if is_rule else network.get_route_table(record.resource_id)
+            document = _read_parent(network, child_type, intent.resource_id)
+        except Exception as error:
+            if getattr(error, "status_code", None) != 404:
+                outcomes.append(ChangeOutcome(change, FAILED, f"cannot read {intent.resource_id}: {one_line(error)}"))
+                continue
+            document = {}
+        child = child_of(document, child_type, intent.name)
+        if intent.action.startswith("delete-"):
+            landed = child is None
+        else:
+            landed = child is not None and properties_match(intent.payload, child.get("properties") or {})
+        what = "deletion" if intent.action.startswith("delete-") else "write"
+        detail = f"reconciled by a later run: ARM shows the {what} {'took' if landed else 'did not take'} effect"
+        sequence = next_sequence[intent.run_id]
+        next_sequence[intent.run_id] = sequence + 1
+        sink.write(reconcile_record(intent, sequence=sequence, landed=landed, detail=detail, trigger=trigger,
+                                    actor=actor, after_etag=str(document.get("etag") or "")))
+        outcomes.append(ChangeOutcome(change, LANDED if landed else NOT_LANDED, detail))
+    return outcomes
+
+
+def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor: Auditor, settings: Settings, *,
+             apply: bool) -> list[ChangeOutcome]:
+    """Remove what a run created — only where every write guard allows it and the rule / route is still exactly as
+    the run wrote it.
+
+    Considered: creations of the run that landed (their outcome said so, or a later reconciliation found them).
+    Guards, as for apply: the name must be one the bot owns (``asr-remediate-*``) under an NSG / route table id,
+    inside ASR_SCOPE_ALLOWLIST, the parent not opted out, at most ASR_MAX_CHANGES deletions, an intent and an
+    outcome around each, and nothing is deleted unless ``apply`` (report-only by default: ``planned``). The current
+    properties must equal the recorded payload exactly, and the delete carries the rule's etag as If-Match — so an
+    edited or forged audit record cannot make it delete a rule the bot does not own or that someone changed.
+    """
+    outcomes: list[ChangeOutcome] = []
+    deletions = 0
+    for state in intent_states(list(run_records)):
+        record = state.intent
+        if record.action not in (CREATE_RULE, CREATE_ROUTE) or not state.landed:
+            continue
+        child_type = _CHILD_OF_ACTION[record.action]
+        action = "delete-security-rule" if child_type == "securityRules" else "delete-route"
+        change = _change_of(record, action, f"rollback of run {record.run_id}")
+        refusal = _rollback_refusal(record, child_type, settings)
+        if refusal:
+            outcomes.append(ChangeOutcome(change, SKIPPED, refusal))
+            continue
+        try:
+            document = _read_parent(network, child_type, record.resource_id)
         except Exception as error:
             outcomes.append(ChangeOutcome(change, FAILED, f"cannot read {record.resource_id}: {one_line(error)}"))
             continue
-        children = (document.get("properties") or {}).get("securityRules" if is_rule else "routes") or []
-        current = next((c for c in children if str(c.get("name", "")).lower() == record.name.lower()), None)
+        if settings.opt_out_tag.lower() in {str(t).lower() for t in document.get("tags") or {}}:
+            outcomes.append(ChangeOutcome(change, SKIPPED, f"opted out with tag {settings.opt_out_tag}"))
+            continue
+        current = child_of(document, child_type, record.name)
         if current is None:
             outcomes.append(ChangeOutcome(change, UNCHANGED, "already gone"))
             continue
-        if not properties_match(record.payload, current.get("properties") or {}):
+        if not properties_equal(record.payload, current.get("properties") or {}):
             outcomes.append(ChangeOutcome(change, SKIPPED, "changed since the run wrote it; left in place"))
             continue
-        intent = auditor.intent(action=change.action, resource_id=change.resource_id, name=change.name,
+        if not apply:
+            outcomes.append(ChangeOutcome(change, PLANNED, "report-only: pass --apply (or set ASR_APPLY) to delete"))
+            continue
+        if deletions >= settings.max_changes:
+            outcomes.append(ChangeOutcome(change, DEFERRED, f"ASR_MAX_CHANGES={settings.max_changes} reached"))
+            continue
+        deletions += 1
+        intent = auditor.intent(action=action, resource_id=record.resource_id, name=record.name,
                                 payload=dict(record.payload), reason=change.reason,
-                                before_etag=str(document.get("etag") or ""), vm_ids=change.vm_ids)
+                                before_etag=str(document.get("etag") or ""), vm_ids=record.vm_ids)
+        if_match = str(current.get("etag") or "") or None
         try:
-            if is_rule:
-                network.delete_security_rule(record.resource_id, record.name)
+            if child_type == "securityRules":
+                network.delete_security_rule(record.resource_id, record.name, if_match=if_match)
             else:
-                network.delete_route(record.resource_id, record.name)
+                network.delete_route(record.resource_id, record.name, if_match=if_match)
         except Exception as error:
             auditor.outcome(intent, "failed", error=one_line(error))
             outcomes.append(ChangeOutcome(change, FAILED, one_line(error)))
@@ -254,3 +335,17 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
         outcomes.append(ChangeOutcome(change, APPLIED))
     return outcomes
 
+
+def _rollback_refusal(record: AuditRecord, child_type: str, settings: Settings) -> str:
+    """Why a recorded creation must not be deleted whatever ARM shows, or '' (the record itself may be forged)."""
+    if not is_managed(record.name):
+        return f"{record.name} is not a rule or route the bot owns (asr-remediate-*)"
+    try:
+        parent = parse_resource_id(record.resource_id)
+    except ValueError:
+        return f"{record.resource_id!r} is not an ARM resource id"
+    if not parent.is_type(_PARENT_TYPE[child_type]):
+        return f"{record.resource_id} is not a {_PARENT_TYPE[child_type]}"
+    if not in_scope(record.resource_id, settings):
+        return "outside the write scope (ASR_SCOPE_ALLOWLIST)"
+    return ""

@@ -6,6 +6,9 @@ import pytest
 
 from asr_remediate.config import Settings, SettingsError, load_settings
 
+A, B, C = ("00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b",
+           "00000000-0000-0000-0000-00000000000c")
+
 
 def test_defaults_are_report_only_and_safe() -> None:
     settings = load_settings({})
@@ -16,11 +19,13 @@ def test_defaults_are_report_only_and_safe() -> None:
 def test_values_are_parsed() -> None:
     settings = load_settings({
         "ASR_APPLY": "Yes", "ASR_PROFILE": "SEED-2017", "ASR_MAX_CHANGES": "5",
-        "ASR_SUBSCRIPTIONS": " a , b;c ,", "ASR_BOT_PRINCIPAL_IDS": "ABC", "ASR_ARM_ENDPOINT": "https://x/",
+        "ASR_SUBSCRIPTIONS": f" {A} , {B};{C} ,", "ASR_BOT_PRINCIPAL_IDS": "ABC", "ASR_ARM_ENDPOINT": "https://x/",
         "ASR_ARM_POLL_INTERVAL": "0.5", "ASR_FANOUT_BATCH_SIZE": "3",
+        "ASR_SCOPE_ALLOWLIST": f"/subscriptions/{A}, /subscriptions/{B}/resourceGroups/rg-net/",
     })
     assert settings.apply is True and settings.profile == "seed-2017" and settings.max_changes == 5
-    assert settings.subscriptions == ("a", "b", "c") and settings.bot_principal_ids == ("abc",)
+    assert settings.subscriptions == (A, B, C) and settings.bot_principal_ids == ("abc",)
+    assert settings.scope_allowlist == (f"/subscriptions/{A}", f"/subscriptions/{B}/resourceGroups/rg-net/")
     assert settings.arm_endpoint == "https://x" and settings.arm_poll_interval == 0.5
     assert settings.fanout_batch_size == 3
 
@@ -36,6 +41,11 @@ def test_values_are_parsed() -> None:
         ({"ASR_ARM_POLL_INTERVAL": "soon"}, "ASR_ARM_POLL_INTERVAL must be a number"),
         ({"ASR_ARM_POLL_INTERVAL": "1000"}, "between 0 and 300"),
         ({"ASR_AUDIT_SINK": "s3"}, "ASR_AUDIT_SINK must be one of"),
+        ({"ASR_SUBSCRIPTIONS": "prod"}, "ASR_SUBSCRIPTIONS: 'prod' is not a subscription id"),
+        ({"ASR_SCOPE_ALLOWLIST": "rg-prod"}, "ASR_SCOPE_ALLOWLIST: 'rg-prod' is not a resource id prefix"),
+        ({"ASR_SCOPE_ALLOWLIST": "/subscriptions/x"}, "is not a resource id prefix"),
+        ({"ASR_ARM_CA_BUNDLE": "/nowhere/ca.pem"}, "ASR_ARM_CA_BUNDLE: no such file '/nowhere/ca.pem'"),
+        ({"ASR_SUBSCRIPTIONS": "x" * 100_000}, r"'x{59}…' is not a subscription id"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

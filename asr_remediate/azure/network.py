@@ -237,6 +237,20 @@ def properties_match(wanted: Mapping[str, Any], actual: Mapping[str, Any]) -> bo
                if key != "provisioningState")
 
 
+def _significant(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties a writer sets: read-only state and the empty values ARM fills in (``[]``, ``""``) dropped."""
+    return {k: v for k, v in properties.items()
+            if k != "provisioningState" and v not in (None, "", [], {})}
+
+
+def properties_equal(written: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """True when ``actual`` holds exactly what was ``written`` — no property missing, none added or changed
+    (case- and order-insensitive like :func:`properties_match`). An empty ``written`` equals nothing: a record
+    without a payload can never vouch for a rule."""
+    wanted, have = _significant(written), _significant(actual)
+    return bool(wanted) and _norm(wanted) == _norm(have)
+
+
 # child kind → (parent type, SDK operations attribute, SDK model class name)
 _CHILD_KINDS: dict[str, tuple[str, str, str]] = {
     "securityRules": (NSG_TYPE, "security_rules", "SecurityRule"),

@@ -36,7 +36,8 @@ def estate_arm(arm: ArmEmulator) -> ArmEmulator:
 
 
 def make_runtime(arm: ArmEmulator, tmp_path: Path, **overrides: Any) -> tuple[Runtime, JsonlAuditSink]:
-    options: dict[str, Any] = {"apply": True, "max_changes": 100, **overrides}
+    options: dict[str, Any] = {"apply": True, "max_changes": 100,
+                               "scope_allowlist": (f"/subscriptions/{SUB}", f"/subscriptions/{DR_SUB}"), **overrides}
     settings = Settings(arm_endpoint=arm.base_url, arm_ca_bundle=arm.ca_path, subscriptions=(SUB, DR_SUB), **options)
     credential = FakeCredential()
     sleep = FakeSleep()
@@ -164,7 +165,7 @@ def test_rollback_removes_only_unchanged_creations(estate_arm: ArmEmulator, tmp_
     assert doc is not None
     rule = next(r for r in doc["properties"]["securityRules"] if r["name"] == "asr-remediate-AzureSiteRecovery")
     estate_arm.add_security_rule(nsg_id, rule["name"], {**rule["properties"], "destinationPortRange": "443-444"})
-    rollback_id, outcomes = runtime.rollback(applied.run_id, actor="test")
+    rollback_id, outcomes = runtime.rollback(applied.run_id, actor="test", apply=True)
     results = Counter(o.result for o in outcomes)
     assert results == Counter({"applied": 12, "skipped": 1})
     assert set(managed_children(estate_arm)) == {(nsg_id.lower(), "asr-remediate-azuresiterecovery")}
@@ -211,7 +212,10 @@ def test_apply_audits_to_table_storage_and_cli_lists_and_rolls_back(
                         "ASR_SUBSCRIPTIONS": f"{SUB},{DR_SUB}", "ASR_ARM_POLL_INTERVAL": "0"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(cli, "RUNTIME_CREDENTIAL", FakeCredential())
-    assert cli.main(["apply", "--apply", "--vm", "vm-db-01"]) == 2  # drift was found (and fixed)
+    assert cli.main(["apply", "--apply", "--vm", "vm-db-01"]) == 2  # nothing written: the allowlist is empty
+    assert "ASR_SCOPE_ALLOWLIST is empty" in capsys.readouterr().err and estate_arm.count("PUT") == 0
+    scope = ["--scope-allowlist", f"/subscriptions/{SUB}", f"/subscriptions/{DR_SUB}"]
+    assert cli.main(["apply", "--apply", "--vm", "vm-db-01", *scope]) == 2  # drift was found (and fixed)
     out = capsys.readouterr().out
     run_id = out.strip().splitlines()[-1].split()[1].rstrip(":")
     assert "4 applied" in out and estate_arm.count("PUT") == 4
@@ -229,7 +233,13 @@ def test_apply_audits_to_table_storage_and_cli_lists_and_rolls_back(
     assert cli.main(["audit", "--run", "20990101T000000Z-000000"]) == 1
     assert "no records" in capsys.readouterr().err
 
-    assert cli.main(["rollback", "--run", run_id]) == 0
+    assert cli.main(["rollback", "--run", run_id, *scope]) == 0  # report-only without --apply
+    out = capsys.readouterr().out
+    assert "4 created item(s)" in out and out.count("planned") == 4 and "pass --apply" in out
+    assert estate_arm.count("DELETE") == 0
+    assert cli.main(["rollback", "--run", run_id, "--apply"]) == 0  # the allowlist is empty: nothing deleted
+    assert capsys.readouterr().out.count("outside the write scope") == 4 and estate_arm.count("DELETE") == 0
+    assert cli.main(["rollback", "--run", run_id, "--apply", *scope]) == 0
     assert "4 created item(s)" in capsys.readouterr().out
     assert managed_children(estate_arm) == Counter()
     assert estate_arm.count("DELETE") == 4

@@ -48,6 +48,7 @@ def app_env(arm: ArmEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "ASR_AUDIT_PATH": str(tmp_path / "audit.jsonl"),
         "ASR_BOT_PRINCIPAL_IDS": BOT_OBJECT_ID,
         "ASR_MAX_CHANGES": "100",
+        "ASR_SCOPE_ALLOWLIST": f"/subscriptions/{SUB},/subscriptions/{DR_SUB}",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
