@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -247,6 +247,15 @@ class AuditSink(Protocol):
         """Run ids with at least one record, oldest first."""
         ...
 
+    def records_since(self, timestamp: str) -> list[AuditRecord]:
+        """Records written at or after ``timestamp`` (ISO 8601 UTC as :func:`format_timestamp` makes it), of any
+        run: what an automatic reconciliation reads instead of the whole history."""
+        ...
+
+    def last_sequence(self, run_id: str) -> int:
+        """The highest sequence run ``run_id`` holds (-1: none), so a resumed run continues after it."""
+        ...
+
 
 # --------------------------------------------------------------------------------------------------- JSON Lines
 
@@ -361,6 +370,12 @@ class JsonlAuditSink:
 
     def runs(self) -> list[str]:
         return sorted({r.run_id for r in self.records()})
+
+    def records_since(self, timestamp: str) -> list[AuditRecord]:
+        return [r for r in self.records() if r.timestamp >= timestamp]
+
+    def last_sequence(self, run_id: str) -> int:
+        return max((r.sequence for r in self.records(run_id)), default=-1)
 
 
 # ------------------------------------------------------------------------------------------------ Table Storage
@@ -538,11 +553,17 @@ class TableAuditSink:
                 "with different content (two writers share a run id?)"
             )
 
-    def _query(self, run_id: str | None, select: list[str] | None = None) -> Iterator[Mapping[str, Any]]:
+    def _query(self, run_id: str | None, select: list[str] | None = None, *,
+               since: str | None = None) -> Iterator[Mapping[str, Any]]:
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
-            if run_id is None:
+            if since is not None:
+                # Our own timestamp property, not the service's Timestamp: the strings sort as time does.
+                yield from self._client.query_entities(
+                    f"{_ENTITY_TIMESTAMP} ge @since", parameters={"since": since}, select=select,
+                    results_per_page=1000)
+            elif run_id is None:
                 yield from self._client.list_entities(select=select, results_per_page=1000)
             else:
                 yield from self._client.query_entities(
@@ -554,8 +575,18 @@ class TableAuditSink:
             raise self._fail("read records", exc) from None
 
     def records(self, run_id: str | None = None) -> list[AuditRecord]:
+        return self._records(self._query(run_id))
+
+    def records_since(self, timestamp: str) -> list[AuditRecord]:
+        return self._records(self._query(None, since=timestamp))
+
+    def last_sequence(self, run_id: str) -> int:
+        rows = self._query(run_id, select=["sequence"])
+        return max((int(e["sequence"]) for e in rows if isinstance(e.get("sequence"), int)), default=-1)
+
+    def _records(self, entities: Iterator[Mapping[str, Any]]) -> list[AuditRecord]:
         out: list[AuditRecord] = []
-        for entity in self._query(run_id):
+        for entity in entities:
             try:
                 out.append(_entity_to_record(entity))
             except ValueError as exc:
@@ -743,6 +774,22 @@ class IntentState:
         if self.reconcile is not None:
             return False
         return self.outcome is None or self.outcome.result == "failed"
+
+
+#: An intent younger than this may belong to a run that is still writing (one write, its retries and its
+#: long-running operation take minutes at most: the retry budget plus the polling bound). Reconciling it then would
+#: race that run's own outcome record, so only older intents count as dangling.
+RECONCILE_AFTER = timedelta(minutes=15)
+#: How far back an automatic reconciliation (at the start of every writing run) looks; `audit --reconcile` looks at
+#: the whole history.
+RECONCILE_WINDOW = timedelta(days=7)
+
+
+def dangling_intents(records: Sequence[AuditRecord], now: datetime,
+                     older_than: timedelta = RECONCILE_AFTER) -> list[AuditRecord]:
+    """Intents nobody knows the result of (see :attr:`IntentState.dangling`) written at least ``older_than`` ago."""
+    cutoff = format_timestamp(now - older_than)
+    return [s.intent for s in intent_states(records) if s.dangling and s.intent.timestamp <= cutoff]
 
 
 def intent_states(records: Sequence[AuditRecord]) -> list[IntentState]:

@@ -12,9 +12,10 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import NoReturn
 
-from .audit import AuditError, cli_actor, make_sink
+from .audit import RECONCILE_AFTER, AuditError, cli_actor, make_sink
 from .config import (
     PROFILES,
     RULE_STYLES,
@@ -70,6 +71,23 @@ def _add_write_scope_option(parser: argparse.ArgumentParser) -> None:
                         help="resource id prefixes writes may touch (default: ASR_SCOPE_ALLOWLIST; empty: none)")
 
 
+def _minutes(text: str) -> timedelta:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not 0 <= value <= 60 * 24 * 366:
+        raise argparse.ArgumentTypeError("minutes must be between 0 and a year")
+    return timedelta(minutes=value)
+
+
+def _add_older_than_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--older-than", type=_minutes, default=RECONCILE_AFTER, metavar="MINUTES",
+                        help="reconcile only intents at least this old (default "
+                             f"{int(RECONCILE_AFTER.total_seconds() // 60)}: a younger one may belong to a run that "
+                             "is still writing; 0 when you know none is)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="asr-remediate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -96,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("--format", choices=("table", "json"), default="table")
     audit_parser.add_argument("--reconcile", action="store_true",
                               help="read ARM for every intent without a known outcome and record what landed")
+    _add_older_than_option(audit_parser)
 
     rollback_parser = commands.add_parser("rollback", help="remove what a run created, if unchanged since "
                                                            "(report-only unless --apply)")
@@ -103,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback_parser.add_argument("--apply", action="store_true", help="really delete (default: report-only)")
     rollback_parser.add_argument("--max-changes", type=int, help="override ASR_MAX_CHANGES for this run")
     _add_write_scope_option(rollback_parser)
+    _add_older_than_option(rollback_parser)
 
     preflight_parser = commands.add_parser("preflight", help="check a VM before enabling replication")
     preflight_parser.add_argument("--vm", required=True, metavar="ID", help="the VM's resource id")
@@ -239,7 +259,7 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.reconcile:
-        outcomes = _runtime(settings).reconcile("cli", cli_actor(), args.run)
+        outcomes = _runtime(settings).reconcile("cli", cli_actor(), args.run, older_than=args.older_than)
         _print_outcomes(outcomes)
         print(f"reconciled {len(outcomes)} intent(s) without a known outcome")
         return EXIT_ERROR if any(o.result == FAILED for o in outcomes) else EXIT_OK
@@ -262,7 +282,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     apply = args.apply or settings.apply
-    run_id, outcomes = _runtime(settings).rollback(args.run, actor=cli_actor(), apply=apply)
+    run_id, outcomes = _runtime(settings).rollback(args.run, actor=cli_actor(), apply=apply,
+                                                   older_than=args.older_than)
     _print_outcomes(outcomes)
     mode = "" if apply else " (report-only: pass --apply to delete)"
     print(f"rollback of run {args.run} (audited as {run_id}): {len(outcomes)} created item(s) considered{mode}")

@@ -10,9 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from .audit import AuditError, Auditor, AuditSink, make_sink
+from .audit import (
+    RECONCILE_AFTER,
+    RECONCILE_WINDOW,
+    AuditError,
+    Auditor,
+    AuditSink,
+    format_timestamp,
+    make_sink,
+    utc_now,
+)
 from .config import Settings
 from .drift import evaluate_item
 from .errors import AZURE_FAILURES, one_line
@@ -81,8 +91,10 @@ class Runtime:
 
     def __init__(self, settings: Settings, credential: Any = None, *, sink: AuditSink | None = None,
                  network: NetworkClient | None = None, progress: Progress | None = None,
-                 inventory_kwargs: Mapping[str, Any] | None = None) -> None:
+                 inventory_kwargs: Mapping[str, Any] | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self._credential = credential
         self._sink = sink
         self._network = network
@@ -197,7 +209,10 @@ class Runtime:
 
     # -- runs ----------------------------------------------------------------------------------------------
     def auditor(self, trigger: str, actor: str, run_id: str | None = None) -> Auditor:
-        return Auditor(self.sink, trigger=trigger, actor=actor, run_id=run_id)
+        """A new run, or (a redelivered queue batch) the continuation of ``run_id`` after its last record: starting
+        again at 0 would collide with the records the first delivery wrote."""
+        start = self.sink.last_sequence(run_id) + 1 if run_id is not None else 0
+        return Auditor(self.sink, trigger=trigger, actor=actor, run_id=run_id, start_sequence=start)
 
     def evaluate(self, estate: Estate, tags: ServiceTags, items: Iterable[ProtectedItem]) -> Plan:
         reports = [evaluate_item(i, estate, tags, self.settings) for i in items]
@@ -216,7 +231,9 @@ class Runtime:
     def _maybe_apply(self, estate: Estate, tags: ServiceTags, plan: Plan, scope: Scope, trigger: str, actor: str,
                      apply: bool | None, run_id: str | None) -> RunResult:
         do_apply = self.settings.apply if apply is None else apply
-        reconciled = self._reconcile_quietly(trigger, actor) if trigger != "http" else ()
+        # A run allowed to write first settles what earlier writing runs left unknown (a crash, a lost response);
+        # report-only runs (scan, dry run) write no audit records at all.
+        reconciled = self._reconcile_quietly(trigger, actor) if do_apply and trigger != "http" else ()
         if not do_apply or not plan.changes:
             note = "report-only (ASR_APPLY is off)" if not do_apply else "nothing to change"
             return RunResult(run_id or "", plan, None, note, reconciled)
@@ -279,24 +296,30 @@ class Runtime:
         return document
 
     # -- rollback ------------------------------------------------------------------------------------------
-    def rollback(self, run_id: str, *, actor: str, apply: bool) -> tuple[str, list[ChangeOutcome]]:
+    def rollback(self, run_id: str, *, actor: str, apply: bool,
+                 older_than: timedelta = RECONCILE_AFTER) -> tuple[str, list[ChangeOutcome]]:
         """Remove what run ``run_id`` created (report-only unless ``apply``). Its dangling intents are reconciled
         first, so a creation that landed although its outcome was never recorded is rolled back too."""
         if not self.sink.records(run_id):
             raise RuntimeConfigError(f"no audit records for run {run_id}")
-        self.reconcile("cli", actor, run_id)
+        self.reconcile("cli", actor, run_id, older_than=older_than)
         with self.auditor("cli", actor) as auditor:
             outcomes = rollback(self.sink.records(run_id), self.network, auditor, self.settings, apply=apply)
         return auditor.run_id, outcomes
 
-    def reconcile(self, trigger: str, actor: str, run_id: str | None = None) -> tuple[ChangeOutcome, ...]:
+    def reconcile(self, trigger: str, actor: str, run_id: str | None = None, *,
+                  older_than: timedelta = RECONCILE_AFTER) -> tuple[ChangeOutcome, ...]:
         """Record what ARM shows for every dangling intent (of one run, or of all) in the audit trail."""
-        return tuple(reconcile(self.sink.records(run_id), self.network, self.sink, trigger=trigger, actor=actor))
+        return tuple(reconcile(self.sink.records(run_id), self.network, self.sink, trigger=trigger, actor=actor,
+                               now=self.clock(), older_than=older_than))
 
     def _reconcile_quietly(self, trigger: str, actor: str) -> tuple[ChangeOutcome, ...]:
-        """Reconcile at the start of a run; a failure to do so is reported, never the end of the scan."""
+        """Reconcile the recent dangling intents (RECONCILE_WINDOW) before a writing run; a failure to do so is
+        reported, never the end of the scan."""
+        now = self.clock()
         try:
-            outcomes = self.reconcile(trigger, actor)
+            records = self.sink.records_since(format_timestamp(now - RECONCILE_WINDOW))
+            outcomes = tuple(reconcile(records, self.network, self.sink, trigger=trigger, actor=actor, now=now))
         except RECONCILE_FAILURES as error:
             self.progress(f"could not reconcile earlier writes: {one_line(error)}")
             return ()

@@ -11,10 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .audit import Auditor, AuditRecord, AuditSink, intent_states, reconcile_record
+from .audit import (
+    RECONCILE_AFTER,
+    Auditor,
+    AuditRecord,
+    AuditSink,
+    dangling_intents,
+    intent_states,
+    reconcile_record,
+)
 from .azure.network import parse_resource_id, properties_equal, properties_match
 from .config import Settings
 from .drift import VmReport, evaluate_item
@@ -230,23 +239,22 @@ def _change_of(record: AuditRecord, action: str, reason: str) -> Change:
 
 
 def reconcile(records: Iterable[AuditRecord], network: NetworkClient, sink: AuditSink, *, trigger: str,
-              actor: str) -> list[ChangeOutcome]:
-    """Give every dangling intent (no outcome, or a failed one, and not reconciled yet) the outcome ARM shows now.
+              actor: str, now: datetime, older_than: timedelta = RECONCILE_AFTER) -> list[ChangeOutcome]:
+    """Give every dangling intent (no outcome, or a failed one, not reconciled yet, older than ``older_than``) the
+    outcome ARM shows now.
 
     A crash between the PUT and its outcome record, or a response lost after ARM applied it, leaves an intent whose
     write may well have landed. Reading the NSG / route table tells: the rule or route is there with the written
     properties (``landed``) or not (``not-landed``; for a delete, the other way round). The record goes into the
-    intent's own run, so rollback of that run sees reconciled creations. Unreadable resources stay dangling.
+    intent's own run, after its last record, so rollback of that run sees reconciled creations. Unreadable
+    resources stay dangling (the outcome says ``failed``), to be tried again next time.
     """
     records = list(records)
     next_sequence: dict[str, int] = {}
     for record in records:
         next_sequence[record.run_id] = max(next_sequence.get(record.run_id, 0), record.sequence + 1)
     outcomes: list[ChangeOutcome] = []
-    for state in intent_states(records):
-        if not state.dangling:
-            continue
-        intent = state.intent
+    for intent in dangling_intents(records, now, older_than):
         child_type = _CHILD_OF_ACTION[intent.action]
         change = _change_of(intent, intent.action, f"reconcile intent {intent.sequence} of run {intent.run_id}")
         try:
@@ -255,18 +263,18 @@ def reconcile(records: Iterable[AuditRecord], network: NetworkClient, sink: Audi
             if getattr(error, "status_code", None) != 404:
                 outcomes.append(ChangeOutcome(change, FAILED, f"cannot read {intent.resource_id}: {one_line(error)}"))
                 continue
-            document = {}
+            document = {}  # the NSG / route table is gone: so is the child
         child = child_of(document, child_type, intent.name)
         if intent.action.startswith("delete-"):
             landed = child is None
         else:
             landed = child is not None and properties_match(intent.payload, child.get("properties") or {})
         what = "deletion" if intent.action.startswith("delete-") else "write"
-        detail = f"reconciled by a later run: ARM shows the {what} {'took' if landed else 'did not take'} effect"
+        detail = f"reconciled: ARM shows the {what} {'took' if landed else 'did not take'} effect"
         sequence = next_sequence[intent.run_id]
         next_sequence[intent.run_id] = sequence + 1
         sink.write(reconcile_record(intent, sequence=sequence, landed=landed, detail=detail, trigger=trigger,
-                                    actor=actor, after_etag=str(document.get("etag") or "")))
+                                    actor=actor, after_etag=str(document.get("etag") or ""), clock=lambda: now))
         outcomes.append(ChangeOutcome(change, LANDED if landed else NOT_LANDED, detail))
     return outcomes
 
@@ -287,11 +295,16 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
     deletions = 0
     for state in intent_states(list(run_records)):
         record = state.intent
-        if record.action not in (CREATE_RULE, CREATE_ROUTE) or not state.landed:
+        if record.action not in (CREATE_RULE, CREATE_ROUTE) or not (state.landed or state.dangling):
             continue
         child_type = _CHILD_OF_ACTION[record.action]
         action = "delete-security-rule" if child_type == "securityRules" else "delete-route"
         change = _change_of(record, action, f"rollback of run {record.run_id}")
+        if not state.landed:  # still dangling after reconciliation: too recent, or ARM could not be read
+            outcomes.append(ChangeOutcome(change, SKIPPED, "whether this creation landed is not known yet (a run may "
+                                          "still be writing it, or ARM could not be read): run rollback again later, "
+                                          "or with --older-than 0 when no run is writing"))
+            continue
         refusal = _rollback_refusal(record, child_type, settings)
         if refusal:
             outcomes.append(ChangeOutcome(change, SKIPPED, refusal))

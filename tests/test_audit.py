@@ -13,12 +13,15 @@ import pytest
 from azure.data.tables import TableClient
 
 from asr_remediate.audit import (
+    RECONCILE_AFTER,
     AuditError,
     Auditor,
     AuditRecord,
     AuditSink,
     JsonlAuditSink,
     TableAuditSink,
+    dangling_intents,
+    intent_states,
     make_sink,
     new_run_id,
 )
@@ -390,3 +393,62 @@ def test_table_errors_are_one_line_audit_errors() -> None:
     assert "\n" not in message
     with pytest.raises(AuditError, match="cannot read records"):
         sink.records()
+
+
+# -- intents, outcomes and reconciliation ---------------------------------------------------------------------------
+
+
+def test_intent_states_pair_by_intent_sequence_and_legacy_records_by_position() -> None:
+    run = "20261125T163000Z-aaaaaa"
+    first = make_record(run, 0)
+    second = make_record(run, 1, name="asr-remediate-Storage.WestUS")
+    # An older outcome without intent_sequence answers the earliest unanswered intent with the same target.
+    legacy = make_record(run, 2, phase="outcome", result="failed", name="asr-remediate-Storage.WestUS")
+    named = make_record(run, 3, phase="outcome", result="succeeded", intent_sequence=0)
+    states = {s.intent.sequence: s for s in intent_states([named, legacy, second, first])}
+    assert states[0].outcome == named and states[0].landed and not states[0].dangling
+    assert states[1].outcome == legacy and not states[1].landed and states[1].dangling
+    settled = make_record(run, 4, phase="reconcile", result="landed", intent_sequence=1)
+    state = next(s for s in intent_states([first, second, legacy, named, settled]) if s.intent.sequence == 1)
+    assert state.landed and not state.dangling and state.reconcile == settled
+
+
+def test_dangling_intents_wait_until_no_run_can_still_be_writing() -> None:
+    run = "20261125T163000Z-aaaaaa"
+    pending = make_record(run, 0, timestamp="2026-11-25T16:30:00.000000Z")
+    written = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
+    assert dangling_intents([pending], written + RECONCILE_AFTER - timedelta(seconds=1)) == []
+    assert dangling_intents([pending], written + RECONCILE_AFTER) == [pending]
+    assert dangling_intents([pending], written, older_than=timedelta(0)) == [pending]
+
+
+def test_reconcile_records_are_validated() -> None:
+    with pytest.raises(ValueError, match="landed or not-landed"):
+        make_record(phase="reconcile", result="succeeded", intent_sequence=0)
+    with pytest.raises(ValueError, match="landed or not-landed"):
+        make_record(phase="reconcile", result="landed")  # names no intent
+    with pytest.raises(ValueError, match="final result"):
+        make_record(phase="outcome", result="landed")
+
+
+def _sink_contract(sink: AuditSink) -> None:
+    early = Auditor(sink, trigger="timer", actor="app-1", run_id="20261125T163000Z-aaaaaa",
+                    clock=fixed_clock(datetime(2026, 11, 1, tzinfo=UTC)))
+    write_pair(early)
+    late = Auditor(sink, trigger="timer", actor="app-1", run_id="20261125T170000Z-bbbbbb",
+                   clock=fixed_clock(datetime(2026, 11, 25, tzinfo=UTC)))
+    write_pair(late)
+    write_pair(late)
+    assert [r.run_id for r in sink.records_since("2026-11-20T00:00:00.000000Z")] == [late.run_id] * 4
+    assert len(sink.records_since("2026-10-01T00:00:00.000000Z")) == 6
+    assert sink.last_sequence(late.run_id) == 3 and sink.last_sequence("20261125T180000Z-cccccc") == -1
+
+
+def test_jsonl_records_since_and_last_sequence(tmp_path) -> None:
+    _sink_contract(JsonlAuditSink(tmp_path / "a.jsonl"))
+
+
+def test_table_records_since_and_last_sequence(table_sink: TableAuditSink) -> None:
+    """The Table query filters on our own ISO timestamp property (string comparison = time order), not on the
+    service's Timestamp; checked against Azurite."""
+    _sink_contract(table_sink)
