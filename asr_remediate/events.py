@@ -7,6 +7,7 @@ duplicate or out-of-order delivery finds nothing left to do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,18 +81,49 @@ def parse_event(event: Mapping[str, Any]) -> ResourceEvent:
     resource_id = str(data.get("resourceUri") or event.get("subject") or "")
     if not resource_id.lower().startswith("/subscriptions/"):
         raise EventError(f"{event_type} event has no resourceUri")
+    check_resource_id(resource_id, event_type)
     claims = data.get("claims") if isinstance(data.get("claims"), Mapping) else {}
     assert isinstance(claims, Mapping)
     return ResourceEvent(
-        event_id=str(event.get("id") or ""),
-        event_type=event_type,
-        resource_id=resource_id,
-        operation=str(data.get("operationName") or ""),
-        subscription=str(data.get("subscriptionId") or subscription_of(resource_id)).lower(),
+        event_id=str(event.get("id") or "")[:200],
+        event_type=event_type[:200],
+        resource_id=resource_id.strip().rstrip("/"),
+        operation=str(data.get("operationName") or "")[:400],
+        # The resource's own subscription decides the scope: data.subscriptionId is a separate claim of the event
+        # and may name another subscription (or be forged); the id is what the handler reads and writes.
+        subscription=subscription_of(resource_id),
         object_id=str(claims.get(OBJECT_ID_CLAIM) or claims.get("oid") or "").lower(),
         app_id=str(claims.get("appid") or claims.get("azp") or "").lower(),
         event_time=str(event.get("eventTime") or event.get("time") or ""),
     )
+
+
+_SUBSCRIPTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_SEGMENT = re.compile(r"^[^/?#\s]{1,260}$")
+MAX_RESOURCE_ID = 2048
+
+
+def check_resource_id(resource_id: str, what: str = "event") -> None:
+    """An event's resource id must be a whole ARM id — /subscriptions/<guid>/resourceGroups/<rg>/providers/<ns>/
+    <type>/<name>[/<type>/<name>…] — before anything is read for it: a malformed one is dropped with a one-line
+    EventError (retrying it cannot help, and an exception would make Event Grid redeliver it again and again)."""
+    shown = resource_id if len(resource_id) <= 120 else resource_id[:119] + "…"
+    parts = resource_id.strip().rstrip("/").split("/")
+    well_formed = (len(resource_id) <= MAX_RESOURCE_ID and len(parts) >= 9 and parts[0] == ""
+                   and parts[1].lower() == "subscriptions" and bool(_SUBSCRIPTION_ID.match(parts[2]))
+                   and parts[3].lower() == "resourcegroups" and parts[5].lower() == "providers"
+                   and len(parts[7:]) % 2 == 0 and all(_SEGMENT.match(p) for p in parts[1:]))
+    if not well_formed:
+        raise EventError(f"{what} event names a malformed resource id {shown!r}")
+
+
+def event_document(event: ResourceEvent) -> dict[str, Any]:
+    """The event again, in the minimal Event Grid shape :func:`parse_event` reads (what a delayed re-check carries:
+    the caller's full claims, often kilobytes, are cut to the two the handler uses)."""
+    return {"id": event.event_id, "eventType": event.event_type, "subject": event.resource_id,
+            "eventTime": event.event_time,
+            "data": {"resourceUri": event.resource_id, "operationName": event.operation,
+                     "subscriptionId": event.subscription, "claims": {"oid": event.object_id, "appid": event.app_id}}}
 
 
 def watched(event: ResourceEvent) -> tuple[str, str] | None:

@@ -105,6 +105,18 @@ def decode_batch(message: str | bytes) -> ScanBatch:
     Base64 text is accepted too (a message peeked with a plain client). Anything else is a ``ValueError`` saying
     what is wrong, so the invocation fails loudly and the host moves the message to the poison queue.
     """
+    return _batch_from(_message_json(message))
+
+
+def decode_message(message: str | bytes) -> ScanBatch | EventRecheck:
+    """A message of the fan-out queue: a scan batch, or (``"kind": "event-recheck"``) a delayed event re-check."""
+    data = _message_json(message)
+    if data.get("kind") == EVENT_RECHECK:
+        return _recheck_from(data)
+    return _batch_from(data)
+
+
+def _message_json(message: str | bytes) -> dict[str, Any]:
     if isinstance(message, bytes | bytearray):
         try:
             text = bytes(message).decode("utf-8")
@@ -119,12 +131,20 @@ def decode_batch(message: str | bytes) -> ScanBatch:
         raise ValueError("fan-out message is empty")
     if not text.startswith("{"):
         text = _from_base64(text)
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"fan-out message is {len(text)} characters, over a queue message's {MAX_MESSAGE_BYTES}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"fan-out message is not JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise ValueError("fan-out message is nested too deeply to be a message of this app") from None
     if not isinstance(data, dict):
         raise ValueError(f"fan-out message must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _batch_from(data: dict[str, Any]) -> ScanBatch:
     missing = [k for k in ("runId", "subscriptions") if k not in data]
     if missing:
         raise ValueError(f"fan-out message lacks {', '.join(missing)}")
@@ -248,3 +268,60 @@ def enqueue_batches(
     for message in messages:
         queue_client.send_message(message)
     return batches
+
+
+# -- delayed re-checks of events ----------------------------------------------------------------------------------
+#: ``kind`` of a re-check message on the fan-out queue (scan batches carry no ``kind``).
+EVENT_RECHECK = "event-recheck"
+#: Visibility delays of the 1st, 2nd and 3rd re-check (seconds). Resource Graph is "an asynchronous index ... near
+#: real-time, it follows an eventual consistent model ... It lags behind the source of truth by a brief period,
+#: occasionally longer" (learn.microsoft.com/azure/governance/resource-graph/choose-query-strategy). Three tries over
+#: ~14 minutes cover the brief lag; a change still not indexed then is left to the next timer scan.
+RECHECK_DELAYS: tuple[int, ...] = (60, 180, 600)
+#: The queue service caps a message's visibility timeout at 7 days (Put Message, ``visibilitytimeout``).
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class EventRecheck:
+    """An Event Grid event to handle again later, because Resource Graph had not caught up with ARM yet.
+
+    ``event`` is the event in the minimal Event Grid shape :func:`asr_remediate.events.event_document` writes;
+    ``attempt`` counts re-checks (1 = the first)."""
+
+    event: dict[str, Any]
+    attempt: int
+    reason: str = ""
+
+
+def encode_recheck(recheck: EventRecheck) -> str:
+    if not 1 <= recheck.attempt <= len(RECHECK_DELAYS):
+        raise ValueError(f"re-check attempt {recheck.attempt} is outside 1..{len(RECHECK_DELAYS)}")
+    text = json.dumps({"kind": EVENT_RECHECK, "attempt": recheck.attempt, "reason": recheck.reason[:500],
+                       "event": recheck.event}, separators=(",", ":"))
+    if len(text.encode("utf-8")) > MAX_JSON_BYTES:
+        raise ValueError(f"re-check message is {len(text)} bytes, over the {MAX_JSON_BYTES}-byte queue message limit")
+    return text
+
+
+def _recheck_from(data: dict[str, Any]) -> EventRecheck:
+    attempt = _typed(data, "attempt", int, 0)
+    event = data.get("event")
+    if not isinstance(event, dict):
+        raise ValueError("re-check message has no event object")
+    if not 1 <= attempt <= len(RECHECK_DELAYS):
+        raise ValueError(f"re-check message attempt {attempt} is outside 1..{len(RECHECK_DELAYS)}")
+    return EventRecheck(event, attempt, _typed(data, "reason", str, ""))
+
+
+def send_recheck(queue_client: QueueClient, recheck: EventRecheck) -> int:
+    """Queue the re-check, invisible for its attempt's delay; returns the delay in seconds."""
+    from azure.core.exceptions import ResourceExistsError
+
+    _check_base64_client(queue_client)
+    text = encode_recheck(recheck)
+    delay = min(RECHECK_DELAYS[recheck.attempt - 1], MAX_VISIBILITY_SECONDS)
+    with contextlib.suppress(ResourceExistsError):
+        queue_client.create_queue()
+    queue_client.send_message(text, visibility_timeout=delay)
+    return delay

@@ -65,6 +65,7 @@ class RunResult:
     applied: ApplyResult | None = None
     note: str = ""
     reconciled: tuple[ChangeOutcome, ...] = ()  # dangling intents of earlier runs closed by this one
+    recheck: str = ""  # events: why this event should be handled again later (Resource Graph lags ARM), or ""
 
 
 def filter_items(items: Iterable[ProtectedItem], estate: Estate, scope: Scope) -> list[ProtectedItem]:
@@ -247,7 +248,11 @@ class Runtime:
 
     # -- events --------------------------------------------------------------------------------------------
     def handle_event(self, event: Mapping[str, Any], *, actor: str, apply: bool | None = None) -> RunResult:
-        """Re-read what the event names, evaluate only the VMs whose path includes it, and fix if allowed."""
+        """Re-read what the event names, evaluate only the VMs whose path includes it, and fix if allowed.
+
+        ``RunResult.recheck`` says why the event should be handled again later: Resource Graph did not hold ARM's
+        current state of the named resource yet (it lags ARM), so the rest of the path it returned may lag too.
+        """
         parsed = parse_event(event)
         target = watched(parsed)
         empty = Plan((), ())
@@ -261,17 +266,19 @@ class Runtime:
         subscriptions = self.settings.subscriptions or (parsed.subscription,)
         raw = self.collect(Scope(tuple(subscriptions)))
         fresh = self._reread(kind, resource_id)
+        indexed = next((r for r in raw if key(str(r.get("id", ""))) == key(resource_id)), None)
+        lag = index_lag(kind, resource_id, indexed, fresh)
         raw = [r for r in raw if key(str(r.get("id", ""))) != key(resource_id)]
         if fresh is not None:
             raw.append(fresh)
         estate = build_estate(raw)
         items = affected_items(estate, kind, resource_id)
         if not items:
-            return RunResult("", empty, None, f"no replicated VM uses {resource_id}")
+            return RunResult("", empty, None, f"no replicated VM uses {resource_id}", recheck=lag)
         tags = self.service_tags(subscriptions[0])
         plan = self.evaluate(estate, tags, items)
         scope = Scope(tuple(subscriptions))
-        return self._maybe_apply(estate, tags, plan, scope, "eventgrid", actor, apply, None)
+        return replace(self._maybe_apply(estate, tags, plan, scope, "eventgrid", actor, apply, None), recheck=lag)
 
     def _reread(self, kind: str, resource_id: str) -> dict[str, Any] | None:
         """Current ARM state of the changed resource (None once deleted); Resource Graph may still be stale."""
@@ -282,6 +289,7 @@ class Runtime:
             "route-table": self.network.get_route_table,
             "vnet": self.network.get_virtual_network,
             "nic": self.network.get_network_interface,
+            "protected-item": self.network.get_protected_item,
         }
         reader = readers.get(kind)
         if reader is None:
@@ -357,7 +365,35 @@ def _type_for(kind: str) -> str:
         "route-table": "Microsoft.Network/routeTables",
         "vnet": "Microsoft.Network/virtualNetworks",
         "nic": "Microsoft.Network/networkInterfaces",
+        "protected-item": "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/"
+                          "replicationProtectedItems",
     }[kind]
+
+
+def index_lag(kind: str, resource_id: str, indexed: Mapping[str, Any] | None,
+              fresh: Mapping[str, Any] | None) -> str:
+    """Why Resource Graph's copy of the resource an event names is behind ARM's, or "" when it is not.
+
+    Compared as the engine reads them (parsed), so fields the engine ignores (a heartbeat, a provisioning state, the
+    way ARG spells a field) never count. A deletion is not lag worth waiting for: the handler already dropped the
+    resource, and Resource Graph's stale copy of it is not used.
+    """
+    if fresh is None:
+        return ""
+    if indexed is None:
+        return f"{resource_id} is in ARM but not yet in Resource Graph"
+    return "" if _parsed(kind, resource_id, indexed) == _parsed(kind, resource_id, fresh) else \
+        f"Resource Graph's copy of {resource_id} is older than ARM's"
+
+
+def _parsed(kind: str, resource_id: str, document: Mapping[str, Any]) -> object:
+    document = {**document, "type": document.get("type") or _type_for(kind)}
+    estate = build_estate([document])
+    found: Mapping[str, object] = {
+        "nsg": estate.nsgs, "route-table": estate.route_tables, "vnet": estate.vnets, "nic": estate.nics,
+        "protected-item": {key(i.id): i for i in estate.protected_items},
+    }[kind]
+    return found.get(key(resource_id))
 
 
 __all__ = ["EventError", "RunResult", "Runtime", "RuntimeConfigError", "Scope", "filter_items", "restrict"]

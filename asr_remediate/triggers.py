@@ -20,8 +20,15 @@ from .drift import DRIFT
 from .engine import preflight_item
 from .errors import AZURE_FAILURES, one_line
 from .estate import build_estate
-from .events import EventError
-from .fanout import batch_subscriptions, decode_batch, enqueue_batches
+from .events import EventError, event_document, parse_event
+from .fanout import (
+    RECHECK_DELAYS,
+    EventRecheck,
+    batch_subscriptions,
+    decode_message,
+    enqueue_batches,
+    send_recheck,
+)
 from .report import render_json, render_markdown
 from .runtime import RunResult, Runtime, RuntimeConfigError, Scope
 from .service import APPLIED, FAILED
@@ -32,6 +39,8 @@ SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 NAME = re.compile(r"^[A-Za-z0-9_.()/-]{1,400}$")
 REGION = re.compile(r"^[a-z0-9]{2,40}$")
 RUN_FAILURES: tuple[type[Exception], ...] = (*AZURE_FAILURES, RuntimeConfigError)
+# Queueing a re-check can fail (no queue configured, storage refused): the event's own handling stands.
+RECHECK_FAILURES: tuple[type[Exception], ...] = (*AZURE_FAILURES, RuntimeConfigError, ValueError)
 
 
 def default_runtime(settings: Settings) -> Runtime:
@@ -92,8 +101,11 @@ def on_timer() -> dict[str, Any]:
 
 
 def on_queue(message: str | bytes) -> dict[str, Any]:
-    """One fan-out batch: scan (and fix, if allowed) its subscriptions under the batch's own audit run id."""
-    batch = decode_batch(message)
+    """One fan-out batch: scan (and fix, if allowed) its subscriptions under the batch's own audit run id. Or a
+    delayed re-check of an event that arrived before Resource Graph had caught up with ARM."""
+    batch = decode_message(message)
+    if isinstance(batch, EventRecheck):
+        return on_event(batch.event, attempt=batch.attempt)
     settings = load_settings()
     scope = Scope(batch.subscriptions, by_vm_subscription=True)
     result = runtime_factory(settings).run(scope, trigger="queue", actor=actor(), run_id=batch.audit_run_id)
@@ -101,18 +113,38 @@ def on_queue(message: str | bytes) -> dict[str, Any]:
 
 
 # -- Event Grid --------------------------------------------------------------------------------------------------
-def on_event(event: Mapping[str, Any]) -> dict[str, Any]:
+def on_event(event: Mapping[str, Any], *, attempt: int = 0) -> dict[str, Any]:
     """A resource write/delete: re-read it, evaluate only the VMs whose path includes it, fix if allowed.
 
-    A malformed event is logged and dropped (retrying it cannot help); Azure failures raise so Event Grid
-    retries the delivery — safe, because handling is idempotent.
+    A malformed event (a bad resource id included) is logged and dropped: retrying it cannot help. Azure failures
+    raise so Event Grid retries the delivery — safe, because handling is idempotent. When Resource Graph had not
+    caught up with ARM for the named resource, the event is handled now with ARM's copy *and* queued again for a
+    re-check (``attempt`` counts them; fanout.RECHECK_DELAYS), because the rest of its path may lag too.
     """
+    settings = load_settings()
     try:
-        result = runtime_factory(load_settings()).handle_event(event, actor=actor())
+        result = runtime_factory(settings).handle_event(event, actor=actor())
     except EventError as error:
-        log.warning("dropped event %s: %s", event.get("id", "?") if isinstance(event, Mapping) else "?", error)
-        return {"ignored": str(error)}
-    return summarize(result)
+        log.warning("dropped event %s: %s", one_line(str(event.get("id", "?")) if isinstance(event, Mapping) else "?",
+                                                      100), error)
+        return {"ignored": one_line(error)}
+    summary = summarize(result)
+    if result.recheck:
+        summary["recheck"] = _schedule_recheck(settings, event, attempt + 1, result.recheck)
+    return summary
+
+
+def _schedule_recheck(settings: Settings, event: Mapping[str, Any], attempt: int, reason: str) -> str:
+    if attempt > len(RECHECK_DELAYS):
+        return f"not re-checked again after {attempt - 1} re-checks ({reason}): the next timer scan covers it"
+    recheck = EventRecheck(event_document(parse_event(event)), attempt, reason)
+    try:
+        delay = send_recheck(queue_client(settings), recheck)
+    except RECHECK_FAILURES as error:
+        log.warning("could not queue a re-check of event %s: %s", recheck.event.get("id", "?"), one_line(error))
+        return f"not re-checked ({one_line(error, 200)}): the next timer scan covers it"
+    log.info("event %s: %s; re-check %d in %d s", recheck.event.get("id", "?"), reason, attempt, delay)
+    return f"re-check {attempt} of {len(RECHECK_DELAYS)} in {delay} s: {reason}"
 
 
 # -- HTTP --------------------------------------------------------------------------------------------------------

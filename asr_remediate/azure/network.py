@@ -35,6 +35,11 @@ NSG_TYPE = "microsoft.network/networksecuritygroups"
 ROUTE_TABLE_TYPE = "microsoft.network/routetables"
 VNET_TYPE = "microsoft.network/virtualnetworks"
 NIC_TYPE = "microsoft.network/networkinterfaces"
+PROTECTED_ITEM_TYPE = ("microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
+                       "replicationprotecteditems")
+#: ReplicationProtectedItems_Get: the newest stable Site Recovery API in Azure/azure-rest-api-specs
+#: (specification/recoveryservicessiterecovery/resource-manager/Microsoft.RecoveryServices/stable/2025-01-01).
+SITE_RECOVERY_API_VERSION = "2025-01-01"
 
 
 # --- resource ids ----------------------------------------------------------------------------------------
@@ -185,6 +190,13 @@ def to_arm_error(exc: AzureError, resource_id: str, action: str) -> ArmError:
     where = f"HTTP {status}" if status is not None else "no response"
     return ArmError(f"{action} {resource_id} failed ({where}, {code}): {message}", status_code=status, code=code,
                     resource_id=resource_id, detail=message)
+
+
+class _JsonDocument(dict[str, Any]):
+    """A JSON body that answers ``as_dict()`` like the SDK models :meth:`NetworkWriter._read` expects."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self)
 
 
 # --- clients ---------------------------------------------------------------------------------------------
@@ -339,6 +351,32 @@ class NetworkWriter:
 
     def get_network_interface(self, nic_id: str) -> dict[str, Any]:
         return self._get(nic_id, NIC_TYPE, "network_interfaces")
+
+    def get_protected_item(self, item_id: str) -> dict[str, Any]:
+        """A Site Recovery replication protected item as ARM returns it (``ReplicationProtectedItems_Get``), read
+        when an event names one: Resource Graph may not show a just-enabled replication yet.
+
+        Sent through the subscription's network client pipeline (same credential, endpoint, TLS and retries) as a
+        plain GET: the project needs no Site Recovery SDK for one read.
+        """
+        from azure.core.rest import HttpRequest
+
+        rid = _expect(item_id, PROTECTED_ITEM_TYPE)
+        client = self.client(rid.subscription_id)
+        url = f"{rid}?api-version={SITE_RECOVERY_API_VERSION}"
+
+        def call() -> Any:
+            from azure.mgmt.core.exceptions import ARMErrorFormat
+
+            response = client.send_request(HttpRequest("GET", url))
+            if response.status_code != 200:  # as the generated operations do: ARM's error object, parsed
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            body = response.json()
+            if not isinstance(body, dict):
+                raise HttpResponseError(response=response, message="the protected item is not a JSON object")
+            return _JsonDocument(body)
+
+        return self._read(item_id, "GET", call)
 
     def get_effective_routes(self, nic_id: str) -> list[dict[str, Any]]:
         """The NIC's effective route table (a long-running POST): the only place BGP-learned routes show."""

@@ -16,6 +16,10 @@ Scope (what ARM does that the bot relies on):
   ``Azure-AsyncOperation``; ``InProgress`` then ``Succeeded``), validation with ARM's error codes
   (``SecurityRuleConflict``, ``SecurityRuleInvalidPriority``, 412 ``PreconditionFailed``); read-only
   virtual networks, subnets, NICs; the Service Tag Discovery API.
+* Site Recovery: ``GET`` of a replication protected item (ReplicationProtectedItems_Get), read-only.
+* Resource Graph lag: :attr:`ArmEmulator.arg_lag` makes Resource Graph answer an older copy of a resource (or
+  none yet) while ARM reads see the current one — ARG "lags behind the source of truth by a brief period"
+  (learn.microsoft.com/azure/governance/resource-graph/choose-query-strategy).
 * Faults: queued per (method, path regex): any status with headers/body (429 + Retry-After, 500...),
   a dropped connection before or after the request is applied; hooks that mutate state just before a
   request is handled (a concurrent writer). Every request is recorded.
@@ -64,6 +68,8 @@ _CANONICAL_TYPES = {
         "replicationProtectedItems",
     )
 }
+_PROTECTED_ITEM_TYPE = ("microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
+                        "replicationprotecteditems")
 _NETWORK_TYPES_WITH_ETAG = {
     "microsoft.network/networksecuritygroups",
     "microsoft.network/routetables",
@@ -354,6 +360,9 @@ class ArmEmulator:
         self._tag_names: tuple[dict[str, Any], set[str]] | None = None
         #: Resource Graph result sets by query digest, continued by $skipToken pages
         self._arg_results: dict[str, list[dict[str, Any]]] = {}
+        #: Resource Graph lags ARM: per lower-cased id, the (older) document it still returns, or None while it
+        #: has not indexed the resource at all; ARM reads always see :attr:`resources`
+        self.arg_lag: dict[str, dict[str, Any] | None] = {}
         #: the log
         self.requests: list[RecordedRequest] = []
         self.operations: dict[str, dict[str, Any]] = {}
@@ -554,7 +563,19 @@ class ArmEmulator:
         except ValueError:
             raise ArmError(404, "InvalidResourceType",
                            f"The resource path '{path}' is not served by the emulator") from None
+        if rid.arg_type == _PROTECTED_ITEM_TYPE:
+            return self._protected_item(req, path)
         return self._network(req, rid)
+
+    def _protected_item(self, req: RecordedRequest, path: str) -> _Response:
+        """ReplicationProtectedItems_Get (read-only here): the stored item, or Site Recovery's 404."""
+        if req.method != "GET":
+            raise ArmError(405, "MethodNotAllowed", f"{req.method} on a protected item is not emulated")
+        doc = self.resources.get(path.lower())
+        if doc is None:
+            raise ArmError(404, "ProtectedItemNotFound",
+                           f"The protected item '{path.rsplit('/', 1)[-1]}' was not found.")
+        return _Response(200, copy.deepcopy(doc))
 
     def _effective_routes(self, req: RecordedRequest, nic_id: str) -> _Response:
         """POST …/networkInterfaces/{nic}/effectiveRouteTable: a long-running POST (202 + Location, as in the
@@ -671,9 +692,15 @@ class ArmEmulator:
                        "x-ms-user-quota-resets-after": self.arg_quota_resets_after}
         return _Response(200, result, headers)
 
+    def _indexed(self) -> list[dict[str, Any]]:
+        """What Resource Graph holds: ARM's state, except where :attr:`arg_lag` says it is behind."""
+        docs = [self.arg_lag.get(k, doc) for k, doc in self.resources.items()]
+        docs += [doc for k, doc in self.arg_lag.items() if k not in self.resources]  # deleted in ARM, still indexed
+        return [d for d in docs if d is not None]
+
     def _arg_rows(self, parsed: ParsedQuery, wanted_subs: set[str]) -> list[dict[str, Any]]:
         rows = []
-        for doc in self.resources.values():
+        for doc in self._indexed():
             rid = _parse_id(doc["id"])
             arg_type = rid.arg_type
             if rid.subscription.lower() not in wanted_subs or _table_of(arg_type) != parsed.table:

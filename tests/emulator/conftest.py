@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,9 @@ import trustme
 
 from tests.emulator.arm_emulator import ArmEmulator
 from tests.emulator.fixtures import FakeCredential, FakeSleep
+from tests.emulator.test_function_app import app_env  # noqa: F401 (the Function App environment, shared)
 from tests.rbac import missing_from_role
+from tests.scenario import REPO
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,11 @@ def credential() -> FakeCredential:
 @pytest.fixture
 def sleep() -> FakeSleep:
     return FakeSleep()
+
+
+@pytest.fixture
+def estate_arm(arm: ArmEmulator) -> ArmEmulator:
+    """The emulator holding the bundled example estate (examples/estate.json) and its Service Tags."""
+    arm.add_all(json.loads((REPO / "examples" / "estate.json").read_text()))
+    arm.service_tags = json.loads((REPO / "examples" / "ServiceTags_Public_20251028.json").read_text())
+    return arm

@@ -22,17 +22,9 @@ from tests.emulator.arm_emulator import ArmEmulator, Fault
 from tests.emulator.fixtures import FakeCredential, FakeSleep
 from tests.scenario import REPO
 
-ESTATE = json.loads((REPO / "examples" / "estate.json").read_text())
 TAGS_FILE = REPO / "examples" / "ServiceTags_Public_20251028.json"
 SCOPE = Scope((SUB, DR_SUB))
 FIXABLE_VMS = {"vm-app-01", "vm-app-02", "vm-db-01", "vm-legacy-01"}
-
-
-@pytest.fixture
-def estate_arm(arm: ArmEmulator) -> ArmEmulator:
-    arm.add_all(json.loads(json.dumps(ESTATE)))
-    arm.service_tags = json.loads(TAGS_FILE.read_text())
-    return arm
 
 
 def make_runtime(arm: ArmEmulator, tmp_path: Path, **overrides: Any) -> tuple[Runtime, JsonlAuditSink]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from asr_remediate.service import APPLIED
 from examples.make_example_estate import SUB
 from tests.emulator.arm_emulator import ArmEmulator, Fault
-from tests.emulator.test_end_to_end import SCOPE, estate_arm, make_runtime  # noqa: F401 (fixture)
+from tests.emulator.test_end_to_end import SCOPE, make_runtime
 from tests.rbac import actions_for, granted, needed, role_actions
 
 

@@ -26,7 +26,7 @@ from asr_remediate.service import APPLIED, FAILED, SKIPPED
 from examples.make_example_estate import DR_SUB, SUB
 from tests.emulator.arm_emulator import ArmEmulator, Fault, RecordedRequest
 from tests.emulator.fixtures import FakeCredential
-from tests.emulator.test_end_to_end import estate_arm, make_runtime, managed_children  # noqa: F401 (fixture)
+from tests.emulator.test_end_to_end import make_runtime, managed_children
 from tests.scenario import REPO
 
 DB_SCOPE = Scope((SUB, DR_SUB), vms=("vm-db-01",))
@@ -72,7 +72,7 @@ def test_a_response_lost_after_arm_applied_the_put_is_reconciled_as_landed_and_r
     assert not any(s.dangling for s in intent_states(records))
     assert later.run(DB_SCOPE, trigger="cli", actor="test").reconciled == ()  # settled once
 
-    rollback_id, outcomes = later.rollback(first.run_id, actor="test", apply=True)
+    _, outcomes = later.rollback(first.run_id, actor="test", apply=True)
     assert Counter(o.result for o in outcomes) == Counter({APPLIED: 4})
     assert _routes(arm) == set()
 
@@ -81,7 +81,7 @@ def test_a_write_arm_refused_is_reconciled_as_not_landed_and_not_rolled_back(est
                                                                              tmp_path: Path) -> None:
     arm = estate_arm
     arm.inject("PUT", r"/routes/asr-remediate-Storage\.EastUS", Fault.error(400, "InvalidRequestFormat", "no"))
-    runtime, sink = make_runtime(arm, tmp_path)
+    runtime, _ = make_runtime(arm, tmp_path)
     first = runtime.run(DB_SCOPE, trigger="cli", actor="test")
     assert first.applied is not None and first.applied.count(FAILED) == 1
     runtime.clock = _clock(LATER)

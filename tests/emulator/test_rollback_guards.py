@@ -17,10 +17,11 @@ from asr_remediate.audit import AuditRecord, JsonlAuditSink, format_timestamp, u
 from asr_remediate.service import APPLIED, DEFERRED, FAILED, SKIPPED
 from examples.make_example_estate import DR_SUB, SUB
 from tests.emulator.arm_emulator import ArmEmulator, RecordedRequest
-from tests.emulator.test_end_to_end import SCOPE, estate_arm, make_runtime, managed_children  # noqa: F401 (fixture)
+from tests.emulator.test_end_to_end import SCOPE, make_runtime, managed_children
 
-NSG_APP = f"/subscriptions/{SUB}/resourceGroups/rg-prod-eastus/providers/Microsoft.Network/networkSecurityGroups/nsg-app"
-VNET = f"/subscriptions/{SUB}/resourceGroups/rg-prod-eastus/providers/Microsoft.Network/virtualNetworks/vnet-prod"
+PROD = f"/subscriptions/{SUB}/resourceGroups/rg-prod-eastus/providers/Microsoft.Network"
+NSG_APP = f"{PROD}/networkSecurityGroups/nsg-app"
+VNET = f"{PROD}/virtualNetworks/vnet-prod-eastus"
 FORGED_RUN = "20261202T010000Z-f0f0f0"
 
 
