@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+MIN_VENV := .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed-stamp
 ESTATE ?= examples/estate.json
 SERVICE_TAGS ?= examples/ServiceTags_Public_20251028.json
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench test-min-deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +43,19 @@ test: setup lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+# The suite with every runtime dependency at exactly its lower bound in requirements.txt (a separate venv;
+# the dev tools keep their pins, indirect dependencies resolve as usual). Not part of `make test`.
+$(MIN_STAMP): requirements.txt requirements-dev.txt tools/min_constraints.py
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(PYTHON) tools/min_constraints.py requirements.txt > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/constraints.txt -r requirements-dev.txt
+	touch $@
+
+test-min-deps: $(MIN_STAMP) $(NODE_STAMP)
+	$(MIN_VENV)/bin/python tools/min_constraints.py --check-installed requirements.txt
+	$(MIN_VENV)/bin/python -m pytest
+
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(MIN_VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
