@@ -30,6 +30,7 @@ from .engine import PreflightError, check_preflight, check_region, preflight_ite
 from .errors import AZURE_FAILURES, one_line
 from .estate import EstateError, build_estate, load_estate_file
 from .events import EventError
+from .model import Estate
 from .planner import Plan, make_plan
 from .report import RENDERERS
 from .runtime import Runtime, RuntimeConfigError, Scope, restrict
@@ -37,6 +38,7 @@ from .service import APPLIED, DEFERRED, FAILED, SKIPPED, UNCHANGED, ChangeOutcom
 from .servicetags import ServiceTagsError, load_service_tags_file
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_UNKNOWN = 0, 1, 2, 3
+ERROR_LIMIT = 1000  # characters of an error line: a message never echoes a huge argument or input back
 
 
 class UsageError(Exception):
@@ -182,12 +184,23 @@ def _scan_offline(args: argparse.Namespace, settings: Settings) -> int:
     if not args.estate or not args.service_tags:
         raise UsageError("scan: give --estate FILE and --service-tags FILE (or --subscription ID… for a live scan)")
     scope = _scope(args, settings, required=False)
-    estate = restrict(load_estate_file(args.estate), scope)
+    estate = restrict(_load_estate(args.estate), scope)
     tags = load_service_tags_file(args.service_tags)
     plan = scan(estate, tags, settings)
     _require_matches(plan, scope, "scan")
     print(RENDERERS[args.format](plan.reports, plan.changes))
     return exit_code(plan)
+
+
+def _load_estate(path: str) -> Estate:
+    """An estate file; resources in it that cannot be read are noted on stderr (one line): the VMs that use them are
+    reported unknown (exit 3 unless there is drift), as a live scan reports them."""
+    estate = load_estate_file(path)
+    if estate.unreadable:
+        first = next(iter(estate.unreadable.values()))
+        _stderr_progress(one_line(f"warning: {len(estate.unreadable)} resource(s) in {path} cannot be read; the VMs "
+                                  f"that use them are unknown. First: {first.id}: {first.reason}", ERROR_LIMIT))
+    return estate
 
 
 def _scope(args: argparse.Namespace, settings: Settings, *, required: bool = True) -> Scope:
@@ -298,7 +311,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
     if args.estate:
         if not args.service_tags:
             raise UsageError("preflight: --estate needs --service-tags")
-        estate = load_estate_file(args.estate)
+        estate = _load_estate(args.estate)
         tags = load_service_tags_file(args.service_tags)
     else:
         if args.service_tags:
@@ -330,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except (UsageError, SettingsError, EstateError, ServiceTagsError, RuntimeConfigError, AuditError,
             EventError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error, ERROR_LIMIT)}", file=sys.stderr)
         return EXIT_ERROR
     except AZURE_FAILURES as error:
         print(f"error: {one_line(error, 400)}", file=sys.stderr)

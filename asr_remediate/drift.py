@@ -10,7 +10,17 @@ from dataclasses import dataclass, field, replace
 
 from .config import Settings
 from .ipset import EMPTY, IdentityCache, IPSet
-from .model import Estate, NetworkSecurityGroup, ProtectedItem, Route, RouteTable, Subnet, VirtualNetwork, key
+from .model import (
+    Estate,
+    NetworkSecurityGroup,
+    ProtectedItem,
+    Route,
+    RouteTable,
+    Subnet,
+    VirtualNetwork,
+    key,
+    parent_id,
+)
 from .nsg import FlowSource, Piece, nsg_pieces, sender_view
 from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, route_hops
@@ -126,19 +136,34 @@ class _Recorder(_Collector):
         self.findings.append(finding)
 
 
+def _absent(estate: Estate, resource_id: str, side: str, destination: str, message: str,
+            requirement: Requirement | None = None, role: str = "") -> Finding:
+    """A resource on the path that the estate does not hold: ``unknown``, naming the resource and the reason, when
+    the inventory had it but it could not be read; ``missing`` when it was not there at all."""
+    unreadable = estate.unreadable.get(key(resource_id)) if resource_id else None
+    if unreadable is not None:
+        return Finding("unknown", "warning", side, destination, unreadable.id,
+                       f"{role} {unreadable.message}".strip(), requirement=requirement)
+    return Finding("missing", "warning", side, destination, resource_id, message, requirement=requirement)
+
+
 def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[PathPoint]:
     points: list[PathPoint] = []
     for nic_id in estate.source_nic_ids(item):
         nic = estate.nics.get(key(nic_id))
         if nic is None:
-            out.add(Finding("missing", "warning", SOURCE, "all", nic_id, f"NIC {nic_id} is not in the inventory"))
+            out.add(_absent(estate, nic_id, SOURCE, "all", f"NIC {nic_id} is not in the inventory"))
             continue
         for config in nic.ip_configurations:
             subnet = estate.subnets.get(key(config.subnet_id))
             vnet = estate.vnet_of_subnet(config.subnet_id)
             if subnet is None or vnet is None or not config.private_ip:
-                out.add(Finding("missing", "warning", SOURCE, "all", config.subnet_id or nic.id,
-                                f"subnet of NIC {nic.name} ({config.name}) is not in the inventory"))
+                vnet_id = parent_id(config.subnet_id) if config.subnet_id and config.private_ip else ""
+                if vnet_id and key(vnet_id) in estate.unreadable:
+                    out.add(_absent(estate, vnet_id, SOURCE, "all", ""))
+                else:
+                    out.add(Finding("missing", "warning", SOURCE, "all", config.subnet_id or nic.id,
+                                    f"subnet of NIC {nic.name} ({config.name}) is not in the inventory"))
                 continue
             source = FlowSource(IPSet.address(config.private_ip), _vnet_space(vnet),
                                 frozenset(key(a) for a in config.asg_ids))
@@ -148,7 +173,7 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
     for rnic in item.recovery_nics:
         vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
         if vnet is None:
-            out.add(Finding("missing", "warning", "target", "all", rnic.recovery_vnet_id or item.recovery_vnet_id,
+            out.add(_absent(estate, rnic.recovery_vnet_id or item.recovery_vnet_id, "target", "all",
                             f"recovery VNet {rnic.recovery_vnet_id or '(not set)'} is not in the inventory"))
             continue
         by_name = {s.name.lower(): s for s in vnet.subnets}
@@ -212,9 +237,9 @@ def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: Se
     assert req.prefixes is not None
     table = estate.route_tables.get(key(point.subnet.route_table_id)) if point.subnet.route_table_id else None
     if point.subnet.route_table_id and table is None:
-        out.add(Finding("missing", "warning", point.side, req.destination, point.subnet.route_table_id,
+        out.add(_absent(estate, point.subnet.route_table_id, point.side, req.destination,
                         f"route table {point.subnet.route_table_id} of subnet {point.subnet.name} is not in the "
-                        "inventory", requirement=req))
+                        "inventory", req))
         return
     hops = route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ())
     subnet = point.subnet
@@ -302,6 +327,11 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
     if skip:
         finding = Finding("skipped", "warning", SOURCE, "all", vm_id, skip)
         return VmReport(vm_id, name, item.source_region, item.target_region, SKIPPED, (finding,), item.id)
+    # The protected item or the VM itself could not be read: not even its opt-out tag or its NICs are known.
+    unreadable = estate.unreadable.get(key(item.id)) or (estate.unreadable.get(key(vm_id)) if vm is None else None)
+    if unreadable is not None:
+        finding = Finding("unknown", "warning", SOURCE, "all", unreadable.id, unreadable.message)
+        return VmReport(vm_id or item.id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id)
     out = _Collector()
     points = _path_points(item, estate, out)
     requirements = requirements_for(item, tags, settings)
@@ -319,8 +349,8 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
         for nsg_id, where in point.nsg_ids:
             nsg = estate.nsgs.get(key(nsg_id))
             if nsg is None:
-                out.add(Finding("missing", "warning", point.side, "all", nsg_id,
-                                f"{where} NSG {nsg_id} is not in the inventory"))
+                out.add(_absent(estate, nsg_id, point.side, "all", f"{where} NSG {nsg_id} is not in the inventory",
+                                role=where))
             else:
                 nsgs.append((nsg, where))
                 if settings.profile == "service-tags":
@@ -344,7 +374,8 @@ def _requirement_findings(point: PathPoint, estate: Estate, nsgs: list[tuple[Net
     views = tuple(sender_view(nsg, point.source, tags) for nsg, _ in nsgs)
     objects = (tags, point.vnet, point.subnet, table, point.source.virtual_network, *(n for n, _ in nsgs),
                *requirements)
-    extra = (point.side, len(nsgs), tuple(w for _, w in nsgs), views, bool(table_id) and table is None, point.bgp)
+    absent_table = (bool(table_id) and table is None, estate.unreadable.get(key(table_id)) if table_id else None)
+    extra = (point.side, len(nsgs), tuple(w for _, w in nsgs), views, absent_table, point.bgp)
 
     def build() -> tuple[Finding, ...]:
         recorder = _Recorder()

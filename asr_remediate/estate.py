@@ -3,12 +3,17 @@
 Accepts what ARM GETs and Resource Graph rows look like (``properties`` wrapped, ``type`` in any case), child
 resources given separately (subnets, security rules, routes) and the three list envelopes (bare list,
 ``{"value": [...]}``, ``{"data": [...]}``). Ids are matched case-insensitively; Site Recovery lower-cases them.
+
+A document that is not a list of objects with ids is an ``EstateError``. One malformed resource in it is not: it
+is recorded in ``Estate.unreadable`` with the reason (the VMs whose path uses it are then ``unknown``) and the rest
+is parsed, so one bad rule in one subscription never fails the scan of every other VM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import math
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -27,6 +32,7 @@ from .model import (
     SecurityRule,
     ServiceEndpoint,
     Subnet,
+    UnreadableResource,
     VirtualMachine,
     VirtualNetwork,
     key,
@@ -51,37 +57,105 @@ class EstateError(ValueError):
     """The estate JSON is not something the bot can read; the message says which resource and why."""
 
 
+# What a malformed resource can raise while it is parsed (huge integers raise ValueError on str(), 1e400 is a float
+# infinity, deep nesting a RecursionError): caught per resource, never a traceback.
+PARSE_FAILURES: tuple[type[Exception], ...] = (
+    EstateError, AttributeError, TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
+REASON_LIMIT = 300  # characters of an unreadable resource's reason
+
+
+def _cut(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _shown(value: Any) -> str:
+    """A JSON value for a message, bounded: strings quoted and cut, other values by kind (a 5,000-digit integer
+    cannot even be turned into a string)."""
+    if isinstance(value, str):
+        return repr(_cut(value, 80))
+    if value is None or isinstance(value, bool | float) or (isinstance(value, int) and abs(value) < 10**15):
+        return repr(value)
+    if isinstance(value, int):
+        return f"a {value.bit_length()}-bit integer"
+    return f"a JSON {'object' if isinstance(value, Mapping) else 'array' if isinstance(value, list) else 'value'}"
+
+
 def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
     props = resource.get("properties")
     return props if isinstance(props, Mapping) else resource
 
 
 def _ref(value: Any) -> str:
-    if isinstance(value, Mapping):
+    """The id of a reference ``{"id": ...}``; absent is "". Anything else is an error: read loosely, a subnet's NSG
+    given as a bare string would silently become "no NSG", which allows everything."""
+    if value is None or value == "" or value == {}:
+        return ""
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str | None):
         return str(value.get("id") or "")
-    return ""
+    raise EstateError(f"{_shown(value)} is not a resource reference {{\"id\": ...}}")
 
 
-def _strings(single: Any, many: Any) -> tuple[str, ...]:
-    if isinstance(many, list) and many:
-        return tuple(str(item) for item in many)
-    if single not in (None, ""):
-        return (str(single),)
-    return ()
+def _refs(value: Any, what: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(r for r in (_ref(v) for v in _list(value, what)) if r)
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if not isinstance(value, list):
+        raise EstateError(f"{what} is {_shown(value)}, not a list")
+    return value
+
+
+def _scalar(value: Any, what: str) -> str:
+    """A string field; numbers are tolerated (a hand-written port 443), other JSON values are errors."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**15:
+        return str(value)
+    raise EstateError(f"{what} is {_shown(value)}, not a string")
+
+
+def _strings(single: Any, many: Any, what: str = "a field") -> tuple[str, ...]:
+    """ARM's single / plural field pair (``destinationAddressPrefix`` / ``destinationAddressPrefixes``)."""
+    if many:
+        if isinstance(many, list) and all(isinstance(item, str) for item in many):
+            return tuple(many)
+        return tuple(_scalar(item, what) for item in _list(many, what))
+    if many is not None and many != "":
+        _list(many, what)  # {} or 0 where a list belongs: an error, not "absent"
+    if isinstance(single, str):
+        return (single,) if single else ()
+    return () if single is None else (_scalar(single, what),)
+
+
+_IP_LIKE = re.compile(r"^[0-9]|/")  # tag names start with a letter and have no '/'; '*' and tags pass through
+
+
+def _check_ip_like(values: Iterable[str], what: str) -> None:
+    """A value that looks like an IP prefix must be one: read as a tag name, '10.0.0.0/33' would pass as "unknown
+    tag" and hide the typo."""
+    for value in values:
+        text = value.strip()
+        if _IP_LIKE.search(text) and not is_ipv4_prefix(text) and not is_ipv6_prefix(text):
+            raise EstateError(f"{what} {_shown(text)} is not an IP address or prefix")
 
 
 def _ipv4_prefixes(values: Any, what: str) -> tuple[str, ...]:
     """IPv4 address-space prefixes, checked here once; IPv6 ones (dual-stack VNets) are dropped: ASR's flows are
     IPv4. A value that is neither is an EstateError naming ``what``."""
-    if isinstance(values, str):
-        values = [values]
+    if isinstance(values, str | tuple):
+        values = list(values) if isinstance(values, tuple) else [values]
     result = []
-    for value in values or []:
-        text = str(value).strip()
+    for value in _list(values, what):
+        text = _scalar(value, what).strip()
         if is_ipv4_prefix(text):
             result.append(text)
         elif not is_ipv6_prefix(text):
-            raise EstateError(f"{what} has an address prefix that is not an IP prefix: {text!r}")
+            raise EstateError(f"{what} has an address prefix that is not an IP prefix: {_shown(text)}")
     return tuple(result)
 
 
@@ -92,29 +166,83 @@ def _tags(resource: Mapping[str, Any]) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in tags.items()})
 
 
+_PRIORITY_TEXT = re.compile(r"^[0-9]{1,5}$")
+
+
+def _priority(value: Any) -> int:
+    """A rule priority: an integer 1–65535 (ARM sends numbers; numeric strings are tolerated). Booleans, NaN,
+    infinities (1e400 in JSON), fractions and huge integers are not priorities."""
+    number: int
+    if isinstance(value, bool):
+        raise EstateError(f"{_shown(value)} is not a number")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise EstateError(f"{_shown(value)} is not a whole number")
+        number = int(value)
+    elif isinstance(value, str):
+        if not _PRIORITY_TEXT.match(value.strip()):
+            raise EstateError(f"{_shown(value)} is not a whole number")
+        number = int(value.strip())
+    elif isinstance(value, int):
+        number = value
+    else:
+        raise EstateError("missing" if value is None else f"{_shown(value)} is not a number")
+    if not 1 <= number <= 65535:
+        raise EstateError(f"{_shown(number)} is outside 1–65535")
+    return number
+
+
+DIRECTIONS = frozenset({"inbound", "outbound"})
+ACCESSES = frozenset({"allow", "deny"})
+PROTOCOLS = frozenset({"tcp", "udp", "icmp", "esp", "ah", "*", "any"})
+
+
+def _choice(props: Mapping[str, Any], field: str, choices: frozenset[str], default: str = "") -> str:
+    raw = props.get(field)
+    value = raw.lower() if isinstance(raw, str) else raw
+    if value in choices:
+        return str(value)
+    value = default if raw is None or raw == "" else _scalar(raw, field).strip().lower()
+    if value not in choices:
+        raise EstateError(f"{field} is {_shown(raw)}, not one of {', '.join(sorted(choices))}")
+    return value
+
+
 def parse_security_rule(rule: Mapping[str, Any], *, is_default: bool = False) -> SecurityRule:
     props = _props(rule)
-    name = str(rule.get("name") or "")
+    name = _scalar(rule.get("name") or "", "the rule name")
     try:
-        priority = int(props["priority"])
-    except (KeyError, TypeError, ValueError):
-        raise EstateError(f"security rule {name or rule.get('id')!r} has no valid priority") from None
-    return SecurityRule(
-        name=name,
-        priority=priority,
-        direction=str(props.get("direction") or "").lower(),
-        access=str(props.get("access") or "").lower(),
-        protocol=str(props.get("protocol") or "*").lower(),
-        source_prefixes=_strings(props.get("sourceAddressPrefix"), props.get("sourceAddressPrefixes")),
-        source_ports=_strings(props.get("sourcePortRange"), props.get("sourcePortRanges")) or ("*",),
-        destination_prefixes=_strings(props.get("destinationAddressPrefix"), props.get("destinationAddressPrefixes")),
-        destination_ports=_strings(props.get("destinationPortRange"), props.get("destinationPortRanges")) or ("*",),
-        source_asgs=tuple(_ref(a) for a in props.get("sourceApplicationSecurityGroups") or [] if _ref(a)),
-        destination_asgs=tuple(_ref(a) for a in props.get("destinationApplicationSecurityGroups") or [] if _ref(a)),
-        description=str(props.get("description") or ""),
-        id=str(rule.get("id") or ""),
-        is_default=is_default,
-    )
+        priority = _priority(props.get("priority"))
+    except EstateError as error:
+        raise EstateError(f"security rule {_shown(name or rule.get('id'))} has no valid priority: {error}") from None
+    try:
+        source_prefixes = _strings(props.get("sourceAddressPrefix"), props.get("sourceAddressPrefixes"),
+                                   "sourceAddressPrefixes")
+        destination_prefixes = _strings(props.get("destinationAddressPrefix"),
+                                        props.get("destinationAddressPrefixes"), "destinationAddressPrefixes")
+        _check_ip_like(source_prefixes, "source")
+        _check_ip_like(destination_prefixes, "destination")
+        return SecurityRule(
+            name=name,
+            priority=priority,
+            direction=_choice(props, "direction", DIRECTIONS),
+            access=_choice(props, "access", ACCESSES),
+            protocol=_choice(props, "protocol", PROTOCOLS, "*"),
+            source_prefixes=source_prefixes,
+            source_ports=_strings(props.get("sourcePortRange"), props.get("sourcePortRanges"),
+                                  "sourcePortRanges") or ("*",),
+            destination_prefixes=destination_prefixes,
+            destination_ports=_strings(props.get("destinationPortRange"), props.get("destinationPortRanges"),
+                                       "destinationPortRanges") or ("*",),
+            source_asgs=_refs(props.get("sourceApplicationSecurityGroups"), "sourceApplicationSecurityGroups"),
+            destination_asgs=_refs(props.get("destinationApplicationSecurityGroups"),
+                                   "destinationApplicationSecurityGroups"),
+            description=_scalar(props.get("description") or "", "description"),
+            id=_scalar(rule.get("id") or "", "the rule id"),
+            is_default=is_default,
+        )
+    except EstateError as error:
+        raise EstateError(f"security rule {_shown(name or rule.get('id'))}: {error}") from None
 
 
 def _default(name: str, priority: int, direction: str, access: str, source: str, destination: str) -> SecurityRule:
@@ -143,8 +271,9 @@ BUILTIN_DEFAULT_RULES: tuple[SecurityRule, ...] = (
 
 def parse_nsg(resource: Mapping[str, Any]) -> NetworkSecurityGroup:
     props = _props(resource)
-    rules = tuple(parse_security_rule(r) for r in props.get("securityRules") or [])
-    defaults = tuple(parse_security_rule(r, is_default=True) for r in props.get("defaultSecurityRules") or [])
+    rules = tuple(parse_security_rule(r) for r in _list(props.get("securityRules"), "securityRules"))
+    defaults = tuple(parse_security_rule(r, is_default=True)
+                     for r in _list(props.get("defaultSecurityRules"), "defaultSecurityRules"))
     return NetworkSecurityGroup(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
@@ -158,9 +287,17 @@ def parse_nsg(resource: Mapping[str, Any]) -> NetworkSecurityGroup:
 
 def parse_route(route: Mapping[str, Any]) -> Route:
     props = _props(route)
+    name = _scalar(route.get("name") or "", "the route name")
+    try:
+        prefix = _scalar(props.get("addressPrefix") or "", "addressPrefix")
+        if not prefix.strip():
+            raise EstateError("no address prefix")
+        _check_ip_like((prefix,), "address prefix")
+    except EstateError as error:
+        raise EstateError(f"route {_shown(name)}: {error}") from None
     return Route(
-        name=str(route.get("name") or ""),
-        address_prefix=str(props.get("addressPrefix") or ""),
+        name=name,
+        address_prefix=prefix,
         next_hop_type=str(props.get("nextHopType") or ""),
         next_hop_ip=str(props.get("nextHopIpAddress") or ""),
         id=str(route.get("id") or ""),
@@ -173,7 +310,7 @@ def parse_route_table(resource: Mapping[str, Any]) -> RouteTable:
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
         location=str(resource.get("location") or "").lower(),
-        routes=tuple(parse_route(r) for r in props.get("routes") or []),
+        routes=tuple(parse_route(r) for r in _list(props.get("routes"), "routes")),
         disable_bgp_route_propagation=bool(props.get("disableBgpRoutePropagation") or False),
         tags=_tags(resource),
         etag=str(resource.get("etag") or ""),
@@ -250,14 +387,15 @@ def parse_nic(resource: Mapping[str, Any]) -> NetworkInterface:
             continue
         address = str(cprops.get("privateIPAddress") or "").split("/")[0].strip()
         if address and not is_ipv4_prefix(address):
-            raise EstateError(f"IP configuration {config.get('name') or ''} has an invalid private IP {address!r}")
+            raise EstateError(f"IP configuration {_shown(config.get('name') or '')} has an invalid private IP "
+                              f"{_shown(address)}")
         configs.append(
             IpConfiguration(
                 name=str(config.get("name") or ""),
                 private_ip=address,
                 subnet_id=_ref(cprops.get("subnet")),
                 primary=bool(cprops.get("primary") or False),
-                asg_ids=tuple(_ref(a) for a in cprops.get("applicationSecurityGroups") or [] if _ref(a)),
+                asg_ids=_refs(cprops.get("applicationSecurityGroups"), "applicationSecurityGroups"),
             )
         )
     return NetworkInterface(
@@ -277,7 +415,7 @@ def parse_vm(resource: Mapping[str, Any]) -> VirtualMachine:
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
         location=str(resource.get("location") or "").lower(),
-        nic_ids=tuple(_ref(n) for n in profile.get("networkInterfaces") or [] if _ref(n)),
+        nic_ids=_refs(profile.get("networkInterfaces"), "networkInterfaces"),
         tags=_tags(resource),
     )
 
@@ -334,7 +472,14 @@ def unwrap(document: Any) -> list[Mapping[str, Any]]:
 
 
 def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
-    """Parse ARM resources (any order, any id casing) into an ``Estate``."""
+    """Parse ARM resources (any order, any id casing) into an ``Estate``.
+
+    A resource without an id is an EstateError (nothing could say which VMs it concerns). A resource that fails to
+    parse goes to ``Estate.unreadable`` instead of the indexes; a child given separately (rule, route, subnet)
+    takes its parent with it. An unreadable A2A protected item stays in ``protected_items`` as a stub (id, name, VM
+    id when readable) so that its VM is reported ``unknown`` rather than silently not at all. A NIC's effective
+    route table that cannot be parsed counts as not read (``read_errors``), like a failed read.
+    """
     vms: dict[str, VirtualMachine] = {}
     nics: dict[str, NetworkInterface] = {}
     vnet_docs: dict[str, Mapping[str, Any]] = {}
@@ -346,11 +491,19 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     items: dict[str, ProtectedItem] = {}
     bgp: dict[str, tuple[Route, ...]] = {}
     read_errors: dict[str, str] = {}
+    unreadable: dict[str, UnreadableResource] = {}
+
+    def mark(resource_id: str, resource_type: str, reason: str) -> None:
+        """The first reason wins: an unreadable resource stays unreadable, whatever copy of it comes later."""
+        unreadable.setdefault(key(resource_id), UnreadableResource(resource_id, resource_type,
+                                                                   _cut(reason, REASON_LIMIT)))
+
     for index, resource in enumerate(resources):
-        rtype = str(resource.get("type") or "").lower()
+        raw_type = resource.get("type")
+        rtype = raw_type.lower() if isinstance(raw_type, str) else ""
         rid = resource.get("id")
         if not isinstance(rid, str) or not rid.strip():
-            raise EstateError(f"resource {index} ({rtype or 'no type'}) has no id")
+            raise EstateError(f"resource {index} ({_cut(rtype, 120) or 'no type'}) has no id")
         try:
             if rtype == VM_TYPE:
                 vms[key(rid)] = parse_vm(resource)
@@ -371,30 +524,49 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
             elif rtype == EFFECTIVE_ROUTES_TYPE:
                 failure = _props(resource).get("error")
                 if failure:
-                    read_errors[key(rid)] = str(failure)
+                    read_errors[key(rid)] = _cut(str(failure), 1000)
                 else:
                     bgp[key(rid.rsplit("/", 1)[0])] = parse_bgp_routes(resource)
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
-                if item is not None:
+                if item is not None and key(item.id) not in unreadable:
                     items[key(item.id)] = item
-        except EstateError as error:
-            raise EstateError(f"{rid}: {error}") from None
-        except (AttributeError, TypeError, ValueError) as error:
-            raise EstateError(f"{rid}: unexpected shape for {rtype or 'resource'} ({error})") from None
-    # Parents are parsed once all their children are collected: errors must still name the resource.
+        except PARSE_FAILURES as error:
+            reason = _reason(error, rtype)
+            if rtype == SUBNET_TYPE:
+                mark(parent_id(rid), VNET_TYPE, f"subnet {_shown(rid.rstrip('/').rsplit('/', 1)[-1])}: {reason}")
+            elif rtype == EFFECTIVE_ROUTES_TYPE:
+                read_errors[key(rid)] = _cut(f"unreadable: {reason}", REASON_LIMIT)
+            elif rtype == PROTECTED_ITEM_TYPE:
+                stub = _unreadable_item(resource, rid)
+                if stub is not None:
+                    mark(rid, rtype, reason)
+                    items[key(rid)] = stub
+            else:
+                mark(rid, rtype, reason)
+    # Parents are parsed once all their children are collected.
     nsgs: dict[str, NetworkSecurityGroup] = {}
     for k, doc in nsg_docs.items():
-        with _naming(doc):
+        try:
             nsgs[k] = _merge_children(parse_nsg, doc, "securityRules", loose_rules.get(k, []))
+        except PARSE_FAILURES as error:
+            mark(str(doc["id"]), NSG_TYPE, _reason(error, NSG_TYPE))
     tables: dict[str, RouteTable] = {}
     for k, doc in rt_docs.items():
-        with _naming(doc):
+        try:
             tables[k] = _merge_children(parse_route_table, doc, "routes", loose_routes.get(k, []))
+        except PARSE_FAILURES as error:
+            mark(str(doc["id"]), ROUTE_TABLE_TYPE, _reason(error, ROUTE_TABLE_TYPE))
     vnets: dict[str, VirtualNetwork] = {}
     for k, vnet_doc in vnet_docs.items():
-        with _naming(vnet_doc):
+        try:
             vnets[k] = parse_vnet(vnet_doc, loose_subnets.get(k, []))
+        except PARSE_FAILURES as error:
+            mark(str(vnet_doc["id"]), VNET_TYPE, _reason(error, VNET_TYPE))
+    parsed: tuple[dict[str, Any], ...] = (vms, nics, nsgs, tables, vnets)
+    for found in parsed:
+        for k in unreadable.keys() & found.keys():
+            del found[k]
     subnets = {key(s.id): s for v in vnets.values() for s in v.subnets}
     return Estate(
         protected_items=tuple(items[k] for k in sorted(items)),
@@ -406,20 +578,44 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         route_tables=MappingProxyType(tables),
         bgp_routes=MappingProxyType(bgp),
         read_errors=MappingProxyType(read_errors),
+        unreadable=MappingProxyType(unreadable),
     )
 
 
-@contextmanager
-def _naming(doc: Mapping[str, Any]) -> Iterator[None]:
-    """Turn a parse failure of ``doc`` into an EstateError that names it, as the collecting loop does."""
-    rid = doc.get("id")
-    try:
-        yield
-    except EstateError as error:
-        raise EstateError(f"{rid}: {error}") from None
-    except (AttributeError, TypeError, ValueError) as error:
-        rtype = str(doc.get("type") or "").lower() or "resource"
-        raise EstateError(f"{rid}: unexpected shape for {rtype} ({error})") from None
+def _reason(error: BaseException, rtype: str) -> str:
+    """Why a resource could not be parsed, in one bounded line."""
+    if isinstance(error, EstateError):
+        return _cut(str(error), REASON_LIMIT)
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply"
+    return _cut(f"unexpected shape for {rtype or 'resource'} ({type(error).__name__}: {error})", REASON_LIMIT)
+
+
+def _text_at(document: Any, *path: str) -> str:
+    """A string found by ``path`` in possibly malformed JSON, or ""."""
+    for step in path:
+        document = document.get(step) if isinstance(document, Mapping) else None
+    return document if isinstance(document, str) else ""
+
+
+def _unreadable_item(resource: Mapping[str, Any], rid: str) -> ProtectedItem | None:
+    """What can still be read of a protected item that does not parse, so its VM is reported; None when it is
+    readably not A2A (Hyper-V, VMware: not ours)."""
+    kind = _props(resource).get("providerSpecificDetails")
+    instance = kind.get("instanceType") if isinstance(kind, Mapping) else None
+    if isinstance(instance, str) and instance and instance.lower() != "a2a":
+        return None
+
+    def text(*path: str) -> str:
+        return _cut(_text_at(resource, *path), 400)
+
+    return ProtectedItem(
+        id=rid,
+        name=text("properties", "friendlyName") or text("name") or rid.rstrip("/").rsplit("/", 1)[-1][:400],
+        vm_id=text("properties", "providerSpecificDetails", "fabricObjectId"),
+        source_region=text("properties", "providerSpecificDetails", "primaryFabricLocation").lower(),
+        target_region=text("properties", "providerSpecificDetails", "recoveryFabricLocation").lower(),
+    )
 
 
 def _merge_children(parse: Any, doc: dict[str, Any], field: str, children: list[Mapping[str, Any]]) -> Any:

@@ -173,6 +173,33 @@ class ProtectedItem:
     recovery_vnet_id: str = ""  # selectedRecoveryAzureNetworkId
 
 
+# How findings name a resource of each ARM type (lower case) that could not be read.
+RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
+    "microsoft.compute/virtualmachines": "VM",
+    "microsoft.network/networkinterfaces": "NIC",
+    "microsoft.network/virtualnetworks": "VNet",
+    "microsoft.network/networksecuritygroups": "NSG",
+    "microsoft.network/routetables": "route table",
+    "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems":
+        "protected item",
+})
+
+
+@dataclass(frozen=True)
+class UnreadableResource:
+    """A resource the inventory (or an estate file) holds but that could not be parsed: a rule whose priority is
+    "abc", a route whose prefix is not one. It is left out of the estate's indexes; the VMs whose path uses it are
+    ``unknown`` with ``reason``, and the rest of the estate is evaluated as usual."""
+
+    id: str  # original spelling
+    type: str  # ARM type, lower case
+    reason: str  # one line, bounded: never the offending value in full
+
+    @property
+    def message(self) -> str:
+        return f"{RESOURCE_LABELS.get(self.type, 'resource')} {self.id} is unreadable: {self.reason}"
+
+
 @dataclass(frozen=True)
 class Estate:
     """Everything the engine needs, indexed by ``key(id)``."""
@@ -190,6 +217,9 @@ class Estate:
     # Opt-in per-NIC reads that failed (a NIC of a stopped VM has no effective routes), keyed by the lower-case id
     # of the pseudo-resource (``<nic id>/effectiveroutetable``) → why.
     read_errors: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Resources that were there but could not be parsed, by ``key(id)``. A child given separately (a security rule,
+    # route or subnet) makes its parent unreadable: the parent's content is not known. Never also in the indexes.
+    unreadable: Mapping[str, UnreadableResource] = field(default_factory=lambda: MappingProxyType({}))
 
     def source_nic_ids(self, item: ProtectedItem) -> tuple[str, ...]:
         """The VM's NICs; from the protected item's vmNics when the VM itself is not in the inventory."""

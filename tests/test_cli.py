@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asr_remediate.cli import main
-from tests.scenario import REPO, Scenario
+from tests.scenario import REPO, Scenario, deny
 
 ESTATE = str(REPO / "examples" / "estate.json")
 TAGS = str(REPO / "examples" / "ServiceTags_Public_20251028.json")
@@ -62,8 +63,8 @@ def test_no_drift_exits_zero(tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         ('{"something": 1}', "expected a JSON list"),
         ('[{"type": "Microsoft.Network/networkSecurityGroups"}]', "has no id"),
-        ('[{"id": "/x", "type": "Microsoft.Network/networkSecurityGroups", "properties": {"securityRules": '
-         '[{"name": "r", "properties": {"priority": "high"}}]}}]', "no valid priority"),
+        ("[" * 100_000, "nested too deeply"),  # json.loads raises RecursionError
+        ('[{"type": "' + "x" * 100_000 + '"}]', "has no id"),
     ],
 )
 def test_bad_estate_is_one_line_error_exit_1(tmp_path: Path, content: str | None, expected: str) -> None:
@@ -72,7 +73,7 @@ def test_bad_estate_is_one_line_error_exit_1(tmp_path: Path, content: str | None
         estate.write_text(content)
     code, out, err = run("scan", "--estate", str(estate), "--service-tags", SMALL_TAGS)
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err and len(err) < 1100
 
 
 def test_bad_service_tags_and_usage_errors_exit_1(tmp_path: Path) -> None:
@@ -109,3 +110,56 @@ def test_preflight_for_a_vm_not_yet_replicated() -> None:
     code, _, err = run("preflight", "--estate", ESTATE, "--service-tags", TAGS, "--vm", vm_id + "-nope",
                        "--target-region", "westus2")
     assert code == 1 and "not in the inventory" in err and err.count("\n") == 1
+
+
+def bad_priority_estate(tmp_path: Path, priority: str, *, used: bool = True) -> Path:
+    """The one-VM scenario plus a second, unused NSG; the priority of the first rule of the used (or unused) NSG
+    is written into the JSON text as given (1e400, -Infinity, NaN, a 5,000-digit integer: what json reads into
+    inf, -inf, nan and an int too long for str())."""
+    resources = Scenario(subnet_rules=[deny(4000)], recovery_rules=None).resources()
+    spare = copy.deepcopy(next(r for r in resources if r["id"].endswith("/nsg-subnet")))
+    spare["id"] += "-spare"
+    spare["properties"]["securityRules"][0]["properties"]["priority"] = 4001
+    resources.append(spare)
+    text = json.dumps(resources).replace('"priority": 4000' if used else '"priority": 4001', f'"priority": {priority}')
+    path = tmp_path / "estate.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("priority", ["1e400", "-Infinity", "NaN", "9" * 5000, "true", '"abc"'],
+                         ids=["1e400", "-Infinity", "NaN", "5000 digits", "true", "abc"])
+def test_a_malformed_resource_makes_its_vms_unknown_exit_3(tmp_path: Path, priority: str) -> None:
+    """Offline as live: the NSG is unreadable, the VM behind it unknown (exit 3: no drift, some VM unknown)."""
+    code, out, err = run("scan", "--estate", str(bad_priority_estate(tmp_path, priority)), "--service-tags",
+                         SMALL_TAGS, "--format", "json")
+    assert code == 3, err
+    (vm,) = json.loads(out)["vms"]
+    assert vm["status"] == "unknown"
+    (finding,) = vm["findings"]
+    assert finding["kind"] == "unknown" and finding["resourceId"].endswith("/nsg-subnet")
+    assert "is unreadable: security rule 'deny-4000' has no valid priority" in finding["message"]
+    assert err.count("\n") == 1 and err.startswith("warning: 1 resource(s) in ") and "Traceback" not in err
+
+
+def test_a_malformed_resource_no_vm_uses_is_only_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = bad_priority_estate(tmp_path, "1e400", used=False)
+    assert main(["scan", "--estate", str(path), "--service-tags", SMALL_TAGS]) == 2  # the deny at 4000 still counts
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nsg-subnet-spare: security rule 'deny-4000' has no valid priority" in err
+
+
+def test_service_tags_nested_too_deeply_is_one_line(tmp_path: Path) -> None:
+    tags = tmp_path / "tags.json"
+    tags.write_text('{"values": ' + "[" * 100_000)
+    code, out, err = run("scan", "--estate", ESTATE, "--service-tags", str(tags))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "nested too deeply" in err
+    assert "Traceback" not in err
+
+
+def test_huge_arguments_are_not_echoed_back(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--estate", ESTATE, "--service-tags", TAGS, "--vm", "v" * 100_000]) == 1
+    assert main(["apply", "--subscription", "s" * 100_000]) == 1
+    assert main(["apply", "--max-changes", "9" * 5000]) == 1
+    for line in capsys.readouterr().err.splitlines():
+        assert line.startswith("error: ") and len(line) <= len("error: ") + 1000

@@ -7,7 +7,8 @@ from typing import Any
 
 from asr_remediate.config import Settings
 from asr_remediate.drift import COMPLIANT, DRIFT, SKIPPED, UNKNOWN, VmReport
-from tests.scenario import Scenario, allow, deny, full_tags, scan_resources
+from examples.estate_builder import nic, protected_item, rid, vm
+from tests.scenario import RG, SUB, Scenario, allow, deny, full_tags, scan_resources
 
 SOURCE_NEEDS = {"Storage.EastUS", "AzureActiveDirectory", "EventHub.CentralUS", "AzureSiteRecovery"}
 TARGET_NEEDS = {"Storage.CentralUS", "AzureActiveDirectory", "EventHub.EastUS", "AzureSiteRecovery"}
@@ -235,13 +236,113 @@ def test_dual_stack_vnets_are_evaluated_on_their_ipv4_space() -> None:
     assert set(errors(report, "source")) == SOURCE_NEEDS
 
 
-def test_garbage_address_space_is_an_estate_error_naming_the_resource() -> None:
-    import pytest
-
-    from asr_remediate.estate import EstateError, build_estate
-
+def test_garbage_address_space_makes_the_vm_unknown_naming_the_vnet_and_the_reason() -> None:
     resources = Scenario().resources()
     vnet = next(r for r in resources if r["type"].endswith("virtualnetworks"))
     vnet["properties"]["addressSpace"]["addressPrefixes"] = ["10.0.0.0/33"]
-    with pytest.raises(EstateError, match=r"vnet-src.*not an IP prefix"):
-        build_estate(resources)
+    report = scan_resources(resources).reports[0]
+    assert report.status == UNKNOWN
+    (finding,) = [f for f in report.findings if f.kind == "unknown"]
+    assert finding.resource_id == vnet["id"] and finding.side == "source"
+    assert finding.message == (f"VNet {vnet['id']} is unreadable: the address space has an address prefix that is "
+                               "not an IP prefix: '10.0.0.0/33'")
+
+
+# --- resources the inventory holds but that do not parse -----------------------------------------------------------
+
+
+def with_second_vm(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """vm2 in the same source subnet as vm1 but without vm1's NIC NSG, replicating to the same recovery subnet."""
+    subnet_id = next(r for r in resources if r["id"].endswith("/vnet-src"))["id"] + "/subnets/snet"
+    dr_vnet = next(r for r in resources if r["id"].endswith("/vnet-dr"))["id"]
+    vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", "vm2")
+    the_nic = nic(SUB, RG, "vm2-nic", "eastus", subnet_id, "10.1.1.5", vm_id)
+    return [*resources, the_nic, vm(SUB, RG, "vm2", "eastus", [the_nic["id"]]),
+            protected_item(SUB, "vault", vm_id, "vm2", "eastus", "centralus", the_nic["id"], dr_vnet, "snet-dr")]
+
+
+def by_name(plan: Any) -> dict[str, VmReport]:
+    return {r.name: r for r in plan.reports}
+
+
+def test_an_unreadable_nsg_makes_the_vms_behind_it_unknown_and_the_others_are_evaluated() -> None:
+    resources = with_second_vm(Scenario(nic_rules=[deny(200, "Storage.EastUS")]).resources())
+    nic_nsg = next(r for r in resources if r["id"].endswith("/nsg-nic"))
+    nic_nsg["properties"]["securityRules"][0]["properties"]["priority"] = "abc"
+    reports = by_name(scan_resources(resources))
+    assert reports["vm2"].status == COMPLIANT and reports["vm2"].findings == ()
+    assert reports["vm1"].status == UNKNOWN
+    (finding,) = reports["vm1"].findings
+    assert (finding.kind, finding.severity, finding.side, finding.resource_id) == ("unknown", "warning", "source",
+                                                                                 nic_nsg["id"])
+    assert finding.message == (f"NIC NSG {nic_nsg['id']} is unreadable: security rule 'deny-200' has no valid "
+                               "priority: 'abc' is not a whole number")
+    assert not finding.fixable
+
+
+def test_an_unreadable_nsg_next_to_a_deny_leaves_the_drift_and_its_fix() -> None:
+    """As with a missing NSG: what can be read is evaluated; the VM is drift (an error wins over unknown)."""
+    resources = Scenario(nic_rules=[deny(200)], subnet_rules=[deny(4000)]).resources()
+    nic_nsg = next(r for r in resources if r["id"].endswith("/nsg-nic"))
+    nic_nsg["properties"]["securityRules"][0]["properties"]["priority"] = float("inf")
+    plan = scan_resources(resources)
+    (report,) = plan.reports
+    assert report.status == DRIFT and set(errors(report, "source")) == SOURCE_NEEDS
+    assert [f.resource_id for f in report.findings if f.kind == "unknown"] == [nic_nsg["id"]]
+    assert plan.changes and all(c.resource_id.endswith("/nsg-subnet") for c in plan.changes)
+
+
+def test_an_unreadable_route_table_is_unknown_per_destination() -> None:
+    resources = Scenario(routes=[("typo", "10.0.0.0/33", "None")]).resources()
+    table = next(r for r in resources if r["type"].endswith("routetables"))
+    report = scan_resources(resources).reports[0]
+    assert report.status == UNKNOWN
+    unknown = [f for f in report.findings if f.kind == "unknown"]
+    assert {f.destination for f in unknown} == SOURCE_NEEDS
+    assert all(f.resource_id == table["id"] and "route 'typo': address prefix '10.0.0.0/33' is not an IP" in f.message
+               and f.message.startswith(f"route table {table['id']} is unreadable: ") for f in unknown)
+
+
+def test_an_unreadable_recovery_vnet_or_recovery_nsg_is_unknown_on_the_target_side() -> None:
+    resources = Scenario(recovery_nic_rules=[deny(300, "*")]).resources()
+    recovery_nsg = next(r for r in resources if r["id"].endswith("/nsg-dr-nic"))
+    recovery_nsg["properties"]["securityRules"] = "deny-300"
+    (finding,) = scan_resources(resources).reports[0].findings
+    assert (finding.side, finding.kind, finding.resource_id) == ("target", "unknown", recovery_nsg["id"])
+    assert "securityRules is 'deny-300', not a list" in finding.message
+    resources = Scenario().resources()
+    dr_vnet = next(r for r in resources if r["id"].endswith("/vnet-dr"))
+    dr_vnet["properties"]["subnets"][0]["properties"]["networkSecurityGroup"] = "nsg-dr"  # a bare name, not {"id"}
+    report = scan_resources(resources).reports[0]
+    (finding,) = report.findings
+    assert report.status == UNKNOWN
+    assert (finding.side, finding.kind, finding.resource_id) == ("target", "unknown", dr_vnet["id"])
+    assert "'nsg-dr' is not a resource reference" in finding.message
+
+
+def test_an_unreadable_vm_or_protected_item_is_unknown_without_guessing_the_rest() -> None:
+    resources = with_second_vm(Scenario(subnet_rules=[deny(4000)]).resources())
+    vm1 = next(r for r in resources if r["id"].endswith("/virtualMachines/vm1"))
+    vm1["properties"]["networkProfile"]["networkInterfaces"] = [7]  # its opt-out tag cannot be trusted either
+    reports = by_name(scan_resources(resources))
+    assert reports["vm2"].status == DRIFT
+    (finding,) = reports["vm1"].findings
+    assert reports["vm1"].status == UNKNOWN and finding.resource_id == vm1["id"]
+    assert finding.message.startswith(f"VM {vm1['id']} is unreadable: ")
+
+    resources = with_second_vm(Scenario(subnet_rules=[deny(4000)]).resources())
+    item = next(r for r in resources if r["type"].endswith("replicationprotecteditems")
+                and r["properties"]["friendlyName"] == "vm1")
+    item["properties"]["providerSpecificDetails"]["vmNics"] = {"not": "a list"}
+    reports = by_name(scan_resources(resources))
+    assert reports["vm2"].status == DRIFT and reports["vm1"].status == UNKNOWN
+    (finding,) = reports["vm1"].findings
+    assert finding.resource_id == item["id"] and finding.message.startswith(f"protected item {item['id']} is "
+                                                                            "unreadable: ")
+    assert reports["vm1"].id.endswith("/virtualMachines/vm1")
+
+
+def test_a_resource_that_is_simply_absent_is_still_missing() -> None:
+    resources = [r for r in Scenario(nic_rules=[]).resources() if not r["id"].endswith("/nsg-nic")]
+    (finding,) = scan_resources(resources).reports[0].findings
+    assert finding.kind == "missing" and "is not in the inventory" in finding.message

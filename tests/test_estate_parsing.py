@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from asr_remediate.config import Settings
+from asr_remediate.engine import scan
 from asr_remediate.estate import (
     BUILTIN_DEFAULT_RULES,
+    REASON_LIMIT,
     EstateError,
     build_estate,
     load_estate_file,
@@ -28,6 +33,7 @@ from asr_remediate.estate import (
 )
 from asr_remediate.model import key
 from examples import estate_builder
+from tests.scenario import Scenario, deny, full_tags
 
 ARM = Path(__file__).resolve().parent / "data" / "arm"
 FAILOVER_ITEM = "A2A_ReplicationProtectedItem_Get_FailoverCommitted_recorded_2024-10-01.json"
@@ -352,30 +358,216 @@ def broken_nsg(mutate: Any) -> list[dict[str, Any]]:
     return [resource]
 
 
-@pytest.mark.parametrize(("resources", "names", "message"), [
-    ([{"type": "Microsoft.Network/networkSecurityGroups"}], "resource 0", "has no id"),
-    ([nsg_body(), {"id": "  ", "type": "x"}], "resource 1 (x)", "has no id"),
-    (broken_nsg(lambda p: p["securityRules"][0]["properties"].pop("priority")), NSG_ID, "rule1' has no valid priority"),
-    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(priority="high")), NSG_ID, "no valid priority"),
-    (broken_nsg(lambda p: p.update(securityRules="rule1")), NSG_ID, "unexpected shape"),
-    (broken_nsg(lambda p: p["defaultSecurityRules"].append(7)), NSG_ID, "unexpected shape"),
-    ([{**body("RouteTableGet.json"), "properties": {"routes": [1]}}],
-     "/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Network/routeTables/testrt", "unexpected shape"),
-    ([{**body("VirtualNetworkGet.json"), "properties": {"addressSpace": ["10.0.0.0/16"]}}],
-     "/virtualNetworks/test-vnet", "unexpected shape"),
-    ([{**body("VirtualNetworkGet.json"), "properties": {"subnets": [{"properties": {"serviceEndpoints": [3]}}]}}],
-     "/virtualNetworks/test-vnet", "unexpected shape"),
-    ([{**body("NetworkInterfaceGet.json"), "properties": {"ipConfigurations": ["ipconfig1"]}}],
-     "/networkInterfaces/test-nic", "unexpected shape"),
-    ([{**document(FAILOVER_ITEM), "properties": {"providerSpecificDetails": {"instanceType": "A2A",
-                                                                              "vmNics": ["nic"]}}}],
-     "/replicationProtectedItems/YtSLUmr1siwOhCNihjyTaOjo3bXTQoCCN96TnEVq5fM", "unexpected shape"),
+@pytest.mark.parametrize(("resources", "message"), [
+    ([{"type": "Microsoft.Network/networkSecurityGroups"}], "resource 0 (microsoft.network/networksecuritygroups)"),
+    ([nsg_body(), {"id": "  ", "type": "x"}], "resource 1 (x) has no id"),
+    ([{"id": 7, "type": "x" * 100_000}], "resource 0 (xxx"),
 ])
-def test_bad_resources_raise_estate_errors_naming_the_resource(resources, names, message):
+def test_resources_without_an_id_are_estate_errors(resources, message):
     with pytest.raises(EstateError) as caught:
         build_estate(resources)
     text = str(caught.value)
-    assert names in text and message in text and "\n" not in text
+    assert message in text and "has no id" in text and "\n" not in text and len(text) < 300
+
+
+RT_ID = "/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Network/routeTables/testrt"
+VNET_ID = "/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Network/virtualNetworks/test-vnet"
+NIC_ID = "/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Network/networkInterfaces/test-nic"
+
+
+@pytest.mark.parametrize(("resources", "resource_id", "message"), [
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].pop("priority")), NSG_ID,
+     "security rule 'rule1' has no valid priority: missing"),
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(priority="high")), NSG_ID, "no valid priority"),
+    (broken_nsg(lambda p: p.update(securityRules="rule1")), NSG_ID, "securityRules is 'rule1', not a list"),
+    (broken_nsg(lambda p: p["defaultSecurityRules"].append(7)), NSG_ID, "unexpected shape"),
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(access="Maybe")), NSG_ID,
+     "access is 'Maybe', not one of allow, deny"),
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(direction=None)), NSG_ID, "direction is None"),
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(protocol="Gre")), NSG_ID, "protocol is 'Gre'"),
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(destinationAddressPrefix="10.0.0.0/33")),
+     NSG_ID, "destination '10.0.0.0/33' is not an IP address or prefix"),
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(sourceAddressPrefixes="10.0.0.0/8")),
+     NSG_ID, "sourceAddressPrefixes is '10.0.0.0/8', not a list"),  # read loosely, the rule would match anyone
+    (broken_nsg(lambda p: p["securityRules"][0]["properties"].update(
+        sourceApplicationSecurityGroups=["/subscriptions/s/asg"])), NSG_ID, "is not a resource reference"),
+    ([{**body("RouteTableGet.json"), "properties": {"routes": [1]}}], RT_ID, "unexpected shape"),
+    ([{**body("RouteTableGet.json"), "properties": {"routes": [{"name": "r", "properties": {
+        "addressPrefix": "10.0.0.0/33", "nextHopType": "None"}}]}}], RT_ID,
+     "route 'r': address prefix '10.0.0.0/33' is not an IP address or prefix"),
+    ([{**body("RouteTableGet.json"), "properties": {"routes": [{"name": "r", "properties": {
+        "nextHopType": "Internet"}}]}}], RT_ID, "route 'r': no address prefix"),
+    ([{**body("VirtualNetworkGet.json"), "properties": {"addressSpace": ["10.0.0.0/16"]}}], VNET_ID,
+     "unexpected shape"),
+    ([{**body("VirtualNetworkGet.json"), "properties": {"subnets": [{"properties": {"serviceEndpoints": [3]}}]}}],
+     VNET_ID, "unexpected shape"),
+    ([{**body("VirtualNetworkGet.json"), "properties": {"subnets": [{"properties": {
+        "networkSecurityGroup": "/subscriptions/s/nsg"}}]}}], VNET_ID, "is not a resource reference"),
+    ([{**body("NetworkInterfaceGet.json"), "properties": {"ipConfigurations": ["ipconfig1"]}}], NIC_ID,
+     "unexpected shape"),
+])
+def test_a_malformed_resource_is_unreadable_with_the_reason_and_left_out(resources, resource_id, message):
+    estate = build_estate(resources)
+    unreadable = estate.unreadable[key(resource_id)]
+    assert unreadable.id == resource_id and message in unreadable.reason, unreadable.reason
+    assert "\n" not in unreadable.reason and len(unreadable.reason) <= REASON_LIMIT
+    assert unreadable.message.endswith(f"{resource_id} is unreadable: {unreadable.reason}")
+    indexes = (estate.nsgs, estate.route_tables, estate.vnets, estate.nics, estate.vms)
+    assert all(key(resource_id) not in index for index in indexes)
+
+
+def test_one_unreadable_resource_leaves_the_others_parsed():
+    good = nsg_body()
+    bad = nsg_body()
+    bad["id"] = bad["id"] + "-2"
+    bad["properties"]["securityRules"][0]["properties"]["priority"] = "abc"
+    estate = build_estate([bad, good, body("RouteTableGet.json"), body("VirtualNetworkGet.json")])
+    assert set(estate.nsgs) == {key(NSG_ID)} and set(estate.unreadable) == {key(bad["id"])}
+    assert len(estate.route_tables) == len(estate.vnets) == 1
+
+
+def test_an_unreadable_child_given_separately_makes_its_parent_unreadable():
+    parent = nsg_body()
+    rule = body("NetworkSecurityGroupRuleGet.json")
+    rule["type"] = "Microsoft.Network/networkSecurityGroups/securityRules"
+    rule["properties"]["priority"] = True
+    table = body("RouteTableGet.json")
+    route = {"id": table["id"] + "/routes/bad", "name": "bad", "type": "microsoft.network/routetables/routes",
+             "properties": {"addressPrefix": "999.0.0.0/8", "nextHopType": "Internet"}}
+    network = body("VirtualNetworkGet.json")
+    subnet = {"id": network["id"] + "/subnets/odd", "name": "odd", "type": "Microsoft.Network/virtualNetworks/subnets",
+              "properties": {"addressPrefix": "banana"}}
+    estate = build_estate([parent, rule, table, route, subnet, network])
+    assert "security rule 'rule1' has no valid priority: True is not a number" in \
+        estate.unreadable[key(NSG_ID)].reason
+    assert "route 'bad'" in estate.unreadable[key(table["id"])].reason
+    assert estate.unreadable[key(network["id"])].reason.startswith("subnet 'odd': ")
+    assert not estate.nsgs and not estate.route_tables and not estate.vnets and not estate.subnets
+
+
+def test_an_unreadable_a2a_item_stays_as_a_stub_so_its_vm_is_reported():
+    resource = document(FAILOVER_ITEM)
+    resource["properties"]["providerSpecificDetails"]["vmNics"] = ["nic"]
+    estate = build_estate([resource])
+    [item] = estate.protected_items
+    assert item.id == resource["id"] and item.name == "reprotectvm" and item.vm_id.endswith("/reprotectvm")
+    assert (item.source_region, item.target_region) == ("uksouth", "ukwest")
+    assert "unexpected shape" in estate.unreadable[key(item.id)].reason
+    hyperv = body("ReplicationProtectedItems_Get.json")
+    hyperv["properties"]["providerSpecificDetails"]["vmNics"] = ["nic"]
+    assert build_estate([hyperv]).protected_items == ()  # readably not A2A: not ours, as before
+
+
+def test_an_unreadable_effective_route_table_counts_as_not_read():
+    nic_id = NIC_ID
+    estate = build_estate([{"id": f"{nic_id}/effectiveRouteTable",
+                            "type": "Microsoft.Network/networkInterfaces/effectiveRouteTable",
+                            "properties": {"value": {"source": "VirtualNetworkGateway"}}}])
+    assert estate.read_errors[key(nic_id) + "/effectiveroutetable"].startswith("unreadable: unexpected shape")
+    assert key(nic_id) not in estate.bgp_routes
+
+
+@pytest.mark.parametrize(("priority", "why"), [
+    (float("inf"), "inf is not a whole number"),  # what JSON's 1e400 becomes
+    (float("-inf"), "-inf is not a whole number"),
+    (float("nan"), "nan is not a whole number"),
+    (130.5, "130.5 is not a whole number"),
+    (10**5000, "is outside 1–65535"),  # str() of it raises ValueError: never formatted
+    (-(10**5000), "is outside 1–65535"),
+    (True, "True is not a number"),
+    (0, "0 is outside"),
+    (65536, "65536 is outside"),
+    ("-5", "'-5' is not a whole number"),
+    ("1" * 100_000, "is not a whole number"),
+    ([130], "a JSON array is not a number"),
+    ({"value": 130}, "a JSON object is not a number"),
+    (None, "missing"),
+], ids=lambda value: type(value).__name__ if not isinstance(value, str) or len(value) > 10 else None)
+def test_priorities_that_are_not_priorities(priority, why):
+    estate = build_estate(broken_nsg(lambda p: p["securityRules"][0]["properties"].update(priority=priority)))
+    reason = estate.unreadable[key(NSG_ID)].reason
+    assert why in reason and "has no valid priority" in reason and len(reason) <= REASON_LIMIT
+
+
+@pytest.mark.parametrize(("priority", "expected"), [(130, 130), (130.0, 130), (" 4096 ", 4096), (65500, 65500)])
+def test_priorities_that_are(priority, expected):
+    estate = build_estate(broken_nsg(lambda p: p["securityRules"][0]["properties"].update(priority=priority)))
+    assert estate.nsgs[key(NSG_ID)].rules[0].priority == expected
+
+
+def test_huge_values_are_never_echoed_back():
+    huge = "9" * 100_000
+    resources = broken_nsg(lambda p: p["securityRules"][0].update(name=huge))
+    resources[0]["properties"]["securityRules"][0]["properties"]["priority"] = huge
+    reason = build_estate(resources).unreadable[key(NSG_ID)].reason
+    assert len(reason) <= REASON_LIMIT and "has no valid priority" in reason
+    assert len(build_estate([{**nsg_body(), "properties": {"securityRules": 10**5000}}])
+               .unreadable[key(NSG_ID)].reason) <= REASON_LIMIT
+
+
+RULE_FIELDS = ("priority", "direction", "access", "protocol", "sourceAddressPrefix", "sourceAddressPrefixes",
+               "sourcePortRange", "sourcePortRanges", "destinationAddressPrefix", "destinationAddressPrefixes",
+               "destinationPortRange", "destinationPortRanges", "sourceApplicationSecurityGroups",
+               "destinationApplicationSecurityGroups", "description")
+AWKWARD = {"huge": 10**5000, "-huge": -(10**5000), "inf": float("inf"), "nan": float("nan")}
+
+
+def awkward(name: str) -> Any:
+    """Values whose repr Python refuses (so not in a strategy's repr)."""
+    return AWKWARD.get(name, name)
+
+
+JSON_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+                | st.sampled_from([*AWKWARD, "10.0.0.0/33", "*", "Storage", "443", "1-65535", "Outbound", "Deny",
+                                   "Tcp"]).map(awkward))
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.sampled_from(["id", "name", "x"]), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(RULE_FIELDS), value=JSON_VALUES, where=st.sampled_from(["rule", "props", "both"]))
+def test_any_json_value_in_a_rule_field_is_parsed_or_unreadable_and_the_scan_goes_on(field, value, where):
+    """Whatever JSON puts in a rule field (of the subnet NSG of a one-VM estate), parsing never raises and the
+    evaluation gives a report: the NSG is either read, or unreadable and the VM unknown naming it."""
+    resources = Scenario(subnet_rules=[deny(4000)]).resources()
+    nsg_doc = next(r for r in resources if r["type"].endswith("networksecuritygroups"))
+    rule = nsg_doc["properties"]["securityRules"][0]
+    if where in ("props", "both"):
+        rule["properties"][field] = value
+    if where in ("rule", "both"):
+        rule["name"] = value if not isinstance(value, str) else rule["name"]
+    estate = build_estate(resources)
+    (report,) = scan(estate, full_tags(), Settings()).reports
+    if key(nsg_doc["id"]) in estate.unreadable:
+        reason = estate.unreadable[key(nsg_doc["id"])].reason
+        assert "\n" not in reason and len(reason) <= REASON_LIMIT
+        assert report.status == "unknown"
+        assert any(f.kind == "unknown" and f.resource_id == nsg_doc["id"] and reason in f.message
+                   for f in report.findings)
+    else:
+        assert key(nsg_doc["id"]) in estate.nsgs and report.status in ("compliant", "drift", "unknown")
+
+
+# --- estate files: JSON that Python's json module reads into awkward values --------------------------------------
+
+
+@pytest.mark.parametrize("priority", ["1e400", "-Infinity", "NaN", "9" * 5000, "true"],
+                         ids=["1e400", "-Infinity", "NaN", "5000 digits", "true"])
+def test_estate_file_with_a_number_that_is_no_priority_is_read_and_the_nsg_unreadable(tmp_path, priority):
+    text = json.dumps([nsg_body()]).replace('"priority": 130', f'"priority": {priority}')
+    assert priority in text
+    path = tmp_path / "estate.json"
+    path.write_text(text, encoding="utf-8")
+    estate = load_estate_file(path)
+    assert "has no valid priority" in estate.unreadable[key(NSG_ID)].reason
+
+
+def test_estate_file_nested_too_deeply_is_one_line(tmp_path):
+    path = tmp_path / "estate.json"
+    path.write_text("[" * 100_000, encoding="utf-8")
+    with pytest.raises(EstateError, match="nested too deeply") as caught:
+        load_estate_file(path)
+    assert str(path) in str(caught.value) and len(str(caught.value)) < 300
 
 
 @pytest.mark.parametrize(("document_", "message"), [
