@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .config import Settings, is_subscription_id
 from .drift import evaluate_estate
@@ -24,31 +25,41 @@ class PreflightError(ValueError):
     """A preflight question that cannot be asked as given (the caller's mistake): one line."""
 
 
+@dataclass(frozen=True)
+class PreflightNames:
+    """What the messages call the arguments: the CLI's words by default, the HTTP endpoint its parameter names."""
+
+    vm: str = "vm"
+    target_region: str = "target region"
+    recovery_vnet: str = "recovery VNet"
+    recovery_subnet: str = "recovery subnet"
+
+
 def check_preflight(vm_id: str, target_region: str, recovery_vnet_id: str = "",
-                    recovery_subnet: str = "") -> tuple[str, ...]:
+                    recovery_subnet: str = "", *, names: PreflightNames = PreflightNames()) -> tuple[str, ...]:
     """Validate the preflight arguments before anything is read; returns the subscriptions to read."""
     if not _is_id_of(vm_id, VM_TYPE):
-        raise PreflightError(f"vm must be a VM resource id (/subscriptions/…/virtualMachines/NAME), not "
+        raise PreflightError(f"{names.vm} must be a VM resource id (/subscriptions/…/virtualMachines/NAME), not "
                              f"{_shown(vm_id)}")
     if not REGION.match(target_region.strip().lower()):
-        raise PreflightError(f"target region must be an Azure region name such as centralus, not "
+        raise PreflightError(f"{names.target_region} must be an Azure region name such as centralus, not "
                              f"{_shown(target_region)}")
     if bool(recovery_vnet_id) != bool(recovery_subnet):
-        raise PreflightError("give the recovery VNet and the recovery subnet together (or neither)")
+        raise PreflightError(f"give the {names.recovery_vnet} and the {names.recovery_subnet} together (or neither)")
     if recovery_vnet_id and not _is_id_of(recovery_vnet_id, VNET_TYPE):
-        raise PreflightError(f"recovery VNet must be a virtual network resource id "
+        raise PreflightError(f"{names.recovery_vnet} must be a virtual network resource id "
                              f"(/subscriptions/…/virtualNetworks/NAME), not {_shown(recovery_vnet_id)}")
     if recovery_subnet and not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", recovery_subnet):
-        raise PreflightError(f"recovery subnet must be a subnet name, not {_shown(recovery_subnet)}")
+        raise PreflightError(f"{names.recovery_subnet} must be a subnet name, not {_shown(recovery_subnet)}")
     return tuple(sorted({subscription_of(vm_id), *([subscription_of(recovery_vnet_id)] if recovery_vnet_id else [])}))
 
 
-def check_region(tags: ServiceTags, region: str) -> None:
+def check_region(tags: ServiceTags, region: str, *, names: PreflightNames = PreflightNames()) -> None:
     """A target region must be one the Service Tags data knows (its regional Storage tag), else nothing can be
     evaluated for it."""
     if tags.regional_tag("Storage", region) is None:
-        raise PreflightError(f"target region {_shown(region)} is not an Azure region in the Service Tags data "
-                             f"(change number {tags.change_number or '?'})")
+        raise PreflightError(f"{names.target_region} {_shown(region)} is not an Azure region in the Service Tags "
+                             f"data (change number {tags.change_number or '?'})")
 
 
 def _is_id_of(resource_id: str, resource_type: str) -> bool:
@@ -70,8 +81,13 @@ def preflight_item(estate: Estate, vm_id: str, target_region: str, recovery_vnet
     create a new VNet, which has no NSG or route table yet).
     """
     vm = estate.vms.get(key(vm_id))
+    if vm is None and key(vm_id) in estate.unreadable:
+        # There but unreadable: the evaluation reports it unknown, with the reason.
+        name = vm_id.rstrip("/").rsplit("/", 1)[-1]
+        return ProtectedItem(id=f"preflight:{vm_id}", name=name, vm_id=vm_id, source_region="",
+                             target_region=target_region.lower(), protection_state="NotProtected")
     if vm is None:
-        raise ValueError(f"VM {vm_id} is not in the inventory")
+        raise ValueError(f"VM {_shown(vm_id)} is not in the inventory")
     recovery = tuple(
         RecoveryNic(nic_id, recovery_vnet_id, (recovery_subnet,)) for nic_id in vm.nic_ids
     ) if recovery_vnet_id and recovery_subnet else ()

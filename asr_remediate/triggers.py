@@ -10,16 +10,16 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .audit import new_run_id
 from .config import Settings, SettingsError, load_settings
 from .drift import DRIFT
-from .engine import preflight_item
+from .engine import PreflightError, PreflightNames, check_preflight, check_region, preflight_item
 from .errors import AZURE_FAILURES, one_line
-from .estate import build_estate
+from .estate import EstateError, build_estate
 from .events import EventError, event_document, parse_event
 from .fanout import (
     RECHECK_DELAYS,
@@ -29,15 +29,17 @@ from .fanout import (
     enqueue_batches,
     send_recheck,
 )
+from .jsonfile import parse_json
+from .model import subscription_of
 from .report import render_json, render_markdown
 from .runtime import RunResult, Runtime, RuntimeConfigError, Scope
 from .service import APPLIED, FAILED
+from .servicetags import ServiceTagsError
 
 log = logging.getLogger("asr_remediate")
 
 SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NAME = re.compile(r"^[A-Za-z0-9_.()/-]{1,400}$")
-REGION = re.compile(r"^[a-z0-9]{2,40}$")
 RUN_FAILURES: tuple[type[Exception], ...] = (*AZURE_FAILURES, RuntimeConfigError)
 # Queueing a re-check can fail (no queue configured, storage refused): the event's own handling stands.
 RECHECK_FAILURES: tuple[type[Exception], ...] = (*AZURE_FAILURES, RuntimeConfigError, ValueError)
@@ -163,8 +165,34 @@ def _json_answer(status: int, payload: Any) -> HttpAnswer:
     return HttpAnswer(status, json.dumps(payload, indent=2), "application/json")
 
 
-def _error(status: int, message: str) -> HttpAnswer:
-    return _json_answer(status, {"error": message})
+def _error(status: int, message: str | BaseException) -> HttpAnswer:
+    """``{"error": …}`` in one bounded line: a 100 KB parameter is never echoed back."""
+    return _json_answer(status, {"error": one_line(message)})
+
+
+def _misconfigured(error: SettingsError) -> HttpAnswer:
+    """A bad app setting is the server's fault, not the caller's: 500, naming the setting."""
+    log.error("misconfigured: %s", one_line(error))
+    return _error(500, f"server misconfiguration: {one_line(error)}")
+
+
+# Reading the estate can fail on Azure's side (502), or on data that cannot be read at all: a Resource Graph answer
+# that is not a list of resources with ids (502), Service Tags data that cannot be parsed (500: the API's answer
+# or the ASR_SERVICE_TAGS_FILE fallback). Never the caller's fault, never a traceback.
+READ_FAILURES: tuple[type[Exception], ...] = (*RUN_FAILURES, EstateError, ServiceTagsError)
+
+
+def _read_failure(what: str, error: Exception) -> HttpAnswer:
+    log.warning("%s failed: %s", what, one_line(error))
+    if isinstance(error, ServiceTagsError):
+        return _error(500, f"cannot read the Service Tags data: {one_line(error)}")
+    if isinstance(error, EstateError):
+        return _error(502, f"Azure returned resources that cannot be read: {one_line(error)}")
+    return _error(502, f"Azure request failed: {one_line(error)}")
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 100 else value[:99] + "…")
 
 
 def _values(params: Mapping[str, str], body: Mapping[str, Any], query_name: str, body_name: str) -> list[str]:
@@ -183,23 +211,38 @@ def _values(params: Mapping[str, str], body: Mapping[str, Any], query_name: str,
     return [v.strip() for v in raw if v.strip()]
 
 
+def _text(params: Mapping[str, str], body: Mapping[str, Any], name: str) -> str:
+    """One string parameter, from the query or the JSON body (where it must be a string)."""
+    if params.get(name):
+        return params[name].strip()
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value.strip()
+
+
 def _body(raw: bytes | None) -> Mapping[str, Any]:
     if not raw or not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadRequest(f"request body is not valid JSON: {error}") from None
+    body = parse_json(raw, "request body", BadRequest)
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
 
 
 def _format(params: Mapping[str, str], body: Mapping[str, Any]) -> str:
-    fmt = str(params.get("format") or body.get("format") or "json").lower()
+    fmt = (_text(params, body, "format") or "json").lower()
     if fmt not in ("json", "markdown"):
-        raise BadRequest(f"format must be json or markdown, not {fmt!r}")
+        raise BadRequest(f"format must be json or markdown, not {_shown(fmt)}")
     return fmt
+
+
+def _in_scope(subscriptions: Iterable[str], settings: Settings) -> None:
+    allowed = {s.lower() for s in settings.subscriptions}
+    if allowed and any(s.lower() not in allowed for s in subscriptions):
+        raise BadRequest("subscription is outside ASR_SUBSCRIPTIONS")
 
 
 def _scope(params: Mapping[str, str], body: Mapping[str, Any], settings: Settings) -> Scope:
@@ -208,15 +251,13 @@ def _scope(params: Mapping[str, str], body: Mapping[str, Any], settings: Setting
         raise BadRequest("give subscription=<id> (or set ASR_SUBSCRIPTIONS on the app)")
     for sub in subscriptions:
         if not SUBSCRIPTION_ID.match(sub):
-            raise BadRequest(f"not a subscription id: {sub!r}")
-    allowed = {s.lower() for s in settings.subscriptions}
-    if allowed and any(s.lower() not in allowed for s in subscriptions):
-        raise BadRequest("subscription is outside ASR_SUBSCRIPTIONS")
+            raise BadRequest(f"not a subscription id: {_shown(sub)}")
+    _in_scope(subscriptions, settings)
     groups = _values(params, body, "resourceGroup", "resourceGroups")
     vms = _values(params, body, "vm", "vms")
     for value in (*groups, *vms):
         if not NAME.match(value):
-            raise BadRequest(f"not a resource group, VM name or id: {value!r}")
+            raise BadRequest(f"not a resource group, VM name or id: {_shown(value)}")
     return Scope(tuple(subscriptions), tuple(groups), tuple(vms))
 
 
@@ -230,51 +271,59 @@ def dry_run(method: str, params: Mapping[str, str], raw_body: bytes | None) -> H
     """GET/POST /api/dry-run: the report and plan for a scope. Never writes, whatever ASR_APPLY says."""
     try:
         settings = load_settings()
+    except SettingsError as error:
+        return _misconfigured(error)
+    try:
         body = _body(raw_body) if method.upper() == "POST" else {}
         fmt = _format(params, body)
         scope = _scope(params, body, settings)
-    except (BadRequest, SettingsError) as error:
-        return _error(400, str(error))
+    except BadRequest as error:
+        return _error(400, error)
     try:
         result = runtime_factory(settings).run(scope, trigger="http", actor=actor(), apply=False)
-    except RUN_FAILURES as error:
-        log.warning("dry run failed: %s", error)
-        return _error(502, f"Azure request failed: {one_line(error)}")
+    except READ_FAILURES as error:
+        return _read_failure("dry run", error)
     return _render(fmt, result.plan.reports, result.plan.changes)
 
 
+# What check_preflight calls the arguments, as this endpoint's parameters are named.
+HTTP_PREFLIGHT_NAMES = PreflightNames("vm", "targetRegion", "recoveryVnet", "recoverySubnet")
+
+
 def preflight(method: str, params: Mapping[str, str], raw_body: bytes | None) -> HttpAnswer:
-    """GET/POST /api/preflight: would ASR replication of a not-yet-replicated VM to targetRegion get out?"""
+    """GET/POST /api/preflight: would ASR replication of a not-yet-replicated VM to targetRegion get out?
+
+    The arguments are checked as the CLI checks them (``engine.check_preflight``) and, like the dry run's, must lie
+    in ASR_SUBSCRIPTIONS when that is set — before anything is read.
+    """
     try:
         settings = load_settings()
+    except SettingsError as error:
+        return _misconfigured(error)
+    try:
         body = _body(raw_body) if method.upper() == "POST" else {}
         fmt = _format(params, body)
-        vm_id = str(params.get("vm") or body.get("vm") or "").strip()
-        target = str(params.get("targetRegion") or body.get("targetRegion") or "").strip().lower()
-        recovery_vnet = str(params.get("recoveryVnet") or body.get("recoveryVnet") or "").strip()
-        recovery_subnet = str(params.get("recoverySubnet") or body.get("recoverySubnet") or "").strip()
-        if not vm_id.lower().startswith("/subscriptions/") or "/virtualmachines/" not in vm_id.lower():
-            raise BadRequest("vm must be a VM resource id (/subscriptions/…/virtualMachines/NAME)")
-        if not REGION.match(target):
-            raise BadRequest("targetRegion must be an Azure region name such as centralus")
-        if bool(recovery_vnet) != bool(recovery_subnet):
-            raise BadRequest("give recoveryVnet and recoverySubnet together (or neither)")
-        subscriptions = [vm_id.split("/")[2]] + ([recovery_vnet.split("/")[2]] if recovery_vnet else [])
-        for sub in subscriptions:
-            if not SUBSCRIPTION_ID.match(sub):
-                raise BadRequest(f"not a subscription id: {sub!r}")
-    except (BadRequest, SettingsError) as error:
-        return _error(400, str(error))
+        vm_id = _text(params, body, "vm")
+        target = _text(params, body, "targetRegion").lower()
+        recovery_vnet = _text(params, body, "recoveryVnet")
+        recovery_subnet = _text(params, body, "recoverySubnet")
+        subscriptions = check_preflight(vm_id, target, recovery_vnet, recovery_subnet, names=HTTP_PREFLIGHT_NAMES)
+        _in_scope(subscriptions, settings)
+    except (BadRequest, PreflightError) as error:
+        return _error(400, error)
     runtime = runtime_factory(settings)
     try:
-        estate = build_estate(runtime.collect(Scope(tuple(sorted(set(subscriptions))))))
+        estate = build_estate(runtime.collect(Scope(subscriptions)))
         try:
             item = preflight_item(estate, vm_id, target, recovery_vnet, recovery_subnet)
-        except ValueError as error:
-            return _error(404, str(error))
-        tags = runtime.service_tags(subscriptions[0])
-    except RUN_FAILURES as error:
-        log.warning("preflight failed: %s", error)
-        return _error(502, f"Azure request failed: {one_line(error)}")
+        except ValueError as error:  # the VM is not in the inventory
+            return _error(404, error)
+        tags = runtime.service_tags(subscription_of(vm_id))
+    except READ_FAILURES as error:
+        return _read_failure("preflight", error)
+    try:
+        check_region(tags, target, names=HTTP_PREFLIGHT_NAMES)
+    except PreflightError as error:
+        return _error(400, error)
     plan = runtime.evaluate(estate, tags, [item])
     return _render(fmt, plan.reports, plan.changes)

@@ -13,12 +13,14 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import function_app
 from asr_remediate import triggers
 from asr_remediate.azure.network import NetworkWriter
 from asr_remediate.config import Settings
-from asr_remediate.runtime import Runtime
+from asr_remediate.runtime import Runtime, RuntimeConfigError
 from examples.estate_builder import nic, rid, vm
 from examples.make_example_estate import DR_SUB, RG, SUB
 from tests.azurite import unique_name
@@ -276,3 +278,136 @@ def test_dry_run_reports_azure_failures_as_502(app_env: ArmEmulator) -> None:
     assert response.status_code == 502
     assert "AuthorizationFailed" in json.loads(response.get_body())["error"] or "no access" in json.loads(
         response.get_body())["error"]
+
+
+# -- HTTP: errors are the caller's (400) or the server's (500), in one bounded line, never a traceback -------------
+def answer(response: func.HttpResponse) -> tuple[int, str]:
+    error = json.loads(response.get_body())["error"]
+    assert isinstance(error, str) and "\n" not in error and len(error) <= 500
+    return response.status_code, error
+
+
+def preflight_params(_app_env: ArmEmulator) -> dict[str, str]:
+    return {"vm": rid(SUB, RG, "Microsoft.Compute", "virtualMachines", "vm-web-01"), "targetRegion": "centralus"}
+
+
+@pytest.mark.parametrize("route", ["dry-run", "preflight"])
+def test_a_bad_app_setting_is_a_500_naming_it_not_a_400(app_env: ArmEmulator, monkeypatch: pytest.MonkeyPatch,
+                                                        route: str) -> None:
+    monkeypatch.setenv("ASR_APPLY", "maybe")
+    function = function_app.dry_run if route == "dry-run" else function_app.preflight
+    params = {"subscription": SUB} if route == "dry-run" else preflight_params(app_env)
+    status, error = answer(user_function(function)(http("GET", params, route=route)))
+    assert status == 500 and "ASR_APPLY" in error and error.startswith("server misconfiguration: ")
+    assert app_env.requests == []
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"recoveryVnet": "x", "recoverySubnet": "snet-app"}, "recoveryVnet must be a virtual network resource id"),
+    ({"recoveryVnet": "/subscriptions/x"}, "give the recoveryVnet and the recoverySubnet together"),
+    ({"vm": "/subscriptions/" + "x" * 100_000}, "vm must be a VM resource id"),
+    ({"targetRegion": "Central US!"}, "targetRegion must be an Azure region name"),
+    ({"recoveryVnet": rid(SUB, RG, "Microsoft.Network", "virtualNetworks", "v"), "recoverySubnet": "bad name!"},
+     "recoverySubnet must be a subnet name"),
+    ({"vm": rid("11111111-1111-1111-1111-111111111111", RG, "Microsoft.Compute", "virtualMachines", "vm")},
+     "outside ASR_SUBSCRIPTIONS"),
+    ({"recoveryVnet": rid("11111111-1111-1111-1111-111111111111", RG, "Microsoft.Network", "virtualNetworks", "v"),
+      "recoverySubnet": "snet"}, "outside ASR_SUBSCRIPTIONS"),
+])
+def test_preflight_arguments_are_checked_before_anything_is_read(app_env: ArmEmulator, params: dict[str, str],
+                                                                 message: str) -> None:
+    request = http("GET", {**preflight_params(app_env), **params}, route="preflight")
+    status, error = answer(user_function(function_app.preflight)(request))
+    assert status == 400 and message in error
+    assert app_env.requests == []
+
+
+def test_preflight_of_a_region_the_service_tags_do_not_know_is_a_400(app_env: ArmEmulator) -> None:
+    request = http("GET", {**preflight_params(app_env), "targetRegion": "marsnorth"}, route="preflight")
+    status, error = answer(user_function(function_app.preflight)(request))
+    assert status == 400 and "targetRegion 'marsnorth' is not an Azure region" in error
+
+
+HUGE = b"9" * 5000
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[" * 100_000, "request body is nested too deeply"),
+    (b'{"format": ' + b"[" * 100_000, "request body is nested too deeply"),
+    (b'{"subscriptions": [' + HUGE + b"]}", "subscriptions must be a list of strings"),
+    (b'{"subscriptions": 1e400}', "subscriptions must be a string or a list of strings"),
+    (b'{"format": ' + HUGE + b"}", "format must be a string"),
+    (b'{"format": NaN}', "format must be a string"),
+    (b'{"format": "' + b"x" * 100_000 + b'"}', "format must be json or markdown"),
+    (b'{"subscriptions": ["' + b"x" * 100_000 + b'"]}', "not a subscription id"),
+])
+def test_dry_run_awkward_bodies_are_400(app_env: ArmEmulator, body: bytes, message: str) -> None:
+    status, error = answer(user_function(function_app.dry_run)(http("POST", {"subscription": SUB}, body)))
+    assert status == 400 and message in error
+    assert app_env.requests == []
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[" * 100_000, "request body is nested too deeply"),
+    (b'{"vm": 1e400, "targetRegion": "centralus"}', "vm must be a string"),
+    (b'{"vm": ' + HUGE + b', "targetRegion": "centralus"}', "vm must be a string"),
+    (b'{"vm": {"id": "/subscriptions/x"}, "targetRegion": "centralus"}', "vm must be a string"),
+    (b'{"targetRegion": -Infinity}', "targetRegion must be a string"),
+    (b'{"recoveryVnet": true}', "recoveryVnet must be a string"),
+])
+def test_preflight_awkward_bodies_are_400(app_env: ArmEmulator, body: bytes, message: str) -> None:
+    status, error = answer(user_function(function_app.preflight)(http("POST", body=body, route="preflight")))
+    assert status == 400 and message in error
+    assert app_env.requests == []
+
+
+def test_dry_run_with_one_malformed_nsg_reports_its_vms_unknown_and_the_rest(app_env: ArmEmulator) -> None:
+    """Live data with one rule whose priority is "abc": the VMs behind that NSG are unknown, naming it and why;
+    every other VM is evaluated as before (one bad resource no longer fails the whole scan)."""
+    app_nsg = _id(app_env, "/nsg-app")
+    app_env.add_security_rule(app_nsg, "Typo", {"priority": "abc", "direction": "Outbound", "access": "Deny",
+                                                "protocol": "*", "destinationAddressPrefix": "*"})
+    response = user_function(function_app.dry_run)(http("GET", {"subscription": f"{SUB},{DR_SUB}"}))
+    assert response.status_code == 200
+    reports = {vm["name"]: vm for vm in json.loads(response.get_body())["vms"]}
+    assert len(reports) == 10
+    for name in ("vm-app-01", "vm-app-02"):
+        unknown = [f for f in reports[name]["findings"]
+                   if f["kind"] == "unknown" and f["resourceId"].lower() == app_nsg]
+        assert unknown and all("is unreadable: security rule 'Typo' has no valid priority: 'abc' is not a whole "
+                               "number" in f["message"] for f in unknown)
+    assert reports["vm-app-02"]["status"] == "unknown"
+    assert reports["vm-web-01"]["status"] == "compliant" and reports["vm-erp-01"]["status"] == "unknown"
+
+
+class _NoAzure:
+    """A runtime for requests that get past validation: reading Azure fails, as it may."""
+
+    def run(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeConfigError("no Azure here")
+
+    def collect(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeConfigError("no Azure here")
+
+
+BODY_KEYS = ("subscriptions", "subscription", "resourceGroups", "vms", "vm", "format", "targetRegion", "recoveryVnet",
+             "recoverySubnet")
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | st.sampled_from(
+    [SUB, "json", "markdown", "centralus", rid(SUB, RG, "Microsoft.Compute", "virtualMachines", "vm")])
+JSON_ANY = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(route=st.sampled_from(["dry-run", "preflight"]),
+       body=st.dictionaries(st.sampled_from(BODY_KEYS), JSON_ANY, max_size=5).map(lambda d: json.dumps(d).encode())
+       | st.binary(max_size=40) | JSON_ANY.map(lambda v: json.dumps(v).encode()))
+def test_any_body_gets_an_answer_never_an_exception(route: str, body: bytes) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASR_SUBSCRIPTIONS", SUB)
+        patch.setattr(triggers, "runtime_factory", lambda _settings: _NoAzure())
+        function = triggers.dry_run if route == "dry-run" else triggers.preflight
+        result = function("POST", {}, body)
+    assert result.status in (400, 502)
+    error = json.loads(result.body)["error"]
+    assert isinstance(error, str) and "\n" not in error and len(error) <= 500
