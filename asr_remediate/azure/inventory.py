@@ -25,7 +25,7 @@ from azure.core.rest import HttpRequest
 from ..jsonfile import read_json_file
 from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
 from .network import make_network_client
-from .retry import RetrySettings, Sleep, ThrottleState, call_with_retries, quota_wait
+from .retry import RetrySettings, Sleep, SleepingRetryPolicy, ThrottleState, call_with_retries, quota_wait
 
 _LOG = logging.getLogger(__name__)
 
@@ -92,13 +92,14 @@ Progress = Callable[[InventoryProgress], None]
 def make_resource_graph_client(
     credential: TokenCredential, endpoint: str = DEFAULT_ARM_ENDPOINT, *, ca_bundle: str | None = None
 ) -> Any:
-    """A ResourceGraphClient with SDK retries off: :func:`fetch_resources` retries (POSTs, quota headers)."""
+    """A ResourceGraphClient with SDK retries off: :func:`fetch_resources` retries (POSTs, quota headers). The
+    policy still turns permanent connection failures (TLS, DNS, URL) into one-line ``ArmEndpointError``s."""
     from azure.mgmt.resourcegraph import ResourceGraphClient
 
     return ResourceGraphClient(
         credential,
         api_version=RESOURCE_GRAPH_API_VERSION,
-        retry_total=0,
+        retry_policy=SleepingRetryPolicy(retry_total=0),
         **arm_client_kwargs(endpoint, ca_bundle),
     )
 
@@ -193,7 +194,8 @@ def fetch_resources(
     properties``; ``type`` lower-cased as Resource Graph returns it): protected items first, then network
     resources, each in Resource Graph's id order per subscription chunk; duplicates (same id, any case)
     are dropped. Throttling (429 + Retry-After, quota headers), 5xx and dropped connections are retried
-    with bounded, jittered backoff through ``sleep`` (injectable so tests do not wait).
+    with bounded, jittered backoff through ``sleep`` (injectable so tests do not wait): each wait at most 60 s, at
+    most 120 s of waits per page (``retry``: :class:`RetrySettings`); TLS / DNS / URL failures are not retried.
 
     Pass ``client`` to reuse a ResourceGraphClient (then ``credential`` may be ``None``); otherwise one is
     built for ``endpoint`` (``ca_bundle``: PEM file to trust, tests only) and closed afterwards.

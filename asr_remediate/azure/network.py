@@ -27,7 +27,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
-from .retry import Sleep, SleepingRetryPolicy
+from .retry import BoundedARMPolling, Sleep, SleepingRetryPolicy
 
 _LOG = logging.getLogger(__name__)
 
@@ -213,7 +213,8 @@ def make_network_client(
     retry_backoff_factor: float = 0.8,
     retry_backoff_max: int = 60,
 ) -> Any:
-    """A NetworkManagementClient for one subscription with bounded, injectable-sleep retries."""
+    """A NetworkManagementClient for one subscription with bounded, injectable-sleep retries: each wait at most
+    60 s, at most 120 s of waits per call, permanent failures (TLS, DNS, URL, 4xx) at once (see ``retry.py``)."""
     from azure.mgmt.network import NetworkManagementClient
 
     policy = SleepingRetryPolicy(
@@ -384,8 +385,7 @@ class NetworkWriter:
         ops = self.client(rid.subscription_id).network_interfaces
 
         def call() -> Any:
-            return ops.begin_get_effective_route_table(rid.resource_group, rid.name,
-                                                       polling_interval=self._polling_interval).result()
+            return ops.begin_get_effective_route_table(rid.resource_group, rid.name, polling=self._polling()).result()
 
         return list(self._read(nic_id, "POST effectiveRouteTable", call).get("value") or [])
 
@@ -414,8 +414,7 @@ class NetworkWriter:
         body = getattr(models, _CHILD_KINDS[child][2])({"properties": dict(properties)})
         try:
             poller = ops.begin_create_or_update(rid.resource_group, rid.name, name, body,
-                                                headers=self._headers(if_match),
-                                                polling_interval=self._polling_interval)
+                                                headers=self._headers(if_match), polling=self._polling())
             result: dict[str, Any] = poller.result().as_dict()
             return result
         except AzureError as exc:
@@ -432,9 +431,16 @@ class NetworkWriter:
         rid, ops = self._child(parent_id, child)
         try:
             ops.begin_delete(rid.resource_group, rid.name, name, headers=self._headers(if_match),
-                             polling_interval=self._polling_interval).result()
+                             polling=self._polling()).result()
         except AzureError as exc:
             raise to_arm_error(exc, str(rid.child(child, name)), "DELETE") from exc
+
+    def _polling(self) -> BoundedARMPolling:
+        """A fresh poller for one long-running operation: the interval when ARM sends no Retry-After, each wait at
+        most 60 s, at most 300 s of waits (then ``OperationTimeoutError``); built as the generated operations
+        build their ARMPolling (``path_format_arguments={"endpoint": base_url}``)."""
+        return BoundedARMPolling(self._polling_interval, sleep=self._sleep,
+                                 path_format_arguments={"endpoint": self._endpoint})
 
     def _headers(self, if_match: str | None) -> dict[str, str]:
         return {"If-Match": if_match} if if_match else {}
