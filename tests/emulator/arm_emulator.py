@@ -22,7 +22,8 @@ Scope (what ARM does that the bot relies on):
   (learn.microsoft.com/azure/governance/resource-graph/choose-query-strategy).
 * Faults: queued per (method, path regex): any status with headers/body (429 + Retry-After, 500...),
   a dropped connection before or after the request is applied; hooks that mutate state just before a
-  request is handled (a concurrent writer). Every request is recorded.
+  request is handled (a concurrent writer). Every request is recorded; a TLS handshake the client aborts
+  (it does not trust the emulator's CA) records no request, it is counted in ``tls_handshake_failures``.
 
 State is plain dicts keyed by lower-cased resource id; tests seed it with :meth:`ArmEmulator.add` and
 inspect it with :meth:`ArmEmulator.resource`.
@@ -365,6 +366,8 @@ class ArmEmulator:
         self.arg_lag: dict[str, dict[str, Any] | None] = {}
         #: the log
         self.requests: list[RecordedRequest] = []
+        #: connections whose TLS handshake failed (e.g. a client without the CA bundle): no request is recorded
+        self.tls_handshake_failures = 0
         self.operations: dict[str, dict[str, Any]] = {}
         self._rules: list[_Rule] = []
         self._op_failures: list[tuple[str, str]] = []
@@ -1168,6 +1171,8 @@ class _Server(ThreadingHTTPServer):
             request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
+            with self.emulator._lock:
+                self.emulator.tls_handshake_failures += 1
             return
         try:
             self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
