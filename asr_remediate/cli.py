@@ -316,7 +316,13 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
     else:
         if args.service_tags:
             settings = replace(settings, service_tags_file=args.service_tags)
-        scope = Scope(tuple(args.subscription or settings.subscriptions or needed))
+        allowed = {sub.lower() for sub in settings.subscriptions}
+        outside = sorted(sub for sub in needed if allowed and sub.lower() not in allowed)
+        if outside and not args.subscription:
+            raise UsageError(f"preflight: subscription {outside[0]} is outside ASR_SUBSCRIPTIONS (pass --subscription "
+                             "to read it anyway)")
+        wanted = [*needed, *(args.subscription or settings.subscriptions)]
+        scope = Scope(tuple(dict.fromkeys(sub.lower() for sub in wanted)))
         runtime = _runtime(settings)
         estate = build_estate(runtime.collect(scope))
         tags = runtime.service_tags(scope.subscriptions[0])

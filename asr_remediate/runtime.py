@@ -31,7 +31,16 @@ from .events import EventError, affected_items, is_own_write, parse_event, watch
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
 from .routes import bgp_may_override
-from .service import Applier, ApplyResult, ChangeOutcome, NetworkClient, reconcile, rollback
+from .service import (
+    DEADLINE_NOTE,
+    Applier,
+    ApplyResult,
+    ChangeOutcome,
+    Deadline,
+    NetworkClient,
+    reconcile,
+    rollback,
+)
 from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
 
 log = logging.getLogger(__name__)
@@ -96,6 +105,8 @@ class Runtime:
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.clock = clock
+        #: When to stop starting writes (the triggers set it below the Function timeout); none for the CLI.
+        self.deadline = Deadline()
         self._credential = credential
         self._sink = sink
         self._network = network
@@ -242,9 +253,12 @@ class Runtime:
             return RunResult(run_id or "", plan, None, "nothing written: ASR_SCOPE_ALLOWLIST is empty, so no resource "
                              "is in the write scope", reconciled)
         with self.auditor(trigger, actor, run_id) as auditor:
-            applier = Applier(estate, tags, self.settings, self.network, auditor, on_progress=self.progress)
+            applier = Applier(estate, tags, self.settings, self.network, auditor, on_progress=self.progress,
+                              deadline=self.deadline)
             result = applier.apply(plan)
-        return RunResult(auditor.run_id, plan, result, "", reconciled)
+        left = sum(1 for o in result.outcomes if o.detail == DEADLINE_NOTE)
+        note = f"time limit reached: {left} change(s) left for the next run" if left else ""
+        return RunResult(auditor.run_id, plan, result, note, reconciled)
 
     # -- events --------------------------------------------------------------------------------------------
     def handle_event(self, event: Mapping[str, Any], *, actor: str, apply: bool | None = None) -> RunResult:
@@ -327,7 +341,8 @@ class Runtime:
         now = self.clock()
         try:
             records = self.sink.records_since(format_timestamp(now - RECONCILE_WINDOW))
-            outcomes = tuple(reconcile(records, self.network, self.sink, trigger=trigger, actor=actor, now=now))
+            outcomes = tuple(reconcile(records, self.network, self.sink, trigger=trigger, actor=actor, now=now,
+                                       deadline=self.deadline))
         except RECONCILE_FAILURES as error:
             self.progress(f"could not reconcile earlier writes: {one_line(error)}")
             return ()

@@ -9,6 +9,7 @@ re-planned once. Nothing here decides *what* to write: that is the planner's job
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from .azure.network import parse_resource_id, properties_equal, properties_match
 from .config import Settings
 from .drift import VmReport, evaluate_item
 from .errors import one_line
-from .estate import parse_nsg, parse_route_table
+from .estate import EstateError, parse_nsg, parse_route_table
 from .model import Estate, key
 from .planner import CREATE_ROUTE, CREATE_RULE, UPDATE_ROUTE, UPDATE_RULE, Change, Plan, is_managed, make_plan
 from .servicetags import ServiceTags
@@ -76,6 +77,30 @@ class ApplyResult:
         return sum(1 for o in self.outcomes if o.result == result)
 
 
+#: Why a change waits when the invocation's time is up.
+DEADLINE_NOTE = "the run's time limit was reached before this write; left for the next run"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a run must stop starting writes (``at``, on ``clock``'s scale; None: never).
+
+    A Function invocation is killed at host.json's functionTimeout; a kill mid-write leaves an intent without its
+    outcome. Stopping *before* a write that could not finish in time keeps every started write whole; the rest is
+    deferred to the next run (the plan is recomputed then anyway).
+    """
+
+    at: float | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def passed(self) -> bool:
+        return self.at is not None and self.clock() >= self.at
+
+
 def in_scope(resource_id: str, settings: Settings) -> bool:
     """Writes only under an ASR_SCOPE_ALLOWLIST prefix. Empty allowlist: no writes anywhere (the safe default the
     deployment guide, the Bicep parameter and config.py all describe)."""
@@ -116,13 +141,15 @@ class Applier:
     """Applies one run's plan: ``apply(plan)``. Holds the estate snapshot it refreshes as it writes."""
 
     def __init__(self, estate: Estate, tags: ServiceTags, settings: Settings, network: NetworkClient,
-                 auditor: Auditor, *, on_progress: Callable[[str], None] | None = None) -> None:
+                 auditor: Auditor, *, on_progress: Callable[[str], None] | None = None,
+                 deadline: Deadline | None = None) -> None:
         self.estate = estate
         self.tags = tags
         self.settings = settings
         self.network = network
         self.auditor = auditor
         self.progress = on_progress or (lambda _message: None)
+        self.deadline = deadline or Deadline()
 
     # -- reads -------------------------------------------------------------------------------------------
     def _read(self, change: Change) -> dict[str, Any]:
@@ -192,7 +219,10 @@ class Applier:
                 document = self._read(change)
             except Exception as error:
                 return ChangeOutcome(change, FAILED, f"cannot re-read {change.resource_id}: {one_line(error)}")
-            current, why = self._replan(change, document)
+            try:
+                current, why = self._replan(change, document)
+            except EstateError as error:  # ARM returned something the engine cannot read: never write blind
+                return ChangeOutcome(change, FAILED, f"cannot read the re-read {change.resource_id}: {one_line(error)}")
             if current is None:
                 return ChangeOutcome(change, UNCHANGED, why)
             intent, write_error = self._attempt(current, document)
@@ -217,6 +247,9 @@ class Applier:
             if writes >= self.settings.max_changes:
                 outcomes.append(ChangeOutcome(change, DEFERRED, f"ASR_MAX_CHANGES={self.settings.max_changes} reached"))
                 continue
+            if self.deadline.passed():
+                outcomes.append(ChangeOutcome(change, DEFERRED, DEADLINE_NOTE))
+                continue
             self.progress(f"{change.action} {change.name} on {change.resource_id}")
             outcome = self.apply_change(change)
             writes += outcome.result in (APPLIED, FAILED)  # a failed write may still have landed: count it
@@ -240,7 +273,8 @@ def _change_of(record: AuditRecord, action: str, reason: str) -> Change:
 
 
 def reconcile(records: Iterable[AuditRecord], network: NetworkClient, sink: AuditSink, *, trigger: str,
-              actor: str, now: datetime, older_than: timedelta = RECONCILE_AFTER) -> list[ChangeOutcome]:
+              actor: str, now: datetime, older_than: timedelta = RECONCILE_AFTER,
+              deadline: Deadline | None = None) -> list[ChangeOutcome]:
     """Give every dangling intent (no outcome, or a failed one, not reconciled yet, older than ``older_than``) the
     outcome ARM shows now.
 
@@ -256,6 +290,8 @@ def reconcile(records: Iterable[AuditRecord], network: NetworkClient, sink: Audi
         next_sequence[record.run_id] = max(next_sequence.get(record.run_id, 0), record.sequence + 1)
     outcomes: list[ChangeOutcome] = []
     for intent in dangling_intents(records, now, older_than):
+        if deadline is not None and deadline.passed():
+            break  # the rest stays dangling: the next run settles it
         child_type = _CHILD_OF_ACTION[intent.action]
         change = _change_of(intent, intent.action, f"reconcile intent {intent.sequence} of run {intent.run_id}")
         try:

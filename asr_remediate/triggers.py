@@ -10,11 +10,13 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .audit import new_run_id
+from .azure.retry import RETRY_BUDGET
 from .config import Settings, SettingsError, load_settings
 from .drift import DRIFT
 from .engine import PreflightError, PreflightNames, check_preflight, check_region, preflight_item
@@ -33,7 +35,7 @@ from .jsonfile import parse_json
 from .model import subscription_of
 from .report import render_json, render_markdown
 from .runtime import RunResult, Runtime, RuntimeConfigError, Scope
-from .service import APPLIED, FAILED
+from .service import APPLIED, DEFERRED, FAILED, Deadline
 from .servicetags import ServiceTagsError
 
 log = logging.getLogger("asr_remediate")
@@ -52,6 +54,22 @@ def default_runtime(settings: Settings) -> Runtime:
 # Tests replace this to point the triggers at the local ARM emulator with a fake credential.
 runtime_factory: Callable[[Settings], Runtime] = default_runtime
 
+#: host.json's functionTimeout: the host kills an invocation still running then (a kill mid-write leaves an intent
+#: without its outcome, for a later reconciliation).
+FUNCTION_TIMEOUT_SECONDS = 600
+#: Writes start only this long after the invocation began: the rest of the timeout leaves one write (its PUT, its
+#: retries within azure.retry.RETRY_BUDGET, its polling — seconds, normally) and the audit records time to finish.
+#: Later changes are deferred to the next run, and the summary says how many. A write that meets the worst case of
+#: every budget at once can still be cut off; reconciliation then records what it did.
+RUN_TIME_LIMIT_SECONDS = FUNCTION_TIMEOUT_SECONDS - RETRY_BUDGET - 60
+
+
+def timed_runtime(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Runtime:
+    """A runtime for one timer / queue / Event Grid invocation, with its deadline for starting writes."""
+    runtime = runtime_factory(settings)
+    runtime.deadline = Deadline.after(RUN_TIME_LIMIT_SECONDS, clock)
+    return runtime
+
 
 def actor() -> str:
     """Who the audit says acted: the Function App's user-assigned identity when deployed."""
@@ -67,6 +85,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "plannedChanges": len(result.plan.changes),
         "applied": applied.count(APPLIED) if applied else 0,
         "failed": applied.count(FAILED) if applied else 0,
+        "deferred": applied.count(DEFERRED) if applied else 0,
         "note": result.note,
     }
 
@@ -95,7 +114,7 @@ def on_timer() -> dict[str, Any]:
         raise RuntimeConfigError("ASR_SUBSCRIPTIONS is empty: nothing to scan")
     batches = batch_subscriptions(settings.subscriptions, settings.fanout_batch_size)
     if len(batches) == 1:
-        result = runtime_factory(settings).run(Scope(tuple(batches[0])), trigger="timer", actor=actor())
+        result = timed_runtime(settings).run(Scope(tuple(batches[0])), trigger="timer", actor=actor())
         return summarize(result)
     run_id = new_run_id()
     sent = enqueue_batches(queue_client(settings), run_id, settings.subscriptions, settings.fanout_batch_size)
@@ -110,7 +129,7 @@ def on_queue(message: str | bytes) -> dict[str, Any]:
         return on_event(batch.event, attempt=batch.attempt)
     settings = load_settings()
     scope = Scope(batch.subscriptions, by_vm_subscription=True)
-    result = runtime_factory(settings).run(scope, trigger="queue", actor=actor(), run_id=batch.audit_run_id)
+    result = timed_runtime(settings).run(scope, trigger="queue", actor=actor(), run_id=batch.audit_run_id)
     return summarize(result)
 
 
@@ -125,7 +144,7 @@ def on_event(event: Mapping[str, Any], *, attempt: int = 0) -> dict[str, Any]:
     """
     settings = load_settings()
     try:
-        result = runtime_factory(settings).handle_event(event, actor=actor())
+        result = timed_runtime(settings).handle_event(event, actor=actor())
     except EventError as error:
         log.warning("dropped event %s: %s", one_line(str(event.get("id", "?")) if isinstance(event, Mapping) else "?",
                                                       100), error)

@@ -163,3 +163,14 @@ def test_huge_arguments_are_not_echoed_back(capsys: pytest.CaptureFixture[str]) 
     assert main(["apply", "--max-changes", "9" * 5000]) == 1
     for line in capsys.readouterr().err.splitlines():
         assert line.startswith("error: ") and len(line) <= len("error: ") + 1000
+
+
+def test_live_preflight_keeps_to_asr_subscriptions(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Like the HTTP preflight: a VM outside ASR_SUBSCRIPTIONS is not read unless --subscription asks for it."""
+    monkeypatch.setenv("ASR_SUBSCRIPTIONS", "00000000-0000-0000-0000-000000000001")
+    vm_id = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+             "Microsoft.Compute/virtualMachines/vm1")
+    assert main(["preflight", "--vm", vm_id, "--target-region", "centralus"]) == 1
+    err = capsys.readouterr().err
+    assert "11111111-2222-3333-4444-555555555555 is outside ASR_SUBSCRIPTIONS" in err and err.count("\n") == 1
