@@ -295,3 +295,23 @@ def test_priority_conflict_on_a_create_is_replanned_once(estate_arm: ArmEmulator
     failed = [r for r in sink.records(result.run_id) if r.phase == "outcome" and r.result == "failed"]
     assert len(failed) == 1 and "SecurityRuleConflict" in failed[0].error
     assert estate_arm.count("PUT", r"asr-remediate-Storage\.CentralUS") == 2
+
+
+def test_a_reread_the_engine_cannot_parse_fails_that_change_not_the_run(estate_arm: ArmEmulator,
+                                                                         tmp_path: Path) -> None:
+    """ARM validates what it stores, so this only guards against a surprise: never write on a document the engine
+    could not read (it would plan blind), and let every other change go on."""
+    nsg_id = next(k for k in estate_arm.resources if k.endswith("/nsg-app"))
+
+    def corrupt(arm: ArmEmulator, _request: Any) -> None:
+        arm.resources[nsg_id]["properties"]["securityRules"][0]["properties"]["priority"] = "high"
+
+    estate_arm.before("GET", r"/networkSecurityGroups/nsg-app$", corrupt)
+    runtime, _ = make_runtime(estate_arm, tmp_path)
+    result = runtime.run(SCOPE, trigger="cli", actor="test")
+    assert result.applied is not None
+    failed = [o for o in result.applied.outcomes if o.result == "failed"]
+    assert failed and all(o.change.resource_id.lower() == nsg_id for o in failed)
+    assert all("cannot read the re-read" in o.detail for o in failed)
+    assert result.applied.count(APPLIED) == 13 - len(failed)
+    assert not any(r.path.lower().startswith(nsg_id) for r in estate_arm.matching("PUT"))
