@@ -11,11 +11,26 @@ Scope (what ARM does that the bot relies on):
   ``order by id asc``); anything else is a 400 so a changed query fails loudly. Paging with
   ``$top``/``$skip``/``$skipToken``, ``totalRecords``/``count``/``resultTruncated``, optional user quota
   headers (``x-ms-user-quota-remaining`` / ``-resets-after``).
-* Network RP: NSGs (+ securityRules), route tables (+ routes) GET/PUT/DELETE with etags (children share
-  the parent's etag, which changes on every write), long-running writes (201/200/202 +
-  ``Azure-AsyncOperation``; ``InProgress`` then ``Succeeded``), validation with ARM's error codes
-  (``SecurityRuleConflict``, ``SecurityRuleInvalidPriority``, 412 ``PreconditionFailed``); read-only
-  virtual networks, subnets, NICs; the Service Tag Discovery API.
+* Network RP: NSGs (+ securityRules), route tables (+ routes) GET/PUT/DELETE, long-running writes
+  (201/200/202 + ``Azure-AsyncOperation``; ``InProgress`` then ``Succeeded``; a DELETE also answers with a
+  ``Location`` operation-result URL), validation with ARM's error codes; read-only virtual networks, subnets,
+  NICs; POST ``effectiveRouteTable``; the Service Tag Discovery API.
+
+Strict where ARM is strict (a lenient emulator hides production bugs); each point has a test in test_emulator.py:
+
+* etags (Azure/azure-resource-manager-rpc, "ETags for Resources"): a child rule / route has an etag of its own,
+  changed only when that child is written; ``If-Match`` on a resource that does not exist → 412; ``If-Match`` with
+  another etag → 412 ``PreconditionFailed``; ``If-None-Match: *`` on an existing resource → 412. DELETE of an
+  absent child → 204.
+* rules: priority 100–4096 (``SecurityRuleInvalidPriority``), one priority per direction
+  (``SecurityRuleConflict``), address prefixes that are CIDRs/IPs, ``*``/``Internet``/``VirtualNetwork``/
+  ``AzureLoadBalancer`` or a known service tag, at most 4000 prefixes per side, 1000 rules per NSG.
+* routes: one route per address prefix (``RouteConflict``), valid CIDRs (host bits zero) or known service tags,
+  ``VirtualAppliance`` needs a next-hop IP, at most 400 routes and 25 service-tag routes per table ("Azure
+  subscription and service limits", networking limits).
+* ``effectiveRouteTable`` is a long-running POST (202 + ``Location``) that fails for a NIC whose VM is not running
+  (the NetworkInterfaceEffectiveRouteTableList example; Azure computes it on the VM's host).
+* every request needs a bearer token and an ``api-version``; unknown Resource Graph query forms are a 400.
 * Site Recovery: ``GET`` of a replication protected item (ReplicationProtectedItems_Get), read-only.
 * Resource Graph lag: :attr:`ArmEmulator.arg_lag` makes Resource Graph answer an older copy of a resource (or
   none yet) while ARM reads see the current one — ARG "lags behind the source of truth by a brief period"
