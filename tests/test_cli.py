@@ -1,4 +1,4 @@
-"""The CLI contract: formats, exit codes 0/2/1, one-line errors without tracebacks."""
+"""The CLI contract: formats, exit codes 0/2/3/1, one-line errors without tracebacks."""
 
 from __future__ import annotations
 
@@ -174,3 +174,38 @@ def test_live_preflight_keeps_to_asr_subscriptions(monkeypatch: pytest.MonkeyPat
     assert main(["preflight", "--vm", vm_id, "--target-region", "centralus"]) == 1
     err = capsys.readouterr().err
     assert "11111111-2222-3333-4444-555555555555 is outside ASR_SUBSCRIPTIONS" in err and err.count("\n") == 1
+
+
+def test_empty_service_tags_make_the_vms_unknown_and_exit_3(tmp_path: Path) -> None:
+    """Exit 0 only when every VM is compliant or skipped: with no Service Tags nothing can be evaluated."""
+    tags = tmp_path / "tags.json"
+    tags.write_text(json.dumps({"changeNumber": 1, "cloud": "Public", "values": []}))
+    code, out, err = run("scan", "--estate", ESTATE, "--service-tags", str(tags))
+    assert code == 3, err
+    assert "8 unknown, 2 skipped" in out
+
+
+VM_ID = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.Compute/" \
+        "virtualMachines/vm1"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["scan", "--estate", ESTATE, "--service-tags", TAGS, "--vm", "vm-nope"], "no replicated VM matches --vm vm-nope"),
+    (["scan", "--estate", ESTATE, "--service-tags", TAGS, "--resource-group", "rg-nope"],
+     "no replicated VM matches --resource-group rg-nope"),
+    (["scan", "--subscription", "prod"], "--subscription 'prod' is not a subscription id"),
+    (["preflight", "--estate", ESTATE, "--service-tags", TAGS, "--vm", VM_ID, "--target-region", "mars base"],
+     "target region must be an Azure region name"),
+    (["preflight", "--estate", ESTATE, "--service-tags", TAGS, "--vm", VM_ID, "--target-region", "atlantis"],
+     "target region 'atlantis' is not an Azure region in the Service Tags data"),
+    (["preflight", "--estate", ESTATE, "--service-tags", TAGS, "--vm", "vm1", "--target-region", "centralus"],
+     "vm must be a VM resource id"),
+    (["rollback", "--run", "20261202T000000Z-abcdef", "--older-than", "soon"], "is not a number of minutes"),
+])
+def test_user_mistakes_exit_1_with_one_line(args: list[str], message: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ASR_AUDIT_PATH", str(tmp_path / "audit.jsonl"))
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err

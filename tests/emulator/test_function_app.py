@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 import function_app
 from asr_remediate import triggers
+from asr_remediate.audit import JsonlAuditSink
 from asr_remediate.azure.network import NetworkWriter
 from asr_remediate.config import Settings
 from asr_remediate.runtime import Runtime, RuntimeConfigError
@@ -244,10 +247,13 @@ def test_timer_fans_out_batches_on_a_queue_consumed_by_the_queue_trigger(
         subscriptions.update(json.loads(text)["subscriptions"])
         batch_handler(func.QueueMessage(id=message.id, body=text.encode()))
     assert subscriptions == {SUB, DR_SUB}
-    audit = [json.loads(line) for line in Path(Settings().audit_path if False else "").parent.glob("*")] if False \
-        else None
-    assert audit is None
     assert app_env.count("PUT") == 13  # each batch fixed what lives in its subscription
+    # Every replicated VM lives in SUB (DR_SUB holds only vaults and recovery networks), so one batch wrote all 13,
+    # under its own run id <run>.bNNNN; the other batch had no VM and wrote nothing.
+    sink = JsonlAuditSink(os.environ["ASR_AUDIT_PATH"])
+    (run,) = sink.runs()
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}\.b000[01]", run)
+    assert sum(r.phase == "outcome" and r.result == "succeeded" for r in sink.records(run)) == 13
 
 
 def test_out_of_order_delivery_converges_on_current_state(app_env: ArmEmulator,
