@@ -25,6 +25,7 @@ from .nsg import FlowSource, Piece, nsg_pieces, sender_view
 from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
+from .vnettag import virtual_network_tag
 
 COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 
@@ -80,20 +81,17 @@ def _share(part: IPSet, whole: IPSet) -> str:
     return f"{percent:.0f}% of" if percent >= 1 else f"{part.size} addresses of"
 
 
-def _vnet_space(vnet: VirtualNetwork) -> IPSet:
-    return _VNET_SPACES.get((vnet,), None,
-                            lambda: IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes)))
-
-
-def _recovery_source(subnet: Subnet, vnet: VirtualNetwork) -> FlowSource:
-    """The senders of a recovery subnet: one shared object per subnet, so its NSG evaluations are shared too."""
-    return _RECOVERY_SOURCES.get((subnet, vnet), None,
-                                 lambda: FlowSource(IPSet.from_prefixes(subnet.address_prefixes), _vnet_space(vnet)))
+def _recovery_source(subnet: Subnet, vnet: VirtualNetwork, table: RouteTable | None,
+                     tags: ServiceTags) -> FlowSource:
+    """The senders of a recovery subnet: one shared object per subnet, so its NSG evaluations are shared too. Their
+    VirtualNetwork tag includes the UDR prefixes of the recovery subnet's own route table."""
+    return _RECOVERY_SOURCES.get((subnet, vnet, table, tags), None,
+                                 lambda: FlowSource(IPSet.from_prefixes(subnet.address_prefixes),
+                                                    virtual_network_tag(vnet, table, tags)))
 
 
 # Memos keyed by the identity of frozen inputs (the estate's objects, the engine's memoised results): the VMs of a
 # subnet share NSG pieces and route hops, hence the findings derived from them.
-_VNET_SPACES: IdentityCache[IPSet] = IdentityCache(8192)
 _RECOVERY_SOURCES: IdentityCache[FlowSource] = IdentityCache(8192)
 _NSG_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _ROUTE_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
@@ -147,7 +145,7 @@ def _absent(estate: Estate, resource_id: str, side: str, destination: str, messa
     return Finding("missing", "warning", side, destination, resource_id, message, requirement=requirement)
 
 
-def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[PathPoint]:
+def _path_points(item: ProtectedItem, estate: Estate, tags: ServiceTags, out: _Collector) -> list[PathPoint]:
     points: list[PathPoint] = []
     for nic_id in estate.source_nic_ids(item):
         nic = estate.nics.get(key(nic_id))
@@ -165,10 +163,12 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
                     out.add(Finding("missing", "warning", SOURCE, "all", config.subnet_id or nic.id,
                                     f"subnet of NIC {nic.name} ({config.name}) is not in the inventory"))
                 continue
-            source = FlowSource(IPSet.address(config.private_ip), _vnet_space(vnet),
+            table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
+            learned = estate.bgp_routes.get(key(nic.id))
+            source = FlowSource(IPSet.address(config.private_ip), virtual_network_tag(vnet, table, tags, learned),
                                 frozenset(key(a) for a in config.asg_ids))
             nsgs = tuple((i, k) for i, k in ((nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
-            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, estate.bgp_routes.get(key(nic.id)),
+            points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, learned,
                                     estate.read_errors.get(key(nic.id) + "/effectiveroutetable", "")))
     for rnic in item.recovery_nics:
         vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
@@ -183,7 +183,8 @@ def _path_points(item: ProtectedItem, estate: Estate, out: _Collector) -> list[P
                 out.add(Finding("missing", "warning", "target", "all", vnet.id,
                                 f"recovery subnet {name!r} does not exist in VNet {vnet.name}"))
                 continue
-            source = _recovery_source(subnet, vnet)
+            table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
+            source = _recovery_source(subnet, vnet, table, tags)
             nsgs = tuple((i, k) for i, k in ((rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
             points.append(PathPoint("target", source, vnet, subnet, nsgs))
     return points
@@ -333,7 +334,7 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
         finding = Finding("unknown", "warning", SOURCE, "all", unreadable.id, unreadable.message)
         return VmReport(vm_id or item.id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id)
     out = _Collector()
-    points = _path_points(item, estate, out)
+    points = _path_points(item, estate, tags, out)
     requirements = requirements_for(item, tags, settings)
     for point in points:
         bgp_resource = point.subnet.route_table_id or point.vnet.id
@@ -343,8 +344,10 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
                       "or check again while the VM runs" if point.bgp_error else
                       "enable ASR_READ_EFFECTIVE_ROUTES or disable gateway route propagation")
             out.add(Finding("bgp-propagation", "warning", point.side, "all", bgp_resource,
-                            f"VNet {point.vnet.name} has a gateway and subnet {point.subnet.name} accepts BGP routes: "
-                            f"a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR traffic away; {remedy}"))
+                            f"VNet {point.vnet.name} {_gateway_phrase(point.vnet)} and subnet {point.subnet.name} "
+                            "accepts BGP routes: a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR "
+                            "traffic away, and its prefixes join the VirtualNetwork tag (so AllowVnetOutBound may "
+                            f"allow, and an 'Internet' rule miss, more than the NSG shows); {remedy}"))
         nsgs = []
         for nsg_id, where in point.nsg_ids:
             nsg = estate.nsgs.get(key(nsg_id))
@@ -360,6 +363,12 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
             out.add(finding)
     findings = tuple(out.items.values())
     return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id)
+
+
+def _gateway_phrase(vnet: VirtualNetwork) -> str:
+    if vnet.has_gateway_subnet:
+        return "has a gateway"
+    return "uses a peered VNet's gateway (useRemoteGateways)"
 
 
 def _requirement_findings(point: PathPoint, estate: Estate, nsgs: list[tuple[NetworkSecurityGroup, str]],

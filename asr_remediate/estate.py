@@ -360,10 +360,12 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
     subnets = {key(s.id): s for s in (parse_subnet(x) for x in props.get("subnets") or [])}
     subnets.update({key(s.id): s for s in extra_subnets})
     peered: list[str] = []
+    remote_gateways = False
     for peering in props.get("virtualNetworkPeerings") or []:
         peering_props = _props(peering)
         if str(peering_props.get("peeringState") or "Connected").lower() != "connected":
             continue
+        remote_gateways = remote_gateways or peering_props.get("useRemoteGateways") is True
         space = peering_props.get("remoteVirtualNetworkAddressSpace") or peering_props.get("remoteAddressSpace") or {}
         peered.extend(_ipv4_prefixes(space.get("addressPrefixes"), "a peering's remote address space"))
     space = props.get("addressSpace") or {}
@@ -375,6 +377,7 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
         subnets=tuple(subnets.values()),
         peered_address_prefixes=tuple(peered),
         has_gateway_subnet=any(s.name.lower() == "gatewaysubnet" for s in subnets.values()),
+        uses_remote_gateways=remote_gateways,
     )
 
 

@@ -117,6 +117,8 @@ class VirtualNetwork:
     subnets: tuple[Subnet, ...]
     peered_address_prefixes: tuple[str, ...] = ()  # remote spaces of connected peerings: part of VirtualNetwork
     has_gateway_subnet: bool = False  # a GatewaySubnet means a VPN/ExpressRoute gateway may inject BGP routes
+    # A connected peering with useRemoteGateways: the hub's gateway injects its learned routes here too.
+    uses_remote_gateways: bool = False
 
 
 @dataclass(frozen=True)

@@ -308,5 +308,8 @@ def _overlaps(addresses: IPSet, start: int, end: int) -> bool:
 
 
 def bgp_may_override(vnet: VirtualNetwork, table: RouteTable | None) -> bool:
-    """A gateway in the VNet can inject BGP routes (e.g. a 0.0.0.0/0 from on-premises) unless propagation is off."""
-    return vnet.has_gateway_subnet and not (table is not None and table.disable_bgp_route_propagation)
+    """A gateway in the VNet — or a peered hub's, through a peering with useRemoteGateways ("Configure VPN gateway
+    transit for virtual network peering": the spoke learns the gateway's routes) — can inject BGP routes (e.g. a
+    0.0.0.0/0 from on-premises) unless the subnet's route table turns gateway route propagation off."""
+    return ((vnet.has_gateway_subnet or vnet.uses_remote_gateways)
+            and not (table is not None and table.disable_bgp_route_propagation))

@@ -168,12 +168,17 @@ class _Path:
     nsgs: list[tuple[Any, str]]
     table: Any
     table_missing: bool
+    learned: tuple[Any, ...] = ()  # BGP routes of the NIC's effective route table, when read
 
 
-def _paths(estate: Any, settings: Any) -> list[_Path]:
+def _paths(estate: Any, settings: Any, tags: Any) -> list[_Path]:
     from asr_remediate.ipset import IPSet
     from asr_remediate.model import key
     from asr_remediate.nsg import FlowSource
+    from asr_remediate.vnettag import virtual_network_tag
+
+    def table_of(subnet: Any) -> Any:
+        return estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
 
     paths = []
     for item in estate.protected_items:
@@ -190,11 +195,12 @@ def _paths(estate: Any, settings: Any) -> list[_Path]:
                 vnet = estate.vnet_of_subnet(config.subnet_id)
                 if subnet is None or vnet is None or not config.private_ip:
                     continue
-                space = IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes))
+                space = virtual_network_tag(vnet, table_of(subnet), tags, estate.bgp_routes.get(key(nic.id)))
                 asgs = frozenset(key(a) for a in config.asg_ids)
                 paths.append(_path(estate, item, "source", vnet, subnet,
                                    FlowSource(IPSet.address(config.private_ip), space, asgs), config.private_ip, asgs,
-                                   [(nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")]))
+                                   [(nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")],
+                                   estate.bgp_routes.get(key(nic.id)) or ()))
         for rnic in item.recovery_nics:
             vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
             by_name = {s.name.lower(): s for s in vnet.subnets} if vnet else {}
@@ -202,21 +208,21 @@ def _paths(estate: Any, settings: Any) -> list[_Path]:
                 subnet = by_name.get(name.lower())
                 if subnet is None:
                     continue
-                space = IPSet.from_prefixes((*vnet.address_prefixes, *vnet.peered_address_prefixes))
-                flow = FlowSource(IPSet.from_prefixes(subnet.address_prefixes), space)
+                flow = FlowSource(IPSet.from_prefixes(subnet.address_prefixes),
+                                  virtual_network_tag(vnet, table_of(subnet), tags))
                 paths.append(_path(estate, item, "target", vnet, subnet, flow, list(subnet.address_prefixes),
                                    frozenset(), [(rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")]))
     return paths
 
 
 def _path(estate: Any, item: Any, side: str, vnet: Any, subnet: Any, flow: Any, sender: str | list[str],
-          asgs: frozenset[str], nsg_refs: list[tuple[str, str]]) -> _Path:
+          asgs: frozenset[str], nsg_refs: list[tuple[str, str]], learned: tuple[Any, ...] = ()) -> _Path:
     from asr_remediate.model import key
 
     nsgs = [(estate.nsgs[key(i)], where) for i, where in nsg_refs if i and key(i) in estate.nsgs]
     table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
     return _Path(item, side, vnet, subnet, flow, sender, asgs, nsgs, table,
-                 bool(subnet.route_table_id) and table is None)
+                 bool(subnet.route_table_id) and table is None, tuple(learned))
 
 
 def _random_addresses(addresses: Any, count: int, rng: random.Random) -> list[int]:
@@ -288,7 +294,7 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
     settings = Settings()
     plan = scan(estate, tags, settings)
     reports = {key(r.id): r for r in plan.reports}
-    paths = _paths(estate, settings)
+    paths = _paths(estate, settings, tags)
     points_per_side = Counter((key(p.item.vm_id), p.side) for p in paths)
     nsg_tuples, route_tuples = [], []
     for path in paths:
@@ -328,7 +334,8 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
         path, group, _where, req = t
         pieces = nsg_pieces(t)
         find, addresses = _probe(pieces, req.prefixes, nsg, rng)
-        vnet_prefixes = [*path.vnet.address_prefixes, *path.vnet.peered_address_prefixes]
+        # The oracle's own reading of the VirtualNetwork tag (VNet, peerings, UDR prefixes, learned routes).
+        vnet_prefixes = oracle.virtual_network_prefixes(path.vnet, path.table, tags, path.learned)
         report = reports.get(key(path.item.vm_id))
         findings = [f for f in (report.findings if report else ())
                     if f.side == path.side and f.destination == req.destination and key(f.resource_id) == key(group.id)]

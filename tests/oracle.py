@@ -13,8 +13,14 @@ protocol="tcp") -> (verdict, rule_name)``
     matched (an NSG without default rules denies).
     ``source_ip``: the sending NIC's IP ("10.0.0.4"), or the block of possible senders on the target side
     ("10.0.1.0/28", or a sequence of prefixes); ``nic_asgs``: ASG ids the NIC's ip configuration belongs to;
-    ``vnet_prefixes``: what the VirtualNetwork tag means for this NIC (VNet + peered address spaces);
+    ``vnet_prefixes``: what the VirtualNetwork tag means for this NIC (``virtual_network_prefixes``);
     ``address``: an IPv4 address as text or int.
+
+``virtual_network_prefixes(vnet, table, tags, learned=()) -> list[str]``
+    the VirtualNetwork tag for a sender in ``vnet`` whose subnet uses ``table`` (Azure's service-tag reference:
+    the VNet's address space, peered VNets, the prefixes used on user-defined routes, on-premises prefixes learned
+    through a gateway): the VNet and peered prefixes, every route's prefix (a service-tag route: each published
+    IPv4 prefix of the tag; an unknown tag: none; IPv6: none) and every learned route's prefix, as text.
 
 ``route_next_hop(table, vnet, subnet, address, tags) -> (next_hop_type, route_name)``
     next_hop_type in ARM spelling ("Internet", "VirtualAppliance", "VnetLocal", "VNetPeering", "None",
@@ -83,6 +89,19 @@ def _in_any(address: ipaddress.IPv4Address, prefixes: Iterable[str]) -> bool:
         if network is not None and address in network:
             return True
     return False
+
+
+def virtual_network_prefixes(vnet: VirtualNetwork, table: RouteTable | None, tags: ServiceTags,
+                             learned: Sequence[Any] = ()) -> list[str]:
+    prefixes = [*vnet.address_prefixes, *vnet.peered_address_prefixes]
+    for route in [*(table.routes if table else ()), *learned]:
+        text = route.address_prefix.strip()
+        if _network(text) is not None:
+            prefixes.append(text)
+        elif ":" not in text:
+            tag = tags.get(text)
+            prefixes += [c for c in (tag.cidrs if tag else ()) if ":" not in c]
+    return prefixes
 
 
 def _entry_contains(entry: str, address: ipaddress.IPv4Address, vnet_prefixes: Sequence[str], tags: ServiceTags

@@ -224,7 +224,9 @@ def test_report_is_stable_across_runs() -> None:
 
 
 def test_dual_stack_vnets_are_evaluated_on_their_ipv4_space() -> None:
-    resources = Scenario(subnet_rules=[deny(4000)], routes=[("d", "0.0.0.0/0", "VirtualAppliance", "10.1.0.4")],
+    # (A 0.0.0.0/0 UDR would make VirtualNetwork everything and the 'deny Internet' match nothing: see the tests of
+    # the VirtualNetwork tag; an on-premises UDR keeps the deny in force.)
+    resources = Scenario(subnet_rules=[deny(4000)], routes=[("d", "192.168.0.0/16", "VirtualAppliance", "10.1.0.4")],
                          disable_bgp=True).resources()
     for resource in resources:
         if resource["type"].endswith("virtualnetworks"):

@@ -335,13 +335,13 @@ def _table_of(arg_type: str) -> str:
 
 
 class ArmEmulator:
-    """The fake ARM. Use as a context manager (or ``start()`` / ``stop()``).
+    """The fake ARM. Use as a context manager (or ``start()`` / ``stop()``)::
 
-    >>> with ArmEmulator() as arm:
-    ...     arm.add({...})                        # seed
-    ...     arm.base_url, arm.ca_path             # point the SDK here: base_url=..., connection_verify=...
-    ...     arm.inject("POST", "ResourceGraph", Fault.throttle(retry_after=2))
-    ...     arm.requests                          # what arrived
+        with ArmEmulator() as arm:
+            arm.add({...})                        # seed
+            arm.base_url, arm.ca_path             # point the SDK here: base_url=..., connection_verify=...
+            arm.inject("POST", "ResourceGraph", Fault.throttle(retry_after=2))
+            arm.requests                          # what arrived
     """
 
     def __init__(self, *, ca: trustme.CA | None = None, lro_polls_in_progress: int = 1) -> None:
