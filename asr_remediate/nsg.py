@@ -8,6 +8,23 @@ pieces allowed or denied by a named rule, or unknown (a tag the Service Tags dat
 Where a rule matches only some of the flows (a source CIDR covering part of a recovery subnet, source ports
 that cover part of the ephemeral range), a Deny counts as denying (some connections fail, replication breaks)
 and an Allow does not count as allowing (some connections fall through to later rules): the conservative reading.
+
+Worked example — a NIC in 10.0.0.0/16, its NSG allowing one half of a tag and denying Internet; the required
+destination is split into the piece each rule decides:
+
+>>> from asr_remediate.model import NetworkSecurityGroup, SecurityRule
+>>> from asr_remediate.servicetags import ServiceTags
+>>> tags = ServiceTags.from_values("1", [{"name": "Storage.EastUS",
+...     "properties": {"region": "eastus", "addressPrefixes": ["20.38.0.0/16"]}}])
+>>> rules = (SecurityRule("allow-half", 100, "outbound", "allow", "tcp", destination_prefixes=("20.38.0.0/17",),
+...                       destination_ports=("443",)),
+...          SecurityRule("deny-internet", 4000, "outbound", "deny", "*", destination_prefixes=("Internet",)))
+>>> nsg = NetworkSecurityGroup("/nsg", "nsg", "eastus", rules, ())
+>>> sender = FlowSource(IPSet.address("10.0.0.4"), IPSet.from_prefixes(["10.0.0.0/16"]))
+>>> for piece in evaluate_nsg(nsg, sender, tags.prefixes("Storage.EastUS") or IPSet(), tags):
+...     print(piece.addresses, piece.verdict, piece.rule.name if piece.rule else None)
+20.38.0.0/17 allow allow-half
+20.38.128.0/17 deny deny-internet
 """
 
 from __future__ import annotations

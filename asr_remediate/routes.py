@@ -4,7 +4,24 @@ Azure picks the longest prefix match among the subnet's user routes and the syst
 user route beats BGP beats system. Service-tag routes take part with each of the tag's published prefixes, but at
 equal length an explicit-prefix route beats them and a regional tag beats a top-level tag (then AzureCloud
 regional, then AzureCloud). Service-endpoint routes cannot be overridden at all.
-BGP routes are not in the route table: the caller warns about them instead (see ``bgp_may_override``).
+BGP routes are not in the route table: the caller passes them when a NIC's effective routes were read, and warns
+about them otherwise (see ``bgp_may_override``).
+
+Worked example — forced tunnelling with one "exception" route: the tag route wins for the regional Storage
+prefixes (a longer match than 0.0.0.0/0), the rest of the destination follows the default route to the gateway:
+
+>>> from asr_remediate.model import Route, RouteTable, Subnet, VirtualNetwork
+>>> from asr_remediate.servicetags import ServiceTags
+>>> tags = ServiceTags.from_values("1", [{"name": "Storage.EastUS",
+...     "properties": {"region": "eastus", "addressPrefixes": ["20.38.0.0/16"]}}])
+>>> table = RouteTable("/rt", "rt", "eastus", (Route("forced", "0.0.0.0/0", "VirtualNetworkGateway"),
+...                                           Route("storage", "Storage.EastUS", "Internet")))
+>>> subnet = Subnet("/vnet/subnets/s", "s", ("10.0.1.0/24",), route_table_id="/rt")
+>>> vnet = VirtualNetwork("/vnet", "vnet", "eastus", ("10.0.0.0/16",), (subnet,))
+>>> for hop in evaluate_routes(table, vnet, subnet, IPSet.from_prefixes(["20.38.0.0/16", "40.0.0.0/8"]), tags):
+...     print(hop.addresses, hop.next_hop_type, hop.route_name, hop.verdict)
+20.38.0.0/16 Internet storage ok
+40.0.0.0/8 VirtualNetworkGateway forced error
 """
 
 from __future__ import annotations
