@@ -58,6 +58,7 @@ class Settings:
     read_effective_routes: bool = False  # ASR_READ_EFFECTIVE_ROUTES: opt-in, resolves BGP warnings
     service_tags_location: str = "westeurope"  # ASR_SERVICE_TAGS_LOCATION: any region; the list is global
     service_tags_file: str = ""  # ASR_SERVICE_TAGS_FILE: fallback when the discovery API is unavailable
+    read_effective_nsgs: bool = False  # ASR_READ_EFFECTIVE_NSG: opt-in, Azure's own VirtualNetwork per source NIC
     audit_sink: str = "jsonl"  # ASR_AUDIT_SINK: jsonl | table
     audit_path: str = "audit.jsonl"  # ASR_AUDIT_PATH
     audit_table: str = "asrremediateaudit"  # ASR_AUDIT_TABLE
@@ -154,6 +155,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         service_tags_location=env.get("ASR_SERVICE_TAGS_LOCATION", "").strip() or "westeurope",
         service_tags_file=env.get("ASR_SERVICE_TAGS_FILE", "").strip(),
         audit_sink=_choice(env, "ASR_AUDIT_SINK", ("jsonl", "table"), "jsonl"),
+        read_effective_nsgs=_bool(env, "ASR_READ_EFFECTIVE_NSG", False),
         audit_path=env.get("ASR_AUDIT_PATH", "").strip() or "audit.jsonl",
         audit_table=env.get("ASR_AUDIT_TABLE", "").strip() or "asrremediateaudit",
         audit_table_endpoint=env.get("ASR_AUDIT_TABLE_ENDPOINT", "").strip(),

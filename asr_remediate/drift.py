@@ -12,6 +12,7 @@ from .config import Settings
 from .ipset import EMPTY, IdentityCache, IPSet
 from .model import (
     Estate,
+    NetworkInterface,
     NetworkSecurityGroup,
     ProtectedItem,
     Route,
@@ -32,7 +33,8 @@ COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # nsg-deny | route-next-hop | route-appliance | bgp-propagation | legacy-ip-rule | unknown | missing
+    kind: str  # nsg-deny | route-next-hop | route-appliance | bgp-propagation | effective-nsg | legacy-ip-rule
+    #            | unknown | missing | skipped
     severity: str  # error | warning
     side: str
     destination: str
@@ -93,6 +95,7 @@ def _recovery_source(subnet: Subnet, vnet: VirtualNetwork, table: RouteTable | N
 # Memos keyed by the identity of frozen inputs (the estate's objects, the engine's memoised results): the VMs of a
 # subnet share NSG pieces and route hops, hence the findings derived from them.
 _RECOVERY_SOURCES: IdentityCache[FlowSource] = IdentityCache(8192)
+_EXACT_TAGS: IdentityCache[IPSet] = IdentityCache(8192)
 _NSG_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _ROUTE_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
 _LEGACY_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache(8192)
@@ -165,7 +168,8 @@ def _path_points(item: ProtectedItem, estate: Estate, tags: ServiceTags, out: _C
                 continue
             table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
             learned = estate.bgp_routes.get(key(nic.id))
-            source = FlowSource(IPSet.address(config.private_ip), virtual_network_tag(vnet, table, tags, learned),
+            source = FlowSource(IPSet.address(config.private_ip),
+                                _sender_virtual_network(estate, nic, vnet, table, tags, learned, out),
                                 frozenset(key(a) for a in config.asg_ids))
             nsgs = tuple((i, k) for i, k in ((nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
             points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, learned,
@@ -188,6 +192,21 @@ def _path_points(item: ProtectedItem, estate: Estate, tags: ServiceTags, out: _C
             nsgs = tuple((i, k) for i, k in ((rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
             points.append(PathPoint("target", source, vnet, subnet, nsgs))
     return points
+
+
+def _sender_virtual_network(estate: Estate, nic: NetworkInterface, vnet: VirtualNetwork, table: RouteTable | None,
+                            tags: ServiceTags, learned: tuple[Route, ...] | None, out: _Collector) -> IPSet:
+    """Azure's own expansion of VirtualNetwork for this NIC when its effective security rules were read (opt-in,
+    ASR_READ_EFFECTIVE_NSG), else the engine's from the definition; a failed read says so (a warning)."""
+    exact = estate.effective_virtual_networks.get(key(nic.id))
+    if exact is not None:
+        return _EXACT_TAGS.get((exact,), None, lambda: IPSet.from_prefixes(exact))
+    failure = estate.read_errors.get(key(nic.id) + "/effectivenetworksecuritygroups")
+    if failure:
+        out.add(Finding("effective-nsg", "warning", SOURCE, "all", nic.id,
+                        f"the effective security rules of NIC {nic.name} could not be read ({failure}): the "
+                        "VirtualNetwork tag is computed from the VNet, its peerings and the subnet's routes instead"))
+    return virtual_network_tag(vnet, table, tags, learned)
 
 
 def _nsg_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, req: Requirement,

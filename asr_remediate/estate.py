@@ -48,6 +48,7 @@ RULE_TYPE = "microsoft.network/networksecuritygroups/securityrules"
 ROUTE_TABLE_TYPE = "microsoft.network/routetables"
 ROUTE_TYPE = "microsoft.network/routetables/routes"
 EFFECTIVE_ROUTES_TYPE = "microsoft.network/networkinterfaces/effectiveroutetable"
+EFFECTIVE_NSGS_TYPE = "microsoft.network/networkinterfaces/effectivenetworksecuritygroups"
 PROTECTED_ITEM_TYPE = (
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems"
 )
@@ -338,6 +339,25 @@ def parse_bgp_routes(resource: Mapping[str, Any]) -> tuple[Route, ...]:
     return tuple(routes)
 
 
+def parse_effective_virtual_network(resource: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """Azure's own expansion of the VirtualNetwork tag for one NIC, from its effective security rules (``POST
+    …/effectiveNetworkSecurityGroups``, NetworkInterfaceEffectiveNSGList): the ``expandedDestinationAddressPrefix``
+    of a rule whose destination is VirtualNetwork (AllowVnetOutBound is in every NSG), else the
+    ``expandedSourceAddressPrefix`` of one whose source is. IPv4 prefixes only. None when no rule expands it (no NSG
+    on the NIC's path: the tag then decides nothing)."""
+    entries = _props(resource).get("value")
+    if entries is None:
+        entries = resource.get("value") or []
+    for entry in _list(entries, "the effective security rules"):
+        for rule in _list((entry or {}).get("effectiveSecurityRules") or [], "an NSG's effective rules"):
+            for side in ("Destination", "Source"):
+                prefix = str(rule.get(f"{side.lower()}AddressPrefix") or "")
+                expanded = rule.get(f"expanded{side}AddressPrefix")
+                if prefix.lower() == "virtualnetwork" and isinstance(expanded, list) and expanded:
+                    return _ipv4_prefixes(expanded, "the VirtualNetwork expansion")
+    return None
+
+
 def parse_subnet(resource: Mapping[str, Any]) -> Subnet:
     props = _props(resource)
     endpoints = tuple(
@@ -493,6 +513,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     loose_routes: dict[str, list[Mapping[str, Any]]] = {}
     items: dict[str, ProtectedItem] = {}
     bgp: dict[str, tuple[Route, ...]] = {}
+    effective_vnets: dict[str, tuple[str, ...]] = {}
     read_errors: dict[str, str] = {}
     unreadable: dict[str, UnreadableResource] = {}
 
@@ -530,6 +551,12 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
                     read_errors[key(rid)] = _cut(str(failure), 1000)
                 else:
                     bgp[key(rid.rsplit("/", 1)[0])] = parse_bgp_routes(resource)
+            elif rtype == EFFECTIVE_NSGS_TYPE:
+                failure = _props(resource).get("error")
+                if failure:
+                    read_errors[key(rid)] = _cut(str(failure), 1000)
+                elif (expansion := parse_effective_virtual_network(resource)) is not None:
+                    effective_vnets[key(rid.rsplit("/", 1)[0])] = expansion
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
                 if item is not None and key(item.id) not in unreadable:
@@ -538,7 +565,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
             reason = _reason(error, rtype)
             if rtype == SUBNET_TYPE:
                 mark(parent_id(rid), VNET_TYPE, f"subnet {_shown(rid.rstrip('/').rsplit('/', 1)[-1])}: {reason}")
-            elif rtype == EFFECTIVE_ROUTES_TYPE:
+            elif rtype in (EFFECTIVE_ROUTES_TYPE, EFFECTIVE_NSGS_TYPE):
                 read_errors[key(rid)] = _cut(f"unreadable: {reason}", REASON_LIMIT)
             elif rtype == PROTECTED_ITEM_TYPE:
                 stub = _unreadable_item(resource, rid)
@@ -580,6 +607,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         nsgs=MappingProxyType(nsgs),
         route_tables=MappingProxyType(tables),
         bgp_routes=MappingProxyType(bgp),
+        effective_virtual_networks=MappingProxyType(effective_vnets),
         read_errors=MappingProxyType(read_errors),
         unreadable=MappingProxyType(unreadable),
     )

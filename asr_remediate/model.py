@@ -216,6 +216,8 @@ class Estate:
     # BGP routes learned from a gateway, per NIC (from its effective route table; opt-in, so usually absent).
     # A key with an empty tuple means "read, and none learned".
     bgp_routes: Mapping[str, tuple[Route, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # Azure's own expansion of the VirtualNetwork tag per NIC, from its effective security rules (opt-in).
+    effective_virtual_networks: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # Opt-in per-NIC reads that failed (a NIC of a stopped VM has no effective routes), keyed by the lower-case id
     # of the pseudo-resource (``<nic id>/effectiveroutetable``) → why.
     read_errors: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

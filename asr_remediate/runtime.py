@@ -46,6 +46,7 @@ from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
 log = logging.getLogger(__name__)
 
 EFFECTIVE_ROUTES_RESOURCE_TYPE = "Microsoft.Network/networkInterfaces/effectiveRouteTable"
+EFFECTIVE_NSGS_RESOURCE_TYPE = "Microsoft.Network/networkInterfaces/effectiveNetworkSecurityGroups"
 
 Progress = Callable[[str], None]
 RECONCILE_FAILURES: tuple[type[Exception], ...] = (AuditError, *AZURE_FAILURES)
@@ -163,9 +164,12 @@ class Runtime:
             referenced &= allowed | scoped
         network = self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY))
         resources = items + network
+        extra: list[dict[str, Any]] = []
         if self.settings.read_effective_routes:
-            resources += self.effective_routes(resources)
-        return resources
+            extra += self.effective_routes(resources)
+        if self.settings.read_effective_nsgs:
+            extra += self.effective_security_rules(resources)
+        return resources + extra
 
     def effective_routes(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Opt-in (ASR_READ_EFFECTIVE_ROUTES): one ARM call per source NIC whose VNet can learn BGP routes.
@@ -184,20 +188,34 @@ class Runtime:
                     table = estate.route_tables.get(key(subnet.route_table_id)) if subnet else None
                     if nic is not None and vnet is not None and bgp_may_override(vnet, table):
                         nic_ids[key(nic.id)] = nic.id
+        return self._per_nic(nic_ids.values(), "effective routes", self.network.get_effective_routes,
+                             "effectiveRouteTable", EFFECTIVE_ROUTES_RESOURCE_TYPE)
+
+    def effective_security_rules(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Opt-in (ASR_READ_EFFECTIVE_NSG): one ARM call per source NIC of a replicated VM, for Azure's own expansion
+        of the VirtualNetwork tag. Pseudo-resources of type …/networkInterfaces/effectiveNetworkSecurityGroups, read
+        by ``build_estate`` and written by ``export``."""
+        estate = build_estate(resources)
+        nic_ids = {key(n): n for item in estate.protected_items for n in estate.source_nic_ids(item)
+                   if key(n) in estate.nics}
+        return self._per_nic(nic_ids.values(), "effective security rules", self.network.get_effective_security_rules,
+                             "effectiveNetworkSecurityGroups", EFFECTIVE_NSGS_RESOURCE_TYPE)
+
+    def _per_nic(self, nic_ids: Iterable[str], what: str, read: Callable[[str], list[dict[str, Any]]],
+                 suffix: str, resource_type: str) -> list[dict[str, Any]]:
         from .azure.network import ArmError
 
         found = []
-        for nic_id in sorted(nic_ids.values(), key=str.lower):
-            self.progress(f"effective routes of {nic_id}")
+        for nic_id in sorted(nic_ids, key=str.lower):
+            self.progress(f"{what} of {nic_id}")
             try:
-                properties: dict[str, Any] = {"value": self.network.get_effective_routes(nic_id)}
+                properties: dict[str, Any] = {"value": read(nic_id)}
             except ArmError as error:
-                # Azure computes effective routes only for a NIC of a running VM: one stopped VM must not fail the
-                # scan of every other one. Its path keeps the BGP warning, with the reason.
-                self.progress(f"effective routes of {nic_id} not read: {one_line(error)}")
+                # Azure computes these only for a NIC of a running VM: one stopped VM must not fail the scan of
+                # every other one. Its path keeps the warning it would have without them, with the reason.
+                self.progress(f"{what} of {nic_id} not read: {one_line(error)}")
                 properties = {"error": _arm_reason(error)}
-            found.append({"id": f"{nic_id}/effectiveRouteTable", "type": EFFECTIVE_ROUTES_RESOURCE_TYPE,
-                          "properties": properties})
+            found.append({"id": f"{nic_id}/{suffix}", "type": resource_type, "properties": properties})
         return found
 
     def _fetch(self, subscriptions: list[str], query: tuple[str, str]) -> list[dict[str, Any]]:

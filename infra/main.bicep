@@ -126,6 +126,9 @@ param serviceTagsFile string = ''
 
 @description('ASR_AUDIT_TABLE: Table Storage table for audit records (letters and digits only).')
 param auditTableName string = 'asrremediateaudit'
+@description('ASR_READ_EFFECTIVE_NSG: read NIC effective security rules (Azure\'s VirtualNetwork expansion). Needs role.bicep with allowEffectiveNsgs=true.')
+param readEffectiveNsgs bool = false
+
 
 @description('ASR_FANOUT_QUEUE: queue of per-subscription scan batches.')
 param fanoutQueueName string = 'asr-scan-batches'
@@ -455,6 +458,10 @@ var asrSettings = [
   {
     name: 'ASR_AUDIT_SINK'
     value: 'table'
+  }
+  {
+    name: 'ASR_READ_EFFECTIVE_NSG'
+    value: readEffectiveNsgs ? 'true' : 'false'
   }
   {
     name: 'ASR_AUDIT_TABLE'

@@ -11,3 +11,4 @@ param includeKeyVault = false
 param includeGuestManagement = false
 param fixRoutes = true
 param readEffectiveRoutes = false
+param readEffectiveNsgs = false

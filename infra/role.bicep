@@ -16,6 +16,9 @@ param allowWrites bool = false
 @description('Allow reading NIC effective routes (BGP-learned routes); needed only with ASR_READ_EFFECTIVE_ROUTES=true.')
 param allowEffectiveRoutes bool = false
 
+@description('Allow reading NIC effective security rules (Azure\'s expansion of VirtualNetwork); needed only with ASR_READ_EFFECTIVE_NSG=true.')
+param allowEffectiveNsgs bool = false
+
 @description('Scopes the role can be assigned at: the monitored subscriptions (/subscriptions/<id>) or resource groups in them.')
 param assignableScopes array = [
   subscription().id
@@ -56,7 +59,12 @@ var effectiveRouteActions = [
   'Microsoft.Network/networkInterfaces/effectiveRouteTable/action'
 ]
 
-var actions = concat(readActions, allowWrites ? writeActions : [], allowEffectiveRoutes ? effectiveRouteActions : [])
+// Opt-in: effective security rules of a NIC (a POST action, not a read).
+var effectiveNsgActions = [
+  'Microsoft.Network/networkInterfaces/effectiveNetworkSecurityGroups/action'
+]
+
+var actions = concat(readActions, allowWrites ? writeActions : [], allowEffectiveRoutes ? effectiveRouteActions : [], allowEffectiveNsgs ? effectiveNsgActions : [])
 
 resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(tenant().tenantId, roleName)

@@ -229,8 +229,8 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     text = read_text(ROLE)
     read = bicep_var_array(text, "readActions")
     write = bicep_var_array(text, "writeActions")
-    effective = bicep_var_array(text, "effectiveRouteActions")
-    for name, actions in (("readActions", read), ("writeActions", write), ("effectiveRouteActions", effective)):
+    effective = bicep_var_array(text, "effectiveRouteActions") + bicep_var_array(text, "effectiveNsgActions")
+    for name, actions in (("readActions", read), ("writeActions", write), ("effective*Actions", effective)):
         assert len(actions) == len(set(actions)), f"duplicate action in {name}"
         assert not any("*" in action for action in actions), f"wildcard in {name}"
     # Which actions: derived from the requests the code sends, in tests/emulator/test_rbac.py.
@@ -241,10 +241,10 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     clean = strip_comments(text)
     assert re.search(
         r"^var actions = concat\(readActions, allowWrites \? writeActions : \[\], "
-        r"allowEffectiveRoutes \? effectiveRouteActions : \[\]\)$",
+        r"allowEffectiveRoutes \? effectiveRouteActions : \[\], allowEffectiveNsgs \? effectiveNsgActions : \[\]\)$",
         clean,
         re.MULTILINE,
-    ), "the role's actions must be read + (writes if allowWrites) + (effective routes if allowEffectiveRoutes)"
+    ), "the role's actions must be read + (writes if allowWrites) + each opt-in read's action if switched on"
     role = bicep_resource(text, "operatorRole")
     assert "'Microsoft.Authorization/roleDefinitions@" in clean
     assert re.search(r"actions: actions\s", role)
@@ -253,6 +253,7 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     # Safe defaults: report-only role, no effective routes.
     assert bicep_param_default(text, "allowWrites") == "false"
     assert bicep_param_default(text, "allowEffectiveRoutes") == "false"
+    assert bicep_param_default(text, "allowEffectiveNsgs") == "false"
     assert bicep_param_default(text, "roleName") == "'ASR Remediate Operator'"
 
 

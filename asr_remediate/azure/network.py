@@ -389,6 +389,19 @@ class NetworkWriter:
 
         return list(self._read(nic_id, "POST effectiveRouteTable", call).get("value") or [])
 
+    def get_effective_security_rules(self, nic_id: str) -> list[dict[str, Any]]:
+        """The NIC's effective security rules (the long-running POST effectiveNetworkSecurityGroups): per NSG
+        association, the rules with Azure's own expansion of tags (``expandedDestinationAddressPrefix`` …) — the
+        only place the VirtualNetwork tag shows as Azure computes it for this NIC."""
+        rid = _expect(nic_id, NIC_TYPE)
+        ops = self.client(rid.subscription_id).network_interfaces
+
+        def call() -> Any:
+            return ops.begin_list_effective_network_security_groups(rid.resource_group, rid.name,
+                                                                    polling=self._polling()).result()
+
+        return list(self._read(nic_id, "POST effectiveNetworkSecurityGroups", call).get("value") or [])
+
     # -- child resources (security rules, routes): one implementation, two kinds
 
     def _child(self, parent_id: str, child: str) -> tuple[ResourceId, Any]:

@@ -14,7 +14,7 @@ Scope (what ARM does that the bot relies on):
 * Network RP: NSGs (+ securityRules), route tables (+ routes) GET/PUT/DELETE, long-running writes
   (201/200/202 + ``Azure-AsyncOperation``; ``InProgress`` then ``Succeeded``; a DELETE also answers with a
   ``Location`` operation-result URL), validation with ARM's error codes; read-only virtual networks, subnets,
-  NICs; POST ``effectiveRouteTable``; the Service Tag Discovery API.
+  NICs; POST ``effectiveRouteTable`` and ``effectiveNetworkSecurityGroups``; the Service Tag Discovery API.
 
 Strict where ARM is strict (a lenient emulator hides production bugs); each point has a test in test_emulator.py:
 
@@ -28,8 +28,9 @@ Strict where ARM is strict (a lenient emulator hides production bugs); each poin
 * routes: one route per address prefix (``RouteConflict``), valid CIDRs (host bits zero) or known service tags,
   ``VirtualAppliance`` needs a next-hop IP, at most 400 routes and 25 service-tag routes per table ("Azure
   subscription and service limits", networking limits).
-* ``effectiveRouteTable`` is a long-running POST (202 + ``Location``) that fails for a NIC whose VM is not running
-  (the NetworkInterfaceEffectiveRouteTableList example; Azure computes it on the VM's host).
+* ``effectiveRouteTable`` and ``effectiveNetworkSecurityGroups`` are long-running POSTs (202 + ``Location``) that
+  fail for a NIC whose VM is not running (the NetworkInterfaceEffectiveRouteTableList / …EffectiveNSGList examples;
+  Azure computes them on the VM's host).
 * every request needs a bearer token and an ``api-version``; unknown Resource Graph query forms are a 400.
 * Site Recovery: ``GET`` of a replication protected item (ReplicationProtectedItems_Get), read-only.
 * Resource Graph lag: :attr:`ArmEmulator.arg_lag` makes Resource Graph answer an older copy of a resource (or
@@ -373,6 +374,10 @@ class ArmEmulator:
         #: effective route table entries per NIC id (lower case), served by POST …/effectiveRouteTable;
         #: a NIC not listed gets the system routes only (no BGP)
         self.effective_routes: dict[str, list[dict[str, Any]]] = {}
+        #: effective security rules per NIC id (lower case), served by POST …/effectiveNetworkSecurityGroups (the
+        #: NetworkInterfaceEffectiveNSGList shape: a list of {networkSecurityGroup, association,
+        #: effectiveSecurityRules}); a NIC not listed gets an empty list
+        self.effective_nsgs: dict[str, list[dict[str, Any]]] = {}
         self._tag_names: tuple[dict[str, Any], set[str]] | None = None
         #: Resource Graph result sets by query digest, continued by $skipToken pages
         self._arg_results: dict[str, list[dict[str, Any]]] = {}
@@ -576,6 +581,10 @@ class ArmEmulator:
             return self._operation_result(req, match.group(1))
         if low.endswith("/effectiveroutetable") and "/microsoft.network/networkinterfaces/" in low:
             return self._effective_routes(req, path.rsplit("/", 1)[0])
+        if low.endswith("/effectivenetworksecuritygroups") and "/microsoft.network/networkinterfaces/" in low:
+            nic_id = path.rsplit("/", 1)[0]
+            return self._nic_post(req, nic_id, {"value": copy.deepcopy(self.effective_nsgs.get(nic_id.lower(), []))},
+                                  "effective security rules")
         try:
             rid = _parse_id(path)
         except ValueError:
@@ -600,20 +609,25 @@ class ArmEmulator:
         NetworkInterfaceEffectiveRouteTableList example); the Location URL answers 202 while running, then 200
         with ``{"value": [...]}``. It fails for a NIC that is not attached to a running VM (Azure computes
         effective routes from the NIC's host)."""
-        if req.method != "POST":
-            raise ArmError(405, "MethodNotAllowed", "Use POST for effectiveRouteTable")
-        nic = self.resources.get(nic_id.lower())
-        if nic is None:
-            raise ArmError(404, "ResourceNotFound", f"The Resource '{nic_id}' was not found.")
         default = [{"source": "Default", "state": "Active", "addressPrefix": ["0.0.0.0/0"],
                     "nextHopType": "Internet", "nextHopIpAddress": []}]
         body = {"value": copy.deepcopy(self.effective_routes.get(nic_id.lower(), default))}
+        return self._nic_post(req, nic_id, body, "effective routes")
+
+    def _nic_post(self, req: RecordedRequest, nic_id: str, body: dict[str, Any], what: str) -> _Response:
+        """A long-running POST action on a NIC (effectiveRouteTable, effectiveNetworkSecurityGroups): 202 + Location,
+        then the result; it fails for a NIC that is not attached to a running VM."""
+        if req.method != "POST":
+            raise ArmError(405, "MethodNotAllowed", f"Use POST for {what}")
+        nic = self.resources.get(nic_id.lower())
+        if nic is None:
+            raise ArmError(404, "ResourceNotFound", f"The Resource '{nic_id}' was not found.")
         failure = None
         vm_id = str(((nic.get("properties") or {}).get("virtualMachine") or {}).get("id") or "")
         if not vm_id or not self.vm_running(vm_id):
             failure = (400, "NicNotAttachedToRunningVm",
-                       f"Network interface {nic_id} is not attached to a running virtual machine: effective "
-                       "routes are only available while the VM runs.")
+                       f"Network interface {nic_id} is not attached to a running virtual machine: {what} are only "
+                       "available while the VM runs.")
         op_id = str(uuid.uuid4())
         self.operations[op_id] = {"polls": 0, "status": "InProgress", "result": body, "result_failure": failure,
                                   "on_success": lambda: None, "failure": None}

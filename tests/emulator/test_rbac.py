@@ -39,7 +39,7 @@ def test_actions_are_derived_from_the_request_shapes() -> None:
 
 def test_the_role_grants_exactly_what_the_code_paths_use(estate_arm: ArmEmulator, tmp_path: Path) -> None:
     arm = estate_arm
-    runtime, _ = make_runtime(arm, tmp_path, read_effective_routes=True)
+    runtime, _ = make_runtime(arm, tmp_path, read_effective_routes=True, read_effective_nsgs=True)
     first = runtime.run(SCOPE, trigger="cli", actor="test")
     assert first.applied is not None and first.applied.count(APPLIED) == 13
 
