@@ -19,6 +19,7 @@ from .audit import RECONCILE_AFTER, AuditError, cli_actor, make_sink
 from .config import (
     PROFILES,
     RULE_STYLES,
+    SOURCE_SCOPES,
     Settings,
     SettingsError,
     check_scope_allowlist,
@@ -54,6 +55,9 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(RENDERERS), default="table", help="output format (default table)")
     parser.add_argument("--profile", choices=PROFILES, help="requirement profile (default: ASR_PROFILE)")
     parser.add_argument("--rule-style", choices=RULE_STYLES, help="fix with service tags or explicit prefixes")
+    parser.add_argument("--source-scope", choices=SOURCE_SCOPES,
+                        help="a planned rule's source: the senders' subnets (default), their NIC IPs (vm), or the "
+                             "VirtualNetwork tag (default: ASR_SOURCE_SCOPE)")
     parser.add_argument("--include-keyvault", action="store_true", default=None,
                         help="also require AzureKeyVault.<source> for ADE-encrypted VMs")
     parser.add_argument("--include-guest-management", action="store_true", default=None,
@@ -145,6 +149,8 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = No
         overrides["profile"] = args.profile
     if getattr(args, "rule_style", None):
         overrides["rule_style"] = args.rule_style
+    if getattr(args, "source_scope", None):
+        overrides["source_scope"] = args.source_scope
     if getattr(args, "include_keyvault", None):
         overrides["include_key_vault"] = True
     if getattr(args, "include_guest_management", None):
@@ -331,7 +337,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
         item = preflight_item(estate, args.vm, args.target_region, args.recovery_vnet, args.recovery_subnet)
     except ValueError as error:
         raise UsageError(f"preflight: {error}") from None
-    plan = make_plan(estate, [evaluate_item(item, estate, tags, settings)], tags, settings)
+    plan = make_plan(estate, [evaluate_item(item, estate, tags, settings)], tags, settings, items=[item])
     print(RENDERERS[args.format](plan.reports, plan.changes))
     return exit_code(plan)
 

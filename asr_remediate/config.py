@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 PROFILES = ("service-tags", "seed-2017")
 RULE_STYLES = ("tag", "prefix")
+SOURCE_SCOPES = ("subnet", "vm", "virtualnetwork")
 DEFAULT_OPT_OUT_TAG = "asr-remediate-opt-out"
 MANAGED_PREFIX = "asr-remediate-"
 
@@ -48,6 +49,7 @@ class Settings:
     apply: bool = False  # ASR_APPLY: write fixes; report-only otherwise
     profile: str = "service-tags"  # ASR_PROFILE: service-tags | seed-2017
     rule_style: str = "tag"  # ASR_RULE_STYLE: tag (one service tag per rule) | prefix (explicit prefixes)
+    source_scope: str = "subnet"  # ASR_SOURCE_SCOPE: a planned rule's source: subnet | vm (NIC IPs) | virtualnetwork
     include_key_vault: bool = False  # ASR_INCLUDE_KEYVAULT: AzureKeyVault.<S> for ADE-encrypted VMs
     include_guest_management: bool = False  # ASR_INCLUDE_GUEST_MANAGEMENT: mobility agent auto-update
     fix_routes: bool = True  # ASR_FIX_ROUTES: plan service-tag routes next hop Internet
@@ -144,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         apply=_bool(env, "ASR_APPLY", False),
         profile=_choice(env, "ASR_PROFILE", PROFILES, "service-tags"),
         rule_style=_choice(env, "ASR_RULE_STYLE", RULE_STYLES, "tag"),
+        source_scope=_choice(env, "ASR_SOURCE_SCOPE", SOURCE_SCOPES, "subnet"),
         include_key_vault=_bool(env, "ASR_INCLUDE_KEYVAULT", False),
         include_guest_management=_bool(env, "ASR_INCLUDE_GUEST_MANAGEMENT", False),
         fix_routes=_bool(env, "ASR_FIX_ROUTES", True),

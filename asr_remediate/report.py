@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .drift import Finding, VmReport
@@ -54,10 +54,25 @@ def _short(resource_id: str) -> str:
     return resource_id.rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _summary(reports: list[VmReport], changes: list[Change]) -> str:
     counts = Counter(r.status for r in reports)
     parts = [f"{counts[s]} {s}" for s in ("compliant", "drift", "unknown", "skipped") if counts[s]]
-    return f"{len(reports)} replicated VMs: {', '.join(parts) or 'none'}; {len(changes)} planned changes"
+    return (f"{_plural(len(reports), 'replicated VM')}: {', '.join(parts) or 'none'}; "
+            f"{_plural(len(changes), 'planned change')}")
+
+
+def _fixes(change: Change) -> str:
+    """'fixes source Storage.EastUS of vm-a, vm-b; target Storage.EastUS of vm-c' (VM names from their ids)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for fix in change.fixes:
+        groups.setdefault((fix.side, fix.destination), []).append(_short(fix.vm_id))
+    fixed = "; ".join(f"{side} {destination} of {', '.join(vms)}" for (side, destination), vms in groups.items())
+    parts = [f"fixes {fixed}" if fixed else "", f"works around {change.works_around}" if change.works_around else ""]
+    return "; ".join(p for p in parts if p)
 
 
 def render_table(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
@@ -77,6 +92,8 @@ def render_table(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
         lines.append("PLAN")
         for c in changes:
             lines.append(f"  {c.action:<21} {_short(c.resource_id)}/{c.name}  {_describe(c)}")
+            if c.fixes:
+                lines.append(f"      {_fixes(c)}")
     lines.append("")
     lines.append(_summary(reports, changes))
     return "\n".join(lines)
@@ -86,9 +103,15 @@ def _describe(change: Change) -> str:
     p = change.properties
     if change.child_type == "routes":
         return f"{p.get('addressPrefix')} -> {p.get('nextHopType')}"
-    destination = p.get("destinationAddressPrefix") or f"{len(p.get('destinationAddressPrefixes') or [])} prefixes"
     return f"priority {p.get('priority')} {p.get('access')} {p.get('protocol')}/{p.get('destinationPortRange')} " \
-           f"to {destination}"
+           f"from {_prefixes(p, 'source')} to {_prefixes(p, 'destination')}"
+
+
+def _prefixes(properties: Mapping[str, Any], side: str) -> str:
+    many = properties.get(f"{side}AddressPrefixes") or []
+    if not many:
+        return str(properties.get(f"{side}AddressPrefix") or "")
+    return ", ".join(many) if len(many) <= 3 else f"{len(many)} prefixes"
 
 
 def _md(text: str) -> str:
@@ -111,9 +134,10 @@ def render_markdown(reports: Iterable[VmReport], changes: Iterable[Change]) -> s
             out.append(f"| {f.severity} | {f.side} | {_md(f.destination)} | {_md(_short(f.resource_id))} | "
                        f"{'yes' if f.fixable else 'no'} | {_md(f.message)} |")
     if changes:
-        out += ["", "## Plan", "", "| Action | Resource | Name | Change |", "| --- | --- | --- | --- |"]
+        out += ["", "## Plan", "", "| Action | Resource | Name | Change | Fixes |", "| --- | --- | --- | --- | --- |"]
         for c in changes:
-            out.append(f"| {c.action} | {_md(_short(c.resource_id))} | {_md(c.name)} | {_md(_describe(c))} |")
+            out.append(f"| {c.action} | {_md(_short(c.resource_id))} | {_md(c.name)} | {_md(_describe(c))} | "
+                       f"{_md(_fixes(c).removeprefix('fixes '))} |")
     return "\n".join(out) + "\n"
 
 

@@ -92,6 +92,14 @@ param profile string = 'service-tags'
 ])
 param ruleStyle string = 'tag'
 
+@description('ASR_SOURCE_SCOPE: source of a planned rule: subnet (the prefixes of the subnets of the VMs that need it), vm (their NIC IPs) or virtualnetwork (the VirtualNetwork tag).')
+@allowed([
+  'subnet'
+  'vm'
+  'virtualnetwork'
+])
+param sourceScope string = 'subnet'
+
 @description('ASR_INCLUDE_KEYVAULT: also require AzureKeyVault.<source> for ADE-encrypted VMs.')
 param includeKeyVault bool = false
 
@@ -414,6 +422,10 @@ var asrSettings = [
   {
     name: 'ASR_RULE_STYLE'
     value: ruleStyle
+  }
+  {
+    name: 'ASR_SOURCE_SCOPE'
+    value: sourceScope
   }
   {
     name: 'ASR_INCLUDE_KEYVAULT'

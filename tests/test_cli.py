@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,15 +40,55 @@ def test_json_output_follows_the_contract() -> None:
             assert f["severity"] in ("error", "warning") and f["side"] in ("source", "target")
     actions = {c["action"] for c in doc["plan"]}
     assert actions == {"create-security-rule", "create-route"}
+    vm_ids = {vm["id"] for vm in doc["vms"]}
     for change in doc["plan"]:
-        assert set(change) == {"action", "resourceId", "name", "properties"}
+        assert set(change) == {"action", "resourceId", "name", "properties", "fixes", "worksAround"}
+        assert change["fixes"] and change["worksAround"]
+        for fix in change["fixes"]:
+            assert set(fix) == {"vmId", "side", "destination"} and fix["vmId"] in vm_ids
+            assert fix["destination"] == change["name"].removeprefix("asr-remediate-")
 
 
 def test_table_and_markdown_formats(tmp_path: Path) -> None:
     code, out, _ = run("scan", "--estate", ESTATE, "--service-tags", TAGS)
     assert code == 2 and "PLAN" in out and "vm-app-01" in out
+    assert "fixes source Storage.EastUS of vm-app-01, vm-app-02; works around deny rule Deny-Internet-Out (priority " \
+           "4000)" in out
+    assert re.fullmatch(r"\d+ replicated VMs: .+; \d+ planned changes", out.rstrip().splitlines()[-1])
     code, out, _ = run("scan", "--estate", ESTATE, "--service-tags", TAGS, "--format", "markdown")
     assert code == 2 and out.startswith("# ASR network drift") and "| vm-db-01 |" in out
+
+
+@pytest.mark.parametrize(("args", "env", "source"), [
+    ([], {}, {"sourceAddressPrefixes": ["10.1.1.0/24"]}),
+    (["--source-scope", "vm"], {}, {"sourceAddressPrefixes": ["10.1.1.4/32"]}),
+    ([], {"ASR_SOURCE_SCOPE": "virtualnetwork"}, {"sourceAddressPrefix": "VirtualNetwork"}),
+    (["--source-scope", "subnet"], {"ASR_SOURCE_SCOPE": "vm"}, {"sourceAddressPrefixes": ["10.1.1.0/24"]}),
+])
+def test_source_scope_option_and_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str],
+                                         source: dict[str, object]) -> None:
+    """--source-scope overrides ASR_SOURCE_SCOPE; a tag goes in sourceAddressPrefix, CIDRs in sourceAddressPrefixes
+    (Network RP REST spec, SecurityRulePropertiesFormat)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    estate = tmp_path / "estate.json"
+    estate.write_text(json.dumps(Scenario(subnet_rules=[deny(4000)], recovery_rules=None).resources()))
+    assert main(["scan", "--estate", str(estate), "--service-tags", TAGS, "--format", "json", *args]) == 2
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert len(plan) == 4
+    for change in plan:
+        props = change["properties"]
+        assert {k: v for k, v in props.items() if k.startswith("sourceAddress")} == source
+
+
+def test_bad_source_scope_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ASR_SOURCE_SCOPE", "anything")
+    assert main(["scan", "--estate", ESTATE, "--service-tags", TAGS]) == 1
+    assert capsys.readouterr().err == ("error: ASR_SOURCE_SCOPE must be one of subnet, vm, virtualnetwork, not "
+                                       "'anything'\n")
+    assert main(["scan", "--estate", ESTATE, "--service-tags", TAGS, "--source-scope", "anything"]) == 1
+    assert "invalid choice: 'anything'" in capsys.readouterr().err
 
 
 def test_no_drift_exits_zero(tmp_path: Path) -> None:

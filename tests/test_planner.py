@@ -29,7 +29,7 @@ def test_rule_goes_at_largest_free_priority_below_first_deny() -> None:
         assert name.startswith("asr-remediate-")
         assert props["access"] == "Allow" and props["direction"] == "Outbound"
         assert props["protocol"] == "Tcp" and props["destinationPortRange"] == "443"
-        assert props["sourceAddressPrefix"] == "VirtualNetwork"
+        assert props["sourceAddressPrefixes"] == ["10.1.1.0/24"]  # the VM's subnet, not VirtualNetwork
         assert props["destinationAddressPrefix"] == name.removeprefix("asr-remediate-")
 
 
@@ -57,7 +57,8 @@ def test_no_free_priority_is_not_fixable() -> None:
     rules = [{"name": f"r{p}", "priority": p, "access": "Allow", "destination": "10.0.0.0/8"} for p in range(100, 150)]
     plan = scan_resources(Scenario(subnet_rules=[*rules, deny(150)]).resources())
     assert plan.changes == ()
-    assert all("no free outbound priority" in f.message for f in plan.reports[0].findings if f.severity == "error")
+    assert all("but no outbound priority between 100 and 149 is free" in f.message
+               for f in plan.reports[0].findings if f.severity == "error")
 
 
 def test_opted_out_nsg_is_reported_but_not_planned() -> None:
@@ -146,9 +147,12 @@ def test_example_estate_fixable_vms_become_compliant_and_nothing_is_lost() -> No
         assert set(table.routes) <= set(after_estate.route_tables[table_key].routes)
 
 
+SUBNETS = {"source": "10.1.1.0/24", "target": "10.2.1.0/24"}  # tests.scenario's subnet and recovery subnet
+IPS = {"source": "10.1.1.4/32", "target": "10.2.1.0/24"}  # the NIC's IP; a recovery NIC's IP is known after failover
 DESTINATIONS = ["Internet", "*", "Storage.EastUS", "Storage", "AzureSiteRecovery", "AzureActiveDirectory",
                 "EventHub.CentralUS", "AzureCloud", "40.0.0.0/6", "20.0.0.0/8"]
 HOPS = ["VirtualNetworkGateway", "None", "VirtualAppliance", "Internet"]
+SOURCES = ["*", "*", "VirtualNetwork", "10.1.1.0/24", "10.1.1.4", "10.2.1.0/24", "10.2.1.0/25", "10.9.0.0/16"]
 
 
 @st.composite
@@ -157,7 +161,7 @@ def nsg_rules(draw: st.DrawFn) -> list[dict[str, Any]]:
     return [
         {"name": f"r{p}", "priority": p, "access": draw(st.sampled_from(["Allow", "Deny"])),
          "destination": draw(st.sampled_from(DESTINATIONS)), "protocol": draw(st.sampled_from(["*", "Tcp", "Udp"])),
-         "port": draw(st.sampled_from(["*", "443", "80", "400-500"]))}
+         "port": draw(st.sampled_from(["*", "443", "80", "400-500"])), "source": draw(st.sampled_from(SOURCES))}
         for p in priorities
     ]
 
@@ -176,10 +180,13 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_applying_the_plan_fixes_every_fixable_finding_and_only_adds_allows(scenario: Scenario) -> None:
+@given(scenarios(), st.sampled_from(["subnet", "subnet", "vm", "virtualnetwork"]))
+def test_applying_the_plan_fixes_every_fixable_finding_and_only_adds_allows(scenario: Scenario, scope: str) -> None:
+    """Apply the plan, rescan: every finding marked fixable is gone and a second plan is empty, with rule sources
+    scoped to the subnets (the default), the NIC IPs or the VirtualNetwork tag; rules with source-restricted denies
+    and allows exercise the partial-match reading (a Deny matching part of the senders counts, an Allow does not)."""
     estate = build_estate(scenario.resources())
-    tags, cfg = full_tags(), Settings()
+    tags, cfg = full_tags(), Settings(source_scope=scope)
     plan = scan(estate, tags, cfg)
     patched = apply_changes(estate, plan.changes)
     after = scan(patched, tags, cfg)
@@ -194,6 +201,10 @@ def test_applying_the_plan_fixes_every_fixable_finding_and_only_adds_allows(scen
         assert change.name.startswith("asr-remediate-")
         if change.action in (CREATE_RULE, UPDATE_RULE):
             assert change.properties["access"] == "Allow" and change.properties["destinationPortRange"] == "443"
+            source = change.properties.get("sourceAddressPrefixes") or [change.properties.get("sourceAddressPrefix")]
+            assert source == {"subnet": [SUBNETS[change.fixes[0].side]], "virtualnetwork": ["VirtualNetwork"],
+                              "vm": [IPS[change.fixes[0].side]]}[scope]
+            assert change.fixes and {f.side for f in change.fixes} == {change.fixes[0].side}
         else:
             assert change.properties["nextHopType"] == "Internet"
     for nsg_key, nsg in estate.nsgs.items():

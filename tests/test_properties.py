@@ -1,4 +1,5 @@
-"""Property tests: IPSet against Python sets, evaluate_nsg and evaluate_routes against the brute-force oracle.
+"""Property tests: IPSet against Python sets, evaluate_nsg and evaluate_routes against the brute-force oracle, and
+apply-the-plan-and-rescan with an NSG shared by two subnets and subnet-scoped rule sources.
 
 Universes are kept small (a /24 of destinations) so the oracle can be asked about every single address.
 """
@@ -11,7 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asr_remediate.estate import BUILTIN_DEFAULT_RULES
+from asr_remediate.config import Settings
+from asr_remediate.engine import scan
+from asr_remediate.estate import BUILTIN_DEFAULT_RULES, build_estate
 from asr_remediate.ipset import MAX_IPV4, IPSet
 from asr_remediate.model import (
     NetworkSecurityGroup,
@@ -23,9 +26,12 @@ from asr_remediate.model import (
     VirtualNetwork,
 )
 from asr_remediate.nsg import FlowSource, evaluate_nsg
+from asr_remediate.planner import apply_changes
 from asr_remediate.routes import evaluate_routes
 from asr_remediate.servicetags import ServiceTags
 from tests.oracle import nsg_verdict, route_next_hop
+from tests.scenario import full_tags
+from tests.test_plan_acceptance import two_subnets
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -401,3 +407,51 @@ def test_evaluate_routes_agrees_with_the_oracle_on_real_tags_at_every_edge():
         for address in _edges(hop.addresses):
             assert route_next_hop(table, vnet, subnet, address, tags) == answer, ipaddress.IPv4Address(address)
     assert total == wanted
+
+
+# --- (d) apply the plan and rescan, with one NSG shared by two subnets and subnet-scoped rule sources ------------
+
+SHARED_SOURCES = ["*", "VirtualNetwork", "10.1.1.0/24", "10.1.2.0/24", "10.1.2.4", "10.1.0.0/16", "10.7.0.0/16"]
+SHARED_DESTINATIONS = ["Internet", "*", "Storage.EastUS", "AzureSiteRecovery", "AzureActiveDirectory",
+                       "EventHub.CentralUS", "AzureCloud", "20.0.0.0/8"]
+
+
+@st.composite
+def shared_nsg_rules(draw: Any) -> list[dict[str, Any]]:
+    priorities = draw(st.lists(st.integers(100, 4096), max_size=7, unique=True))
+    return [{"name": f"r{p}", "priority": p, "access": draw(st.sampled_from(["Allow", "Deny"])),
+             "destination": draw(st.sampled_from(SHARED_DESTINATIONS)), "protocol": draw(st.sampled_from(["*", "Tcp"])),
+             "port": draw(st.sampled_from(["*", "443"])), "source": draw(st.sampled_from(SHARED_SOURCES))}
+            for p in priorities]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shared_nsg_rules(), st.sampled_from(["subnet", "vm"]), st.sampled_from(["tag", "prefix"]))
+def test_applying_a_shared_nsg_plan_fixes_what_it_says_and_replanning_is_empty(rules, scope, style):
+    """Two VMs in two subnets behind one NSG, denies and allows that match one subnet, one NIC or both (a Deny matching
+    part of the senders counts, an Allow does not): after applying the plan every finding it marked fixable is gone,
+    nothing the plan did not mean to fix appears, a second plan is empty, and every planned rule allows only the
+    senders it fixes (the subnets, or the NIC IPs) and, in prefix style, only prefixes of its destination."""
+    estate = build_estate(two_subnets(rules, prefixes=("10.1.2.0/24", "10.1.1.0/24")))
+    tags, cfg = full_tags(), Settings(source_scope=scope, rule_style=style)
+    plan = scan(estate, tags, cfg)
+    after = scan(apply_changes(estate, plan.changes), tags, cfg)
+    before = {(r.name, f.side, f.destination, f.kind) for r in plan.reports for f in r.findings
+              if f.severity == "error"}
+    remaining = {(r.name, f.side, f.destination, f.kind) for r in after.reports for f in r.findings
+                 if f.severity == "error"}
+    fixable = {(r.name, f.side, f.destination, f.kind) for r in plan.reports for f in r.findings if f.fixable}
+    assert not fixable & remaining
+    assert remaining <= before
+    assert after.changes == ()
+    senders = {"vm-a": ("10.1.2.0/24", "10.1.2.4/32"), "vm-b": ("10.1.1.0/24", "10.1.1.4/32")}
+    for change in plan.changes:
+        wanted = IPSet.from_prefixes(senders[f.vm_id.rsplit("/", 1)[-1]][scope == "vm"] for f in change.fixes)
+        assert IPSet.from_prefixes(change.properties["sourceAddressPrefixes"]) == wanted
+        destination = tags.prefixes(change.destination)
+        assert destination is not None
+        planned = change.properties.get("destinationAddressPrefixes") or [change.properties["destinationAddressPrefix"]]
+        if style == "prefix":
+            assert IPSet.from_prefixes(planned).issubset(destination)
+        else:
+            assert planned == [change.destination]

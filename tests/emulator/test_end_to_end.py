@@ -86,6 +86,14 @@ def test_apply_then_rescan_is_compliant_idempotent_and_audited(estate_arm: ArmEm
     assert first.applied.count(APPLIED) == len(first.plan.changes) == 13
     assert_every_write_audited(sink, first.run_id)
     assert all(n == 1 for n in managed_children(estate_arm).values())
+    # The emulator (as strict as Network RP: CIDRs only in sourceAddressPrefixes) took the subnet-scoped sources.
+    for change in first.plan.changes:
+        if change.child_type == "securityRules":
+            doc = estate_arm.resource(change.resource_id)
+            assert doc is not None
+            written = next(r for r in doc["properties"]["securityRules"] if r["name"] == change.name)["properties"]
+            assert written["sourceAddressPrefixes"] == change.properties["sourceAddressPrefixes"]
+            assert all("/" in p for p in written["sourceAddressPrefixes"])
 
     rescan = make_runtime(estate_arm, tmp_path, apply=False)[0].run(SCOPE, trigger="cli", actor="test")
     for name in FIXABLE_VMS:
