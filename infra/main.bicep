@@ -126,6 +126,9 @@ param maxChanges int = 20
 @description('ASR_READ_EFFECTIVE_ROUTES: read NIC effective routes (BGP). Needs role.bicep with allowEffectiveRoutes=true.')
 param readEffectiveRoutes bool = false
 
+@description('ASR_READ_EFFECTIVE_NSG: read NIC effective security rules (Azure\'s VirtualNetwork expansion). Needs role.bicep with allowEffectiveNsgs=true.')
+param readEffectiveNsgs bool = false
+
 @description('ASR_SERVICE_TAGS_LOCATION: region to call the Service Tag Discovery API in (the list is global).')
 param serviceTagsLocation string = location
 
@@ -134,9 +137,6 @@ param serviceTagsFile string = ''
 
 @description('ASR_AUDIT_TABLE: Table Storage table for audit records (letters and digits only).')
 param auditTableName string = 'asrremediateaudit'
-@description('ASR_READ_EFFECTIVE_NSG: read NIC effective security rules (Azure\'s VirtualNetwork expansion). Needs role.bicep with allowEffectiveNsgs=true.')
-param readEffectiveNsgs bool = false
-
 
 @description('ASR_FANOUT_QUEUE: queue of per-subscription scan batches.')
 param fanoutQueueName string = 'asr-scan-batches'
@@ -460,6 +460,10 @@ var asrSettings = [
     value: readEffectiveRoutes ? 'true' : 'false'
   }
   {
+    name: 'ASR_READ_EFFECTIVE_NSG'
+    value: readEffectiveNsgs ? 'true' : 'false'
+  }
+  {
     name: 'ASR_SERVICE_TAGS_LOCATION'
     value: serviceTagsLocation
   }
@@ -470,10 +474,6 @@ var asrSettings = [
   {
     name: 'ASR_AUDIT_SINK'
     value: 'table'
-  }
-  {
-    name: 'ASR_READ_EFFECTIVE_NSG'
-    value: readEffectiveNsgs ? 'true' : 'false'
   }
   {
     name: 'ASR_AUDIT_TABLE'
