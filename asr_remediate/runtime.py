@@ -245,8 +245,10 @@ class Runtime:
         return Auditor(self.sink, trigger=trigger, actor=actor, run_id=run_id, start_sequence=start)
 
     def evaluate(self, estate: Estate, tags: ServiceTags, items: Iterable[ProtectedItem]) -> Plan:
+        items = list(items)
         reports = [evaluate_item(i, estate, tags, self.settings) for i in items]
-        return make_plan(estate, reports, tags, self.settings)
+        # A preflight's item is not in the estate: without it the planner cannot find the recovery side's senders.
+        return make_plan(estate, reports, tags, self.settings, items=items)
 
     def run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None = None,
             run_id: str | None = None, resources: list[dict[str, Any]] | None = None) -> RunResult:

@@ -128,6 +128,9 @@ def test_preflight_checks_a_vm_that_is_not_replicated_yet(app_env: ArmEmulator) 
     assert report["name"] == "vm-new-01" and report["status"] == "drift"
     sides = {(f["side"], f["resourceId"].lower()) for f in report["findings"] if f["severity"] == "error"}
     assert ("source", app_nsg.lower()) in sides and any(side == "target" for side, _ in sides)
+    # The plan fixes the recovery side too: the preflight's item is not in the estate, the planner is given it.
+    plan = json.loads(response.get_body())["plan"]
+    assert {fix["side"] for change in plan for fix in change["fixes"]} == {"source", "target"}
     missing = user_function(function_app.preflight)(http("GET", {**params, "vm": vm_id + "x"}, route="preflight"))
     assert missing.status_code == 404
     bad = user_function(function_app.preflight)(http("GET", {"vm": vm_id, "targetRegion": "Central US!"},
