@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 PROFILES = ("service-tags", "seed-2017")
 RULE_STYLES = ("tag", "prefix")
@@ -139,6 +140,27 @@ def _existing_file(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+def _arm_endpoint(env: Mapping[str, str], name: str) -> str:
+    """An https URL with a host and nothing after it: ARM's base URL (sovereign clouds, the test emulator). Checked
+    here so that a typo is one line naming the setting, not a ValueError from deep inside urllib at the first call."""
+    raw = env.get(name, "").strip() or "https://management.azure.com"
+    shown = raw if len(raw) <= 200 else raw[:199] + "…"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError as error:
+        raise SettingsError(f"{name}: {shown!r} is not a URL ({error})") from None
+    if parts.scheme.lower() != "https":
+        raise SettingsError(f"{name}: {shown!r} must be an https URL (ARM tokens are only sent over TLS)")
+    if not parts.hostname or any(c.isspace() for c in raw):
+        raise SettingsError(f"{name}: {shown!r} has no valid host name")
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(f"{name}: {shown!r} must be a base URL like https://management.azure.com (no path, "
+                            "query or credentials)")
+    del port
+    return raw.rstrip("/")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -165,7 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_connection_string=env.get("ASR_AUDIT_CONNECTION_STRING", "").strip(),
         bot_principal_ids=tuple(p.lower() for p in _list(env, "ASR_BOT_PRINCIPAL_IDS")),
         fanout_queue=env.get("ASR_FANOUT_QUEUE", "").strip() or "asr-scan-batches",
-        arm_endpoint=(env.get("ASR_ARM_ENDPOINT", "").strip() or "https://management.azure.com").rstrip("/"),
+        arm_endpoint=_arm_endpoint(env, "ASR_ARM_ENDPOINT"),
         arm_ca_bundle=_existing_file(env, "ASR_ARM_CA_BUNDLE"),
         arm_poll_interval=_float(env, "ASR_ARM_POLL_INTERVAL", 5.0),
         fanout_batch_size=_int(env, "ASR_FANOUT_BATCH_SIZE", 50, minimum=1),

@@ -205,6 +205,8 @@ def _read_failure(what: str, error: Exception) -> HttpAnswer:
     log.warning("%s failed: %s", what, one_line(error))
     if isinstance(error, ServiceTagsError):
         return _error(500, f"cannot read the Service Tags data: {one_line(error)}")
+    if isinstance(error, RuntimeConfigError):  # the app's setup (settings, storage), not Azure's answer
+        return _error(500, f"server misconfiguration: {one_line(error)}")
     if isinstance(error, EstateError):
         return _error(502, f"Azure returned resources that cannot be read: {one_line(error)}")
     return _error(502, f"Azure request failed: {one_line(error)}")

@@ -46,6 +46,16 @@ def test_values_are_parsed() -> None:
         ({"ASR_SCOPE_ALLOWLIST": "/subscriptions/x"}, "is not a resource id prefix"),
         ({"ASR_ARM_CA_BUNDLE": "/nowhere/ca.pem"}, "ASR_ARM_CA_BUNDLE: no such file '/nowhere/ca.pem'"),
         ({"ASR_SUBSCRIPTIONS": "x" * 100_000}, r"'x{59}…' is not a subscription id"),
+        # ASR_ARM_ENDPOINT: urllib's own ValueErrors (bad IPv6 literal, port) become one line naming the setting.
+        ({"ASR_ARM_ENDPOINT": "https://[::1"}, r"ASR_ARM_ENDPOINT: 'https://\[::1' is not a URL"),
+        ({"ASR_ARM_ENDPOINT": "https://arm.example:port"}, "is not a URL"),
+        ({"ASR_ARM_ENDPOINT": "https://arm.example:99999"}, "is not a URL"),
+        ({"ASR_ARM_ENDPOINT": "http://127.0.0.1:8443"}, "must be an https URL"),
+        ({"ASR_ARM_ENDPOINT": "management.azure.com"}, "must be an https URL"),
+        ({"ASR_ARM_ENDPOINT": "https://"}, "has no valid host name"),
+        ({"ASR_ARM_ENDPOINT": "https://exa mple.com"}, "has no valid host name"),
+        ({"ASR_ARM_ENDPOINT": "https://management.azure.com/subscriptions"}, "must be a base URL"),
+        ({"ASR_ARM_ENDPOINT": "https://user:pw@management.azure.com"}, "must be a base URL"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

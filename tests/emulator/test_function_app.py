@@ -13,6 +13,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import ServiceRequestError
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
 from hypothesis import HealthCheck, given, settings
@@ -289,6 +290,21 @@ def test_dry_run_reports_azure_failures_as_502(app_env: ArmEmulator) -> None:
         response.get_body())["error"]
 
 
+def test_dry_run_reports_the_apps_own_misconfiguration_as_500(app_env: ArmEmulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RuntimeConfigError (e.g. no storage for the fan-out queue) is the app's setup, not Azure failing: 500."""
+
+    class Misconfigured:
+        def run(self, *_args: object, **_kwargs: object) -> None:
+            raise RuntimeConfigError("set AzureWebJobsStorage or AzureWebJobsStorage__queueServiceUri")
+
+    monkeypatch.setattr(triggers, "runtime_factory", lambda _settings: Misconfigured())
+    response = user_function(function_app.dry_run)(http("GET", {"subscription": SUB}))
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["error"] == (
+        "server misconfiguration: set AzureWebJobsStorage or AzureWebJobsStorage__queueServiceUri")
+
+
 # -- HTTP: errors are the caller's (400) or the server's (500), in one bounded line, never a traceback -------------
 def answer(response: func.HttpResponse) -> tuple[int, str]:
     error = json.loads(response.get_body())["error"]
@@ -393,10 +409,10 @@ class _NoAzure:
     """A runtime for requests that get past validation: reading Azure fails, as it may."""
 
     def run(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeConfigError("no Azure here")
+        raise ServiceRequestError("no Azure here")
 
     def collect(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeConfigError("no Azure here")
+        raise ServiceRequestError("no Azure here")
 
 
 BODY_KEYS = ("subscriptions", "subscription", "resourceGroups", "vms", "vm", "format", "targetRegion", "recoveryVnet",
