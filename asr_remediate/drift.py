@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .adminrules import ALLOW as ADMIN_ALLOW
+from .adminrules import DENY as ADMIN_DENY
+from .adminrules import UNKNOWN as ADMIN_UNKNOWN
+from .adminrules import AdminPiece, evaluate_admin_rules, passing
+from .adminrules import sender_view as admin_sender_view
 from .config import Settings
 from .ipset import EMPTY, IdentityCache, IPSet
 from .model import (
+    AdminRule,
     Estate,
     NetworkInterface,
     NetworkSecurityGroup,
@@ -33,8 +39,8 @@ COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # nsg-deny | route-next-hop | route-appliance | bgp-propagation | effective-nsg | legacy-ip-rule
-    #            | unknown | missing | skipped
+    kind: str  # admin-deny | admin-rules | nsg-deny | route-next-hop | route-appliance | bgp-propagation
+    #            | effective-nsg | legacy-ip-rule | unknown | missing | skipped
     severity: str  # error | warning
     side: str
     destination: str
@@ -70,6 +76,7 @@ class PathPoint:
     nsg_ids: tuple[tuple[str, str], ...]  # (id, "NIC" | "subnet")
     bgp: tuple[Route, ...] | None = None  # BGP routes from the NIC's effective routes; None when not read
     bgp_error: str = ""  # why the NIC's effective routes could not be read (when they were asked for)
+    admin: tuple[AdminRule, ...] | None = None  # the VNet's effective security admin rules; None when not read
 
 
 def _share(part: IPSet, whole: IPSet) -> str:
@@ -173,7 +180,8 @@ def _path_points(item: ProtectedItem, estate: Estate, tags: ServiceTags, out: _C
                                 frozenset(key(a) for a in config.asg_ids))
             nsgs = tuple((i, k) for i, k in ((nic.nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
             points.append(PathPoint(SOURCE, source, vnet, subnet, nsgs, learned,
-                                    estate.read_errors.get(key(nic.id) + "/effectiveroutetable", "")))
+                                    estate.read_errors.get(key(nic.id) + "/effectiveroutetable", ""),
+                                    estate.admin_rules.get(key(vnet.id))))
     for rnic in item.recovery_nics:
         vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
         if vnet is None:
@@ -190,7 +198,8 @@ def _path_points(item: ProtectedItem, estate: Estate, tags: ServiceTags, out: _C
             table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
             source = _recovery_source(subnet, vnet, table, tags)
             nsgs = tuple((i, k) for i, k in ((rnic.recovery_nsg_id, "NIC"), (subnet.nsg_id, "subnet")) if i)
-            points.append(PathPoint("target", source, vnet, subnet, nsgs))
+            points.append(PathPoint("target", source, vnet, subnet, nsgs,
+                                    admin=estate.admin_rules.get(key(vnet.id))))
     return points
 
 
@@ -210,9 +219,11 @@ def _sender_virtual_network(estate: Estate, nic: NetworkInterface, vnet: Virtual
 
 
 def _nsg_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, req: Requirement,
-                  tags: ServiceTags, out: _Collector) -> None:
+                  tags: ServiceTags, out: _Collector, destination: IPSet | None = None) -> None:
+    """``destination``: what reaches the NSGs (the admin rules' ``allow`` pieces); default all of the requirement."""
     assert req.prefixes is not None
-    pieces = nsg_pieces(nsg, point.source, req.prefixes, tags, required_tag=req.tag)
+    pieces = nsg_pieces(nsg, point.source, req.prefixes if destination is None else destination, tags,
+                        required_tag=req.tag)
     for finding in _NSG_FINDINGS.get((pieces, nsg, req), (point.side, where),
                                      lambda: _nsg_findings_of(pieces, point.side, nsg, where, req)):
         out.add(finding)
@@ -251,6 +262,80 @@ def _deny_message(nsg: NetworkSecurityGroup, where: str, req: Requirement, denie
     extra = f" ({'; '.join(sorted(notes))})" if notes else ""
     return (f"{where} NSG {nsg.name}: {rules} denies outbound TCP 443 to {_share(blocked, req.prefixes)} "
             f"{req.destination}{extra}; ASR needs it to {req.reason}")
+
+
+# -- AVNM security admin rules: the first stage ------------------------------------------------------------------
+
+_ADMIN_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
+_PASSING: IdentityCache[IPSet] = IdentityCache()
+
+
+def _admin_stage(point: PathPoint, req: Requirement, tags: ServiceTags, out: _Collector) -> IPSet:
+    """The admin rules' findings for one requirement; returns what goes on to the NSGs (the ``allow`` pieces:
+    ``always-allow`` skips the NSGs, ``deny`` and ``unknown`` never reach them)."""
+    assert req.prefixes is not None
+    if not point.admin:
+        return req.prefixes
+    pieces = evaluate_admin_rules(point.admin, point.source, req.prefixes, tags, required_tag=req.tag)
+    for finding in _ADMIN_FINDINGS.get((pieces, req, point.vnet, point.subnet), point.side,
+                                       lambda: _admin_findings_of(pieces, point, req)):
+        out.add(finding)
+    if all(p.verdict == ADMIN_ALLOW for p in pieces):
+        return req.prefixes
+    return _PASSING.get((pieces,), None, lambda: passing(pieces))
+
+
+def _admin_findings_of(pieces: tuple[AdminPiece, ...], point: PathPoint, req: Requirement) -> tuple[Finding, ...]:
+    findings = []
+    denied: dict[str, list[AdminPiece]] = {}
+    for piece in pieces:
+        if piece.verdict == ADMIN_DENY and piece.rule is not None:
+            denied.setdefault(key(piece.rule.network_manager_id), []).append(piece)
+    for manager_pieces in denied.values():
+        blocked = IPSet.of(iv for p in manager_pieces for iv in p.addresses)
+        ordered = sorted(manager_pieces, key=lambda p: p.rule.priority if p.rule else 0)
+        first = ordered[0].rule
+        assert first is not None
+        findings.append(Finding("admin-deny", "error", point.side, req.destination, first.network_manager_id,
+                                _admin_deny_message(point, req, ordered, blocked), rule_name=first.name,
+                                requirement=req, blocked=blocked, blocker_priority=first.priority))
+    for piece in pieces:
+        if piece.verdict != ADMIN_UNKNOWN:
+            continue
+        rule = piece.rule
+        findings.append(Finding("unknown", "warning", point.side, req.destination,
+                                rule.network_manager_id if rule else point.vnet.id,
+                                f"cannot tell whether the security admin rules of VNet {point.vnet.name} allow "
+                                f"{req.destination}: rule {rule.name if rule else '?'}"
+                                f"{_admin_where(rule) if rule else ''} — {piece.note}",
+                                rule_name=rule.name if rule else "", requirement=req))
+    return tuple(findings)
+
+
+def _admin_where(rule: AdminRule) -> str:
+    return (f" in rule collection {rule.collection or '?'} of configuration {rule.configuration or '?'}, network "
+            f"manager {rule.network_manager or '?'}")
+
+
+def _admin_deny_message(point: PathPoint, req: Requirement, denied: list[AdminPiece], blocked: IPSet) -> str:
+    assert req.prefixes is not None
+    first = denied[0].rule
+    assert first is not None
+    rules = ", ".join(dict.fromkeys(
+        f"{p.rule.name} (priority {p.rule.priority}, rule collection {p.rule.collection or '?'}, configuration "
+        f"{p.rule.configuration or '?'}{', default rule' if p.rule.kind == 'default' else ''})"
+        for p in denied if p.rule))
+    notes = {p.note for p in denied if p.note}
+    extra = f" ({'; '.join(sorted(notes))})" if notes else ""
+    senders = f"subnet {point.subnet.name} ({', '.join(point.subnet.address_prefixes)}) of VNet {point.vnet.name}"
+    return (f"VNet {point.vnet.name}: security admin rule {rules} of network manager {first.network_manager or '?'} "
+            f"denies outbound TCP 443 to {_share(blocked, req.prefixes)} {req.destination}{extra}; admin rules are "
+            f"evaluated before NSGs, so no NSG rule can let it through, and asr-remediate never changes a network "
+            f"manager's configuration; ASR needs it to {req.reason}. Ask the platform team that owns network manager "
+            f"{first.network_manager_id} for an Allow (the NSGs then decide) or AlwaysAllow security admin rule for "
+            f"outbound TCP 443 from {senders} to {req.destination}, with a priority number below {first.priority}, "
+            f"or to take VNet {point.vnet.name} out of the network groups rule collection {first.collection or '?'} "
+            "applies to")
 
 
 def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: ServiceTags, out: _Collector) -> None:
@@ -367,6 +452,7 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
                             "accepts BGP routes: a route learned from on-premises (e.g. 0.0.0.0/0) would send ASR "
                             "traffic away, and its prefixes join the VirtualNetwork tag (so AllowVnetOutBound may "
                             f"allow, and an 'Internet' rule miss, more than the NSG shows); {remedy}"))
+        _admin_read_findings(point, estate, out)
         nsgs = []
         for nsg_id, where in point.nsg_ids:
             nsg = estate.nsgs.get(key(nsg_id))
@@ -382,6 +468,22 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
             out.add(finding)
     findings = tuple(out.items.values())
     return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id)
+
+
+def _admin_read_findings(point: PathPoint, estate: Estate, out: _Collector) -> None:
+    """A VNet whose security admin rules could not be read (403 without the permission, 404) is a warning: the bot
+    cannot see whether a network manager denies ASR there. Read but unparseable: unknown, naming the reason."""
+    pseudo = key(point.vnet.id) + "/networkmanagereffectivesecurityadminrules"
+    if pseudo in estate.unreadable:
+        out.add(_absent(estate, pseudo, point.side, "all", ""))
+        return
+    failure = estate.read_errors.get(pseudo)
+    if failure and point.admin is None:
+        out.add(Finding("admin-rules", "warning", point.side, "all", point.vnet.id,
+                        f"the security admin rules (Azure Virtual Network Manager) in effect on VNet {point.vnet.name} "
+                        f"could not be read ({failure}): a network manager's Deny would drop ASR traffic whatever the "
+                        "NSGs say, and is not evaluated; grant Microsoft.Network/virtualNetworks/"
+                        "listNetworkManagerEffectiveSecurityAdminRules/action to check it"))
 
 
 def _gateway_phrase(vnet: VirtualNetwork) -> str:
@@ -400,10 +502,11 @@ def _requirement_findings(point: PathPoint, estate: Estate, nsgs: list[tuple[Net
     table_id = point.subnet.route_table_id
     table = estate.route_tables.get(key(table_id)) if table_id else None
     views = tuple(sender_view(nsg, point.source, tags) for nsg, _ in nsgs)
-    objects = (tags, point.vnet, point.subnet, table, point.source.virtual_network, *(n for n, _ in nsgs),
-               *requirements)
+    admin_view = admin_sender_view(point.admin, point.source, tags) if point.admin else None
+    objects = (tags, point.vnet, point.subnet, table, point.source.virtual_network, point.admin,
+               *(n for n, _ in nsgs), *requirements)
     absent_table = (bool(table_id) and table is None, estate.unreadable.get(key(table_id)) if table_id else None)
-    extra = (point.side, len(nsgs), tuple(w for _, w in nsgs), views, absent_table, point.bgp)
+    extra = (point.side, len(nsgs), tuple(w for _, w in nsgs), views, absent_table, point.bgp, admin_view)
 
     def build() -> tuple[Finding, ...]:
         recorder = _Recorder()
@@ -412,8 +515,9 @@ def _requirement_findings(point: PathPoint, estate: Estate, nsgs: list[tuple[Net
                 recorder.add(Finding("unknown", "warning", point.side, req.destination, point.subnet.id,
                                      f"cannot evaluate {req.destination}: {req.reason}", requirement=req))
                 continue
+            reaching = _admin_stage(point, req, tags, recorder)
             for nsg, where in nsgs:
-                _nsg_findings(point, nsg, where, req, tags, recorder)
+                _nsg_findings(point, nsg, where, req, tags, recorder, reaching)
             _route_findings(point, estate, req, tags, recorder)
         return tuple(recorder.findings)
 

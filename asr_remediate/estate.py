@@ -21,6 +21,8 @@ from typing import Any
 from .ipset import is_ipv4_prefix, is_ipv6_prefix
 from .jsonfile import read_json_file
 from .model import (
+    AdminAddress,
+    AdminRule,
     Estate,
     IpConfiguration,
     NetworkInterface,
@@ -49,6 +51,7 @@ ROUTE_TABLE_TYPE = "microsoft.network/routetables"
 ROUTE_TYPE = "microsoft.network/routetables/routes"
 EFFECTIVE_ROUTES_TYPE = "microsoft.network/networkinterfaces/effectiveroutetable"
 EFFECTIVE_NSGS_TYPE = "microsoft.network/networkinterfaces/effectivenetworksecuritygroups"
+ADMIN_RULES_TYPE = "microsoft.network/virtualnetworks/networkmanagereffectivesecurityadminrules"
 PROTECTED_ITEM_TYPE = (
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems"
 )
@@ -477,6 +480,79 @@ def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
     )
 
 
+# -- AVNM security admin rules (ListNetworkManagerEffectiveSecurityAdminRules) ---------------------------------
+
+ADMIN_ACCESSES = frozenset({"allow", "deny", "alwaysallow"})
+ADMIN_PROTOCOLS = frozenset({"tcp", "udp", "icmp", "esp", "ah", "any"})
+ADMIN_ADDRESS_TYPES = frozenset({"ipprefix", "servicetag", "networkgroup"})
+
+
+def _admin_addresses(value: Any, what: str) -> tuple[AdminAddress, ...]:
+    result = []
+    for item in _list(value, what):
+        if not isinstance(item, Mapping):
+            raise EstateError(f"{what} has {_shown(item)}, not an address item")
+        prefix = _scalar(item.get("addressPrefix") or "", f"{what} addressPrefix").strip()
+        raw_type = item.get("addressPrefixType")
+        kind = "ipprefix" if raw_type in (None, "") else _scalar(raw_type, f"{what} addressPrefixType").lower()
+        if kind not in ADMIN_ADDRESS_TYPES:
+            raise EstateError(f"{what} addressPrefixType is {_shown(raw_type)}, not IPPrefix, ServiceTag or "
+                              "NetworkGroup")
+        if not prefix:
+            raise EstateError(f"{what} has an item without an addressPrefix")
+        if kind != "networkgroup":
+            _check_ip_like((prefix,), what)
+        result.append(AdminAddress(prefix, kind))
+    return tuple(result)
+
+
+def parse_admin_rule(entry: Mapping[str, Any]) -> AdminRule:
+    """One entry of a VNet's effective security admin rules (``kind`` Custom or Default; a Default rule carries its
+    resolved, read-only properties the same way), as in the NetworkManagerEffectiveSecurityAdminRulesList example."""
+    if not isinstance(entry, Mapping):
+        raise EstateError(f"an effective security admin rule is {_shown(entry)}, not an object")
+    rule_id = _scalar(entry.get("id") or "", "the admin rule id")
+    name = rule_id.rstrip("/").rsplit("/", 1)[-1] if rule_id else ""
+    props = _props(entry)
+    try:
+        if not rule_id:
+            raise EstateError("no id")
+        priority = _priority(props.get("priority"))
+        if priority > 4096:
+            raise EstateError(f"priority {priority} is outside 1–4096")
+        return AdminRule(
+            id=rule_id,
+            name=name,
+            priority=priority,
+            direction=_choice(props, "direction", DIRECTIONS),
+            access=_choice(props, "access", ADMIN_ACCESSES),
+            protocol=_choice(props, "protocol", ADMIN_PROTOCOLS),
+            sources=_admin_addresses(props.get("sources"), "sources"),
+            destinations=_admin_addresses(props.get("destinations"), "destinations"),
+            source_ports=tuple(_scalar(p, "sourcePortRanges") for p in _list(props.get("sourcePortRanges"),
+                                                                            "sourcePortRanges")) or ("*",),
+            destination_ports=tuple(_scalar(p, "destinationPortRanges")
+                                    for p in _list(props.get("destinationPortRanges"),
+                                                   "destinationPortRanges")) or ("*",),
+            kind=_scalar(entry.get("kind") or "Custom", "kind").lower(),
+            description=_scalar(props.get("description") or "", "description"),
+            configuration_description=_scalar(entry.get("configurationDescription") or "",
+                                              "configurationDescription"),
+            collection_description=_scalar(entry.get("ruleCollectionDescription") or "", "ruleCollectionDescription"),
+        )
+    except EstateError as error:
+        raise EstateError(f"security admin rule {_shown(name or rule_id)}: {error}") from None
+
+
+def parse_admin_rules(resource: Mapping[str, Any]) -> tuple[AdminRule, ...]:
+    """The rules of a VNet's ``…/networkManagerEffectiveSecurityAdminRules`` pseudo-resource (``properties.value``:
+    every page of the POST, concatenated), or of a bare ListNetworkManagerEffectiveSecurityAdminRules response."""
+    entries = _props(resource).get("value")
+    if entries is None:
+        entries = resource.get("value") or []
+    return tuple(parse_admin_rule(e) for e in _list(entries, "the effective security admin rules"))
+
+
 def unwrap(document: Any) -> list[Mapping[str, Any]]:
     """The list of resources from a bare list or a ``value``/``data`` envelope."""
     if isinstance(document, Mapping):
@@ -514,6 +590,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     items: dict[str, ProtectedItem] = {}
     bgp: dict[str, tuple[Route, ...]] = {}
     effective_vnets: dict[str, tuple[str, ...]] = {}
+    admin_rules: dict[str, tuple[AdminRule, ...]] = {}
     read_errors: dict[str, str] = {}
     unreadable: dict[str, UnreadableResource] = {}
 
@@ -557,6 +634,12 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
                     read_errors[key(rid)] = _cut(str(failure), 1000)
                 elif (expansion := parse_effective_virtual_network(resource)) is not None:
                     effective_vnets[key(rid.rsplit("/", 1)[0])] = expansion
+            elif rtype == ADMIN_RULES_TYPE:
+                failure = _props(resource).get("error")
+                if failure:
+                    read_errors[key(rid)] = _cut(str(failure), 1000)
+                else:
+                    admin_rules[key(rid.rstrip("/").rsplit("/", 1)[0])] = parse_admin_rules(resource)
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
                 if item is not None and key(item.id) not in unreadable:
@@ -608,6 +691,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         route_tables=MappingProxyType(tables),
         bgp_routes=MappingProxyType(bgp),
         effective_virtual_networks=MappingProxyType(effective_vnets),
+        admin_rules=MappingProxyType(admin_rules),
         read_errors=MappingProxyType(read_errors),
         unreadable=MappingProxyType(unreadable),
     )

@@ -175,6 +175,70 @@ class ProtectedItem:
     recovery_vnet_id: str = ""  # selectedRecoveryAzureNetworkId
 
 
+# -- Azure Virtual Network Manager: effective security admin rules (per VNet) -----------------------------------
+
+ALWAYS_ALLOW = "alwaysallow"
+
+
+@dataclass(frozen=True)
+class AdminAddress:
+    """One entry of an admin rule's ``sources`` / ``destinations`` (AddressPrefixItem)."""
+
+    prefix: str  # a CIDR / IP, '*', a service tag, or a network group id
+    type: str  # "ipprefix" | "servicetag" | "networkgroup" (lower case)
+
+
+@dataclass(frozen=True)
+class AdminRule:
+    """An effective security admin rule on a VNet (ListNetworkManagerEffectiveSecurityAdminRules), custom or default.
+
+    Its id names where it lives: ``…/networkManagers/{manager}/securityAdminConfigurations/{configuration}/
+    ruleCollections/{collection}/rules/{rule}``; the platform team changes it there, never the bot."""
+
+    id: str
+    name: str
+    priority: int  # 1–4096, lower first
+    direction: str  # "inbound" | "outbound"
+    access: str  # "allow" | "deny" | "alwaysallow"
+    protocol: str  # "tcp" | "udp" | "icmp" | "esp" | "ah" | "any"
+    sources: tuple[AdminAddress, ...] = ()  # empty: any
+    destinations: tuple[AdminAddress, ...] = ()  # empty: any
+    source_ports: tuple[str, ...] = ("*",)
+    destination_ports: tuple[str, ...] = ("*",)
+    kind: str = "custom"  # "custom" | "default"
+    description: str = ""
+    configuration_description: str = ""
+    collection_description: str = ""
+
+    def _part(self, child: str) -> str:
+        parts = self.id.strip("/").split("/")
+        lowered = [p.lower() for p in parts]
+        if child in lowered:
+            index = lowered.index(child)
+            return parts[index + 1] if index + 1 < len(parts) else ""
+        return ""
+
+    @property
+    def network_manager_id(self) -> str:
+        parts = self.id.strip("/").split("/")
+        lowered = [p.lower() for p in parts]
+        if "networkmanagers" in lowered:
+            return "/" + "/".join(parts[: lowered.index("networkmanagers") + 2])
+        return ""
+
+    @property
+    def network_manager(self) -> str:
+        return self._part("networkmanagers")
+
+    @property
+    def configuration(self) -> str:
+        return self._part("securityadminconfigurations")
+
+    @property
+    def collection(self) -> str:
+        return self._part("rulecollections")
+
+
 # How findings name a resource of each ARM type (lower case) that could not be read.
 RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.compute/virtualmachines": "VM",
@@ -182,6 +246,7 @@ RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.network/virtualnetworks": "VNet",
     "microsoft.network/networksecuritygroups": "NSG",
     "microsoft.network/routetables": "route table",
+    "microsoft.network/virtualnetworks/networkmanagereffectivesecurityadminrules": "the security admin rules",
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems":
         "protected item",
 })
@@ -221,6 +286,10 @@ class Estate:
     # Opt-in per-NIC reads that failed (a NIC of a stopped VM has no effective routes), keyed by the lower-case id
     # of the pseudo-resource (``<nic id>/effectiveroutetable``) → why.
     read_errors: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # AVNM security admin rules in effect per VNet (``key(vnet id)``), from ListNetworkManagerEffectiveSecurityAdmin-
+    # Rules. A VNet absent here was not read (an estate file without them): the stage is skipped for it. A failed read
+    # is in ``read_errors`` under ``<vnet id>/networkmanagereffectivesecurityadminrules``.
+    admin_rules: Mapping[str, tuple[AdminRule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     # Resources that were there but could not be parsed, by ``key(id)``. A child given separately (a security rule,
     # route or subnet) makes its parent unreadable: the parent's content is not known. Never also in the indexes.
     unreadable: Mapping[str, UnreadableResource] = field(default_factory=lambda: MappingProxyType({}))

@@ -154,3 +154,50 @@ def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, 
             },
         },
     }
+
+
+# -- AVNM security admin rules (shape of the NetworkManagerEffectiveSecurityAdminRulesList example) ------------------
+
+ADMIN_RULES_TYPE = "Microsoft.Network/virtualNetworks/networkManagerEffectiveSecurityAdminRules"
+
+
+def admin_rule(manager_id: str, name: str, priority: int, access: str, destinations: str | list[str], *,
+               configuration: str = "cfg-platform", collection: str = "rc-egress", direction: str = "Outbound",
+               protocol: str = "Tcp", ports: list[str] | None = None, sources: list[str] | None = None,
+               kind: str = "Custom", description: str = "") -> Resource:
+    """One effective security admin rule. Destinations / sources: a CIDR or '*' (IPPrefix), a service tag name
+    (ServiceTag) or a network group id (NetworkGroup)."""
+    def items(values: str | list[str]) -> list[dict[str, str]]:
+        listed = [values] if isinstance(values, str) else values
+        return [{"addressPrefix": v,
+                 "addressPrefixType": ("NetworkGroup" if "/networkGroups/" in v else
+                                       "IPPrefix" if v == "*" or v[:1].isdigit() else "ServiceTag")}
+                for v in listed]
+
+    group = f"{manager_id}/networkGroups/ng-all-spokes"
+    return {
+        "id": f"{manager_id}/securityAdminConfigurations/{configuration}/ruleCollections/{collection}/rules/{name}",
+        "kind": kind,
+        "configurationDescription": f"{configuration} (managed by the platform team)",
+        "ruleCollectionDescription": f"{collection}",
+        "ruleCollectionAppliesToGroups": [{"networkGroupId": group}],
+        "ruleGroups": [{"id": group, "properties": {"description": "every spoke VNet", "provisioningState":
+                                                    "Succeeded"}}],
+        "properties": {
+            "description": description or f"{access} {name}", "access": access, "priority": priority,
+            "direction": direction, "protocol": protocol, "provisioningState": "Succeeded",
+            "sourcePortRanges": ["0-65535"], "destinationPortRanges": ports or ["443"],
+            "sources": items(sources or ["*"]), "destinations": items(destinations),
+        },
+    }
+
+
+def network_manager_id(sub: str, rg: str, name: str) -> str:
+    return rid(sub, rg, "Microsoft.Network", "networkManagers", name)
+
+
+def admin_rules(vnet_id: str, rules: list[Resource] | None = None, error: str = "") -> Resource:
+    """A VNet's effective security admin rules as ``export`` writes them (every page's ``value``), or a failed read."""
+    properties: dict[str, Any] = {"error": error} if error else {"value": rules or []}
+    return {"id": f"{vnet_id}/networkManagerEffectiveSecurityAdminRules", "type": ADMIN_RULES_TYPE,
+            "properties": properties}

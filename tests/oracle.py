@@ -28,6 +28,12 @@ protocol="tcp") -> (verdict, rule_name)``
     (route_name is then that route). System routes are named "system: virtual network", "system: peering",
     "system: default <prefix>"; a service endpoint is "service endpoint".
 
+``admin_verdict(rules, source_ip, vnet_prefixes, address, tags, *, required_tag="", port=443, protocol="tcp")
+-> (verdict, rule_name)``
+    what a VNet's effective AVNM security admin rules do to one outbound packet: "deny", "unknown",
+    "always-allow" (the NSGs are skipped) or "allow" (the NSGs decide); rule_name is the deciding rule's name, or
+    None when no manager has a matching rule.
+
 Semantics (the project's documented choices, restated here on purpose rather than imported):
 
 NSG, per packet (TCP, source port anywhere in the ephemeral range 1024-65535, destination ``port``):
@@ -40,6 +46,17 @@ NSG, per packet (TCP, source port anywhere in the ephemeral range 1024-65535, de
   none if either does not. Covering some: a Deny still decides (denies), an Allow is skipped. Destination:
   the same prefix forms; an unknown tag → unknown, except when it is the rule's only destination and equals the
   required tag or is its top-level tag (``Storage`` for ``Storage.EastUS``): then it covers the address.
+
+Admin rules, per packet: each network manager (the rule id up to ``networkManagers/<name>``, any case) on its
+  own: its outbound rules by priority, at equal priority Deny before Allow before AlwaysAllow (then by id), first
+  match decides. Protocol 'Any'/'*'/the flow's; destination ports (none listed: any) unreadable → unknown; source
+  ports as for NSGs. Sources (none: all): network-group entries match some of the senders; the other entries as NSG
+  prefixes (an unknown tag → unknown); all / some / none of the senders, and covering some, a Deny decides, an
+  Allow or AlwaysAllow is skipped. Destinations (none: all): network-group entries cover private addresses (10/8,
+  172.16/12, 192.168/16, 100.64/10) as unknown, public ones not at all; the other entries as NSG prefixes, the
+  symbolic tag shortcut included. Managers combined: a Deny anywhere denies (named by the first manager, by id,
+  that denies), else unknown anywhere, else AlwaysAllow anywhere, else allow (named by the first manager with a
+  matching Allow rule, or None).
 
 Routes, per address: a subnet service endpoint (Microsoft.Storage → Storage.<location> for each listed
   location, the VNet's location when none, '*' = all of Storage) wins outright. Otherwise a route naming an
@@ -282,6 +299,95 @@ def nsg_verdict(
         if hit:
             return ("allow" if allow else "deny"), rule.name
     return "deny", None
+
+
+# --- AVNM security admin rules ---------------------------------------------------------------------------------
+
+_PRIVATE = tuple(ipaddress.IPv4Network(p) for p in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                     "100.64.0.0/10"))
+_RANK = {"deny": 0, "allow": 1, "alwaysallow": 2}
+
+
+def _manager_of(rule_id: str) -> str:
+    parts = rule_id.strip("/").split("/")
+    for index, part in enumerate(parts):
+        if part.lower() == "networkmanagers" and index + 1 < len(parts):
+            return "/".join(parts[: index + 2]).lower()
+    return ""
+
+
+def _one_manager(rules: list[Any], sources: tuple[str, ...], vnet: tuple[str, ...],
+                 destination: ipaddress.IPv4Address, tags: ServiceTags, required_tag: str, port: int,
+                 protocol: str) -> tuple[str, str | None]:
+    """('deny' | 'allow' | 'alwaysallow' | 'unknown' | 'pass', rule name)."""
+    for rule in sorted(rules, key=lambda r: (r.priority, _RANK[r.access.lower()], r.id.lower())):
+        if rule.direction.lower() != "outbound":
+            continue
+        if rule.protocol.lower() not in ("any", "*", protocol.lower()):
+            continue
+        destination_ports = _port_ranges(rule.destination_ports or ("*",))
+        if destination_ports is None:
+            return "unknown", rule.name
+        if not any(low <= port <= high for low, high in destination_ports):
+            continue
+        ports = _ephemeral_coverage(tuple(rule.source_ports or ("*",)))
+        if ports is None:
+            return "unknown", rule.name
+        if ports == NONE:
+            continue
+        if not rule.sources:
+            senders = ALL
+        else:
+            groups = any(a.type == "networkgroup" for a in rule.sources)
+            entries = [a.prefix for a in rule.sources if a.type != "networkgroup"]
+            addresses = _source_addresses(sources)
+            try:
+                matched = sum(1 for a in addresses if entries and _list_contains(entries, a, vnet, tags))
+            except _Unknown:
+                return "unknown", rule.name
+            senders = ALL if matched == len(addresses) and entries else SOME if matched or groups else NONE
+        coverage = _combine(ports, senders)
+        access = rule.access.lower()
+        if coverage == NONE or (coverage == SOME and access != "deny"):
+            continue
+        if not rule.destinations:
+            return access, rule.name
+        entries = [a.prefix for a in rule.destinations if a.type != "networkgroup"]
+        groups = any(a.type == "networkgroup" for a in rule.destinations)
+        try:
+            hit = bool(entries) and _list_contains(entries, destination, vnet, tags)
+        except _Unknown:
+            wanted = required_tag.strip().lower()
+            only = rule.destinations[0].prefix.strip().lower() if len(rule.destinations) == 1 else ""
+            if not (wanted and only and (only == wanted or wanted.startswith(only + "."))):
+                return "unknown", rule.name
+            hit = True
+        if hit:
+            return access, rule.name
+        if groups and any(destination in network for network in _PRIVATE):
+            return "unknown", rule.name
+    return "pass", None
+
+
+def admin_verdict(rules: Sequence[Any], source_ip: str | Sequence[str], vnet_prefixes: Sequence[str],
+                  address: Address, tags: ServiceTags, *, required_tag: str = "", port: int = 443,
+                  protocol: str = "tcp") -> tuple[str, str | None]:
+    """The combined verdict of every network manager's admin rules for one outbound packet to ``address``."""
+    destination = _address(address)
+    sources = (source_ip,) if isinstance(source_ip, str) else tuple(source_ip)
+    managers: dict[str, list[Any]] = {}
+    for rule in rules:
+        managers.setdefault(_manager_of(rule.id), []).append(rule)
+    answers = [_one_manager(managers[m], sources, tuple(vnet_prefixes), destination, tags, required_tag, port,
+                            protocol) for m in sorted(managers)]
+    for verdict, label in (("deny", "deny"), ("unknown", "unknown"), ("alwaysallow", "always-allow")):
+        for answer, name in answers:
+            if answer == verdict:
+                return label, name
+    for answer, name in answers:
+        if answer == "allow":
+            return "allow", name
+    return "allow", None
 
 
 # --- routes -------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from asr_remediate.engine import scan
 from asr_remediate.estate import build_estate
 from asr_remediate.planner import Plan
 from asr_remediate.servicetags import ServiceTags, load_service_tags_file
+from examples.estate_builder import admin_rules as admin_rules_resource
 from examples.estate_builder import nic, nsg, protected_item, rid, route_table, vm, vnet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,8 @@ class Scenario:
     active_location: str = "Primary"
     service_endpoints: list[tuple[str, list[str]]] | None = None
     ip: str = "10.1.1.4"
+    admin_rules: list[dict[str, Any]] | None = None  # effective security admin rules of the source VNet (read)
+    recovery_admin_rules: list[dict[str, Any]] | None = None  # … of the recovery VNet
 
     def resources(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -53,6 +56,8 @@ class Scenario:
         subnets = [subnet] + ([{"name": "GatewaySubnet", "prefix": "10.1.255.0/27"}] if self.gateway else [])
         source_vnet = vnet(SUB, RG, "vnet-src", "eastus", ["10.1.0.0/16"], subnets)
         out.append(source_vnet)
+        if self.admin_rules is not None:
+            out.append(admin_rules_resource(source_vnet["id"], self.admin_rules))
         recovery_subnet: dict[str, Any] = {"name": "snet-dr", "prefix": "10.2.1.0/24"}
         if self.recovery_rules is not None:
             dr_nsg = nsg(SUB, DR_RG, "nsg-dr", "centralus", self.recovery_rules)
@@ -60,6 +65,8 @@ class Scenario:
             recovery_subnet["nsg"] = dr_nsg["id"]
         dr_vnet = vnet(SUB, DR_RG, "vnet-dr", "centralus", ["10.2.0.0/16"], [recovery_subnet])
         out.append(dr_vnet)
+        if self.recovery_admin_rules is not None:
+            out.append(admin_rules_resource(dr_vnet["id"], self.recovery_admin_rules))
         recovery_nic_nsg = ""
         if self.recovery_nic_rules is not None:
             rn = nsg(SUB, DR_RG, "nsg-dr-nic", "centralus", self.recovery_nic_rules)
