@@ -6,6 +6,7 @@ name the blocking rule or route in plain language; the planner later decides whi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .adminrules import ALLOW as ADMIN_ALLOW
@@ -14,9 +15,11 @@ from .adminrules import UNKNOWN as ADMIN_UNKNOWN
 from .adminrules import AdminPiece, evaluate_admin_rules, passing
 from .adminrules import sender_view as admin_sender_view
 from .config import Settings
+from .firewall import DEFAULT_DENY, FirewallPiece, RuleRef, StageProblem, firewall_pieces, firewall_stage
 from .ipset import EMPTY, IdentityCache, IPSet
 from .model import (
     AdminRule,
+    AzureFirewall,
     Estate,
     NetworkInterface,
     NetworkSecurityGroup,
@@ -29,7 +32,7 @@ from .model import (
     parent_id,
 )
 from .nsg import FlowSource, Piece, nsg_pieces, sender_view
-from .requirements import SOURCE, URLS, Requirement, requirements_for, seed_2017_addresses
+from .requirements import SOURCE, URLS, Requirement, required_fqdns, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
 from .vnettag import virtual_network_tag
@@ -39,8 +42,8 @@ COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # admin-deny | admin-rules | nsg-deny | route-next-hop | route-appliance | bgp-propagation
-    #            | effective-nsg | legacy-ip-rule | unknown | missing | skipped
+    kind: str  # admin-deny | admin-rules | nsg-deny | route-next-hop | route-appliance | firewall-deny
+    #            | firewall-egress | bgp-propagation | effective-nsg | legacy-ip-rule | unknown | missing | skipped
     severity: str  # error | warning
     side: str
     destination: str
@@ -52,6 +55,8 @@ class Finding:
     requirement: Requirement | None = field(default=None, compare=False, repr=False)
     blocked: IPSet = field(default=EMPTY, compare=False, repr=False)
     blocker_priority: int = 0
+    # firewall-deny: the first rule (in processing order) that denies; None for the firewall's default deny.
+    firewall_rule: RuleRef | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -348,19 +353,20 @@ def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: Se
         return
     hops = route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ())
     subnet = point.subnet
-    for finding in _ROUTE_FINDINGS.get((hops, req, subnet, table), point.side,
-                                       lambda: _route_findings_of(hops, point.side, subnet, table, req)):
+    firewalls = estate.firewall_ips
+    for finding in _ROUTE_FINDINGS.get((hops, req, subnet, table, firewalls), point.side,
+                                       lambda: _route_findings_of(hops, point.side, subnet, table, req, firewalls)):
         out.add(finding)
 
 
 def _route_findings_of(hops: tuple[Hop, ...], side: str, subnet: Subnet, table: RouteTable | None,
-                       req: Requirement) -> tuple[Finding, ...]:
+                       req: Requirement, firewalls: Mapping[str, str]) -> tuple[Finding, ...]:
     findings = []
     resource = table.id if table else subnet.id
     for hop in hops:
         verdict = hop.verdict
-        if verdict == "ok":
-            continue
+        if verdict == "ok" or (verdict == "warning" and hop.next_hop_ip.strip() in firewalls):
+            continue  # an Azure Firewall: the firewall stage says what it does
         if verdict == "unknown":
             findings.append(Finding("unknown", "warning", side, req.destination, resource,
                                     f"route {hop.route_name} uses service tag {hop.prefix!r}, which is not in the "
@@ -384,6 +390,116 @@ def _hop_message(subnet: Subnet, req: Requirement, hop: Hop) -> str:
            "bgp": f"BGP route {hop.prefix} learned from the VNet gateway"}.get(hop.origin, hop.route_name)
     return (f"subnet {subnet.name}: {via} sends {_share(hop.addresses, req.prefixes)} {req.destination} "
             f"to next hop {hop.next_hop_type}{target}")
+
+
+# -- the Azure Firewall stage: what the firewall a route hands the traffic to does with it -------------------------
+
+def _firewall_findings(point: PathPoint, estate: Estate, item: ProtectedItem, req: Requirement, tags: ServiceTags,
+                       out: _Collector) -> None:
+    """For every part of ``req`` the subnet's routes send to an Azure Firewall (next hop VirtualAppliance at one of
+    its private IPs): the firewall's verdict, as findings. Other appliances keep the route-appliance warning."""
+    if req.prefixes is None:
+        return
+    table_id = point.subnet.route_table_id
+    table = estate.route_tables.get(key(table_id)) if table_id else None
+    if table_id and table is None:
+        return  # the route stage reports the absent table
+    hops = route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ())
+    routed: dict[str, IPSet] = {}
+    for hop in hops:
+        firewall_id = estate.firewall_ips.get(hop.next_hop_ip.strip()) if hop.verdict == "warning" else None
+        if firewall_id:
+            routed[firewall_id] = _union(routed.get(firewall_id, EMPTY), hop.addresses)
+    names = required_fqdns(req, item.cache_storage_accounts if point.side == SOURCE else ())
+    for firewall_id, addresses in routed.items():
+        firewall = estate.firewalls.get(key(firewall_id))
+        if firewall is None:
+            out.add(_absent(estate, firewall_id, point.side, req.destination,
+                            f"Azure Firewall {firewall_id} is not in the inventory", req))
+            continue
+        stage = firewall_stage(estate, firewall)
+        if isinstance(stage, StageProblem):
+            kind = "unknown" if key(stage.resource_id) in estate.unreadable else "missing"
+            out.add(Finding(kind, "warning", point.side, req.destination, stage.resource_id, stage.message,
+                            requirement=req))
+            continue
+        pieces = firewall_pieces(stage, point.source.addresses, addresses, names, tags, required_tag=req.tag)
+        for finding in _shared_firewall_findings(pieces, point.side, firewall, req, names, estate, tags,
+                                                 len(stage.steps)):
+            out.add(finding)
+
+
+def _shared_firewall_findings(pieces: tuple[FirewallPiece, ...], side: str, firewall: AzureFirewall,
+                              req: Requirement, names: tuple[str, ...], estate: Estate, tags: ServiceTags,
+                              steps: int) -> tuple[Finding, ...]:
+    """The findings of equal pieces are the same objects (the VMs behind one firewall share them)."""
+    return _FIREWALL_FINDINGS.get((pieces, req, firewall, estate.route_tables, estate.subnets, tags),
+                                  (side, names, steps),
+                                  lambda: _firewall_findings_of(pieces, side, firewall, req, names, estate, tags,
+                                                                steps))
+
+
+_FIREWALL_FINDINGS: IdentityCache[tuple[Finding, ...]] = IdentityCache()
+DEFAULT_DENY_ORDER = 10**6  # after every rule
+
+
+def _firewall_findings_of(pieces: tuple[FirewallPiece, ...], side: str, firewall: AzureFirewall, req: Requirement,
+                          names: tuple[str, ...], estate: Estate, tags: ServiceTags,
+                          steps: int) -> tuple[Finding, ...]:
+    assert req.prefixes is not None
+    findings = []
+    shown = f"{req.destination} ({', '.join(names)})" if names else req.destination
+    denied = [p for p in pieces if p.verdict == "deny"]
+    if denied:
+        blocked = IPSet.of(iv for p in denied for iv in p.addresses)
+        first = min(denied, key=lambda p: p.rule.order if p.rule else DEFAULT_DENY_ORDER + steps)
+        causes = "; ".join(dict.fromkeys(
+            (f"{p.rule.describe()} denies it" + (f" ({p.note})" if p.note else "")) if p.rule else DEFAULT_DENY
+            for p in sorted(denied, key=lambda p: p.rule.order if p.rule else DEFAULT_DENY_ORDER)))
+        findings.append(Finding(
+            "firewall-deny", "error", side, req.destination, firewall.id,
+            f"Azure Firewall {firewall.name} blocks outbound TCP 443 to {_share(blocked, req.prefixes)} {shown}: "
+            f"{causes}; ASR needs it to {req.reason}",
+            rule_name=first.rule.rule if first.rule else "", requirement=req, blocked=blocked,
+            blocker_priority=first.rule.order if first.rule else DEFAULT_DENY_ORDER, firewall_rule=first.rule))
+    for piece in pieces:
+        if piece.verdict == "unknown":
+            where = f"{piece.rule.describe()} — " if piece.rule else ""
+            findings.append(Finding("unknown", "warning", side, req.destination, firewall.id,
+                                    f"cannot tell whether Azure Firewall {firewall.name} allows "
+                                    f"{_share(piece.addresses, req.prefixes)} {shown}: {where}{piece.note}",
+                                    rule_name=piece.rule.rule if piece.rule else "", requirement=req))
+    allowed = IPSet.of(iv for p in pieces if p.verdict == "allow" for iv in p.addresses)
+    if allowed and firewall.forced_tunnelling:
+        egress = _firewall_egress(firewall, allowed, estate, tags)
+        if egress:
+            findings.append(Finding(
+                "firewall-egress", "warning", side, req.destination, firewall.id,
+                f"Azure Firewall {firewall.name} allows {shown} but runs in forced-tunnelling mode (it has a "
+                f"management IP configuration): what it allows leaves through the routes of its subnet, {egress}; "
+                f"they must send {req.destination} to the Internet, not on-premises", requirement=req,
+                blocked=allowed))
+    return tuple(findings)
+
+
+def _firewall_egress(firewall: AzureFirewall, allowed: IPSet, estate: Estate, tags: ServiceTags) -> str:
+    """Where the AzureFirewallSubnet's routes send what the firewall allows, when that is not all the Internet ("" when
+    it is). Azure Firewall "must have direct Internet connectivity" (Azure Firewall FAQ); in forced-tunnelling mode
+    its subnet may route 0.0.0.0/0 to on-premises instead."""
+    subnet = estate.subnets.get(key(firewall.subnet_id)) if firewall.subnet_id else None
+    vnet = estate.vnet_of_subnet(firewall.subnet_id) if firewall.subnet_id else None
+    if subnet is None or vnet is None:
+        return f"whose subnet {firewall.subnet_id or '(none given)'} is not in the inventory"
+    table = estate.route_tables.get(key(subnet.route_table_id)) if subnet.route_table_id else None
+    if table is None:
+        what = "not in the inventory" if subnet.route_table_id else "none: a default route learned from on-premises " \
+                                                                    "(BGP) would win"
+        return f"whose route table is {what}"
+    wrong = [h for h in route_hops(table, vnet, subnet, allowed, tags) if h.verdict != "ok"]
+    if not wrong:
+        return ""
+    return "; ".join(f"{_share(h.addresses, allowed)} it allows goes to next hop {h.next_hop_type} via "
+                     f"{h.route_name} in route table {table.name}" for h in wrong)
 
 
 def _legacy_rule_findings(point: PathPoint, nsg: NetworkSecurityGroup, where: str, tags: ServiceTags,
@@ -466,6 +582,9 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
         sided = [r for r in requirements if r.side == point.side]
         for finding in _requirement_findings(point, estate, nsgs, sided, tags):
             out.add(finding)
+        if estate.firewall_ips:
+            for req in sided:
+                _firewall_findings(point, estate, item, req, tags, out)
     findings = tuple(out.items.values())
     return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id)
 

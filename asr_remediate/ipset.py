@@ -37,6 +37,22 @@ def parse_ipv4_prefix(text: str) -> tuple[int, int]:
     return int(network.network_address), int(network.broadcast_address)
 
 
+def parse_ipv4_range(text: str) -> tuple[int, int]:
+    """An IPv4 address, CIDR or range "first-last" (Azure Firewall rules and IP groups accept all three) as the closed
+    interval [first, last]; PrefixError otherwise."""
+    first, dash, last = text.strip().partition("-")
+    if not dash:
+        return parse_ipv4_prefix(text)
+    try:
+        start = int(ipaddress.IPv4Address(first.strip()))
+        end = int(ipaddress.IPv4Address(last.strip()))
+    except ValueError as error:
+        raise PrefixError(f"not an IPv4 address range: {text!r}") from error
+    if start > end:
+        raise PrefixError(f"not an IPv4 address range (first after last): {text!r}")
+    return start, end
+
+
 def is_ipv4_prefix(text: str) -> bool:
     """True for '10.0.0.0/8' or '1.2.3.4'; False for tags, '*', IPv6 and garbage."""
     try:

@@ -173,6 +173,86 @@ class ProtectedItem:
     encrypted: bool = False  # vmEncryptionType != NotEncrypted (ADE)
     recovery_nics: tuple[RecoveryNic, ...] = ()
     recovery_vnet_id: str = ""  # selectedRecoveryAzureNetworkId
+    # Names of the source-side cache storage accounts (protected[Managed]Disks[].primaryStagingAzureStorageAccountId):
+    # a firewall's application rules may allow exactly <name>.blob.core.windows.net.
+    cache_storage_accounts: tuple[str, ...] = ()
+
+
+# -- Azure Firewall -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One rule of a firewall (classic) or of a Firewall Policy rule collection; string fields keep ARM spelling."""
+
+    name: str
+    rule_type: str  # "network" | "application" | "nat" (lower case)
+    source_addresses: tuple[str, ...] = ()
+    source_ip_groups: tuple[str, ...] = ()  # IP group ids
+    protocols: tuple[str, ...] = ()  # network / NAT: "tcp", "udp", "icmp", "any"; application: "https:443", …
+    destination_addresses: tuple[str, ...] = ()  # IPs, CIDRs, ranges, "*", service tags
+    destination_ip_groups: tuple[str, ...] = ()
+    destination_fqdns: tuple[str, ...] = ()  # network rules: resolved by the firewall (needs DNS proxy)
+    destination_ports: tuple[str, ...] = ()
+    target_fqdns: tuple[str, ...] = ()  # application rules; a leading '*' is a wildcard
+    target_urls: tuple[str, ...] = ()  # application rules, TLS inspection (Premium)
+    fqdn_tags: tuple[str, ...] = ()
+    web_categories: tuple[str, ...] = ()
+    terminate_tls: bool = False
+
+
+@dataclass(frozen=True)
+class FirewallRuleCollection:
+    name: str
+    priority: int | None  # None: none given (ordered after the collections of its group that have one)
+    action: str  # "allow" | "deny" | "dnat" | "snat" (lower case)
+    rules: tuple[FirewallRule, ...]
+
+
+@dataclass(frozen=True)
+class RuleCollectionGroup:
+    """A Firewall Policy rule collection group (firewallPolicies/{p}/ruleCollectionGroups/{g})."""
+
+    id: str
+    name: str
+    priority: int
+    collections: tuple[FirewallRuleCollection, ...]
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class FirewallPolicy:
+    id: str
+    name: str
+    location: str
+    base_policy_id: str = ""  # the parent policy, whose rules go first
+    rule_collection_group_ids: tuple[str, ...] = ()
+    dns_proxy: bool = False  # dnsSettings.enableProxy
+    tls_inspection: bool = False  # transportSecurity.certificateAuthority set (Premium)
+    tier: str = ""  # sku.tier, lower case
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class AzureFirewall:
+    id: str
+    name: str
+    location: str
+    private_ips: tuple[str, ...]  # ipConfigurations[].privateIPAddress, or a secured hub's hubIPAddresses
+    policy_id: str = ""  # firewallPolicy: when set, the policy's rules apply (classic rules are not used)
+    collections: tuple[tuple[str, FirewallRuleCollection], ...] = ()  # classic rules: (rule type, collection)
+    dns_proxy: bool = False  # classic: additionalProperties "Network.DNS.EnableProxy"
+    forced_tunnelling: bool = False  # managementIpConfiguration set: data traffic follows AzureFirewallSubnet's routes
+    subnet_id: str = ""  # the AzureFirewallSubnet (VNet firewalls)
+    virtual_hub_id: str = ""  # a Virtual WAN secured hub
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class IpGroup:
+    id: str
+    name: str
+    addresses: tuple[str, ...]
 
 
 # -- Azure Virtual Network Manager: effective security admin rules (per VNet) -----------------------------------
@@ -249,6 +329,9 @@ RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.network/virtualnetworks/networkmanagereffectivesecurityadminrules": "the security admin rules",
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems":
         "protected item",
+    "microsoft.network/azurefirewalls": "Azure Firewall",
+    "microsoft.network/firewallpolicies": "firewall policy",
+    "microsoft.network/ipgroups": "IP group",
 })
 
 
@@ -293,6 +376,14 @@ class Estate:
     # Resources that were there but could not be parsed, by ``key(id)``. A child given separately (a security rule,
     # route or subnet) makes its parent unreadable: the parent's content is not known. Never also in the indexes.
     unreadable: Mapping[str, UnreadableResource] = field(default_factory=lambda: MappingProxyType({}))
+    # Azure Firewall (issue 10): firewalls, policies, their rule collection groups and IP groups, by key(id).
+    firewalls: Mapping[str, AzureFirewall] = field(default_factory=lambda: MappingProxyType({}))
+    firewall_policies: Mapping[str, FirewallPolicy] = field(default_factory=lambda: MappingProxyType({}))
+    rule_collection_groups: Mapping[str, RuleCollectionGroup] = field(default_factory=lambda: MappingProxyType({}))
+    ip_groups: Mapping[str, IpGroup] = field(default_factory=lambda: MappingProxyType({}))
+    # Private IP → firewall id, for every firewall in the inventory (readable or not): a route to one of these IPs
+    # is a route to an Azure Firewall.
+    firewall_ips: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def source_nic_ids(self, item: ProtectedItem) -> tuple[str, ...]:
         """The VM's NICs; from the protected item's vmNics when the VM itself is not in the inventory."""

@@ -29,6 +29,20 @@ URLS = (
 )
 
 
+# The name each destination is reached at: Site Recovery's "Outbound connectivity for URLs" table (learn.microsoft.com/
+# azure/site-recovery/azure-to-azure-about-networking), by service tag. A firewall's application rules see these (the
+# TLS server name), never the addresses. "If you know all the cache storage accounts for your VMs, you can allow access
+# to the specific storage account URLs (Ex: cache1.blob.core.windows.net …)": see required_fqdns.
+TAG_FQDNS = {
+    "storage": "*.blob.core.windows.net",
+    "azureactivedirectory": "login.microsoftonline.com",
+    "azuresiterecovery": "*.hypervrecoverymanager.windowsazure.com",
+    "eventhub": "*.servicebus.windows.net",
+    "azurekeyvault": "*.vault.azure.net",
+    "guestandhybridmanagement": "*.automation.ext.azure.com",
+}
+
+
 @dataclass(frozen=True)
 class Requirement:
     """One destination the VM must reach on TCP 443 from one side."""
@@ -133,4 +147,18 @@ def _requirements(item: ProtectedItem, tags: ServiceTags, settings: Settings) ->
     return result
 
 
-__all__ = ["SOURCE", "TARGET", "URLS", "Requirement", "requirements_for", "seed_2017_addresses"]
+def required_fqdns(req: Requirement, cache_storage_accounts: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names a requirement's traffic carries (TLS SNI): on the source side, Storage is the VM's own cache storage
+    accounts when the protected item names them (<name>.blob.core.windows.net), else *.blob.core.windows.net.
+    The 2017 Site Recovery IPs are the Site Recovery service. () when no name is known."""
+    base = (req.tag or req.slug).split(".", 1)[0].lower()
+    if req.slug.startswith("seed-siterecovery"):
+        base = "azuresiterecovery"
+    if base == "storage" and req.side == SOURCE and cache_storage_accounts:
+        return tuple(f"{name}.blob.core.windows.net" for name in cache_storage_accounts)
+    name = TAG_FQDNS.get(base)
+    return (name,) if name else ()
+
+
+__all__ = ["SOURCE", "TAG_FQDNS", "TARGET", "URLS", "Requirement", "required_fqdns", "requirements_for",
+           "seed_2017_addresses"]

@@ -201,3 +201,86 @@ def admin_rules(vnet_id: str, rules: list[Resource] | None = None, error: str = 
     properties: dict[str, Any] = {"error": error} if error else {"value": rules or []}
     return {"id": f"{vnet_id}/networkManagerEffectiveSecurityAdminRules", "type": ADMIN_RULES_TYPE,
             "properties": properties}
+
+
+# -- Azure Firewall (shapes of AzureFirewallGet.json and FirewallPolicyRuleCollectionGroup*.json) -------------------
+
+def network_rule(name: str, sources: list[str], destinations: list[str], *, ports: list[str] | None = None,
+                 protocols: list[str] | None = None, fqdns: list[str] | None = None,
+                 source_ip_groups: list[str] | None = None, destination_ip_groups: list[str] | None = None) -> Resource:
+    rule: Resource = {"ruleType": "NetworkRule", "name": name, "sourceAddresses": sources,
+                      "destinationAddresses": destinations, "ipProtocols": protocols or ["TCP"],
+                      "destinationPorts": ports or ["443"]}
+    for field, value in (("destinationFqdns", fqdns), ("sourceIpGroups", source_ip_groups),
+                         ("destinationIpGroups", destination_ip_groups)):
+        if value:
+            rule[field] = value
+    return rule
+
+
+def application_rule(name: str, sources: list[str], fqdns: list[str] | None = None, *,
+                     fqdn_tags: list[str] | None = None, protocols: list[tuple[str, int]] | None = None,
+                     source_ip_groups: list[str] | None = None) -> Resource:
+    rule: Resource = {"ruleType": "ApplicationRule", "name": name, "sourceAddresses": sources,
+                      "protocols": [{"protocolType": p, "port": port} for p, port in protocols or [("Https", 443)]]}
+    for field, value in (("targetFqdns", fqdns), ("fqdnTags", fqdn_tags), ("sourceIpGroups", source_ip_groups)):
+        if value:
+            rule[field] = value
+    return rule
+
+
+def rule_collection(name: str, priority: int, action: str, rules: list[Resource]) -> Resource:
+    return {"ruleCollectionType": "FirewallPolicyFilterRuleCollection", "name": name, "priority": priority,
+            "action": {"type": action}, "rules": rules}
+
+
+def firewall_policy(sub: str, rg: str, name: str, location: str, *, base_policy: str = "", group_names: list[str],
+                    dns_proxy: bool = False, tags: dict[str, str] | None = None) -> Resource:
+    policy_id = rid(sub, rg, "Microsoft.Network", "firewallPolicies", name)
+    props: dict[str, Any] = {"provisioningState": "Succeeded", "sku": {"tier": "Standard"},
+                             "threatIntelMode": "Alert",
+                             "ruleCollectionGroups": [{"id": f"{policy_id}/ruleCollectionGroups/{g}"}
+                                                      for g in group_names]}
+    if base_policy:
+        props["basePolicy"] = {"id": base_policy}
+    if dns_proxy:
+        props["dnsSettings"] = {"enableProxy": True}
+    return {"id": policy_id, "name": name, "type": "microsoft.network/firewallpolicies", "location": location,
+            "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": tags or {},
+            "etag": 'W/"00000000-0000-0000-0000-000000000003"', "properties": props}
+
+
+def rule_collection_group(policy_id: str, name: str, priority: int, collections: list[Resource]) -> Resource:
+    return {"id": f"{policy_id}/ruleCollectionGroups/{name}", "name": name,
+            "type": "Microsoft.Network/firewallPolicies/ruleCollectionGroups",
+            "etag": 'W/"00000000-0000-0000-0000-000000000004"',
+            "properties": {"provisioningState": "Succeeded", "priority": priority, "ruleCollections": collections}}
+
+
+def azure_firewall(sub: str, rg: str, name: str, location: str, subnet_id: str, private_ip: str, *,
+                   policy_id: str = "", forced_tunnelling: bool = False) -> Resource:
+    fw_id = rid(sub, rg, "Microsoft.Network", "azureFirewalls", name)
+    props: dict[str, Any] = {
+        "provisioningState": "Succeeded", "sku": {"name": "AZFW_VNet", "tier": "Standard"},
+        "threatIntelMode": "Alert",
+        "ipConfigurations": [{"name": "fw-ipconfig", "id": f"{fw_id}/ipConfigurations/fw-ipconfig",
+                              "properties": {"privateIPAddress": private_ip, "subnet": {"id": subnet_id},
+                                             "publicIPAddress": {"id": rid(sub, rg, "Microsoft.Network",
+                                                                           "publicIPAddresses", f"{name}-pip")}}}],
+        "applicationRuleCollections": [], "natRuleCollections": [], "networkRuleCollections": [],
+    }
+    if policy_id:
+        props["firewallPolicy"] = {"id": policy_id}
+    if forced_tunnelling:
+        props["managementIpConfiguration"] = {
+            "name": "fw-mgmt", "id": f"{fw_id}/managementIpConfiguration",
+            "properties": {"subnet": {"id": subnet_id.rsplit("/", 1)[0] + "/AzureFirewallManagementSubnet"}}}
+    return {"id": fw_id, "name": name, "type": "microsoft.network/azurefirewalls", "location": location,
+            "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": {}, "properties": props}
+
+
+def ip_group(sub: str, rg: str, name: str, location: str, addresses: list[str]) -> Resource:
+    return {"id": rid(sub, rg, "Microsoft.Network", "ipGroups", name), "name": name,
+            "type": "microsoft.network/ipgroups", "location": location, "resourceGroup": rg.lower(),
+            "subscriptionId": sub, "tags": {}, "properties": {"provisioningState": "Succeeded",
+                                                               "ipAddresses": addresses}}

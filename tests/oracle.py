@@ -22,6 +22,11 @@ protocol="tcp") -> (verdict, rule_name)``
     through a gateway): the VNet and peered prefixes, every route's prefix (a service-tag route: each published
     IPv4 prefix of the tag; an unknown tag: none; IPv6: none) and every learned route's prefix, as text.
 
+``firewall_verdict(estate, firewall, source_ip, address, name, tags, *, required_tag="") -> (verdict, rule_name)``
+    what an Azure Firewall does with one TCP 443 flow from ``source_ip`` to ``address`` carrying the TLS server name
+    ``name`` (a concrete name, never a wildcard): "allow", "deny" or "unknown", and the deciding rule's name (None:
+    the default deny).
+
 ``route_next_hop(table, vnet, subnet, address, tags) -> (next_hop_type, route_name)``
     next_hop_type in ARM spelling ("Internet", "VirtualAppliance", "VnetLocal", "VNetPeering", "None",
     "VirtualNetworkServiceEndpoint", ...) or "unknown" when a route names a tag the data does not have
@@ -57,6 +62,20 @@ Admin rules, per packet: each network manager (the rule id up to ``networkManage
   symbolic tag shortcut included. Managers combined: a Deny anywhere denies (named by the first manager, by id,
   that denies), else unknown anywhere, else AlwaysAllow anywhere, else allow (named by the first manager with a
   matching Allow rule, or None).
+Azure Firewall, per flow (one sender, one address, one name): rules in order — DNAT, then network, then application
+  rules. Classic: the firewall's collections of each type by priority (a collection without one after those with
+  one). Policy: the basePolicy chain root first, the attached policy last (DNAT from the attached policy only); per
+  policy its groups by priority (then name), per group its collections by priority (none last), per collection the
+  rules in order. Each test is true, false or "cannot tell": a rule applies when all its tests hold (false if any is
+  false), its destination when any alternative holds (true if any is true). Network / DNAT rules: protocol TCP or
+  Any, port 443 among the destination ports, the sender in the source addresses / ranges / IP groups (an absent IP
+  group: cannot tell), the address in the destination addresses / ranges / service tags / IP groups (a tag missing
+  from the data: cannot tell, unless it is the required tag or its top-level tag: true), or the name equal to a
+  destination FQDN (cannot tell without DNS proxy). Application rules: Https:443 among the protocols, the sender as
+  above, the name matched by a target FQDN ("*" all; "*X": ends with X; else equal, case-insensitive), FQDN tags / web
+  categories / target URLs: cannot tell; destination addresses on an application rule: cannot tell. A rule that
+  applies decides (Allow → allow, Deny and DNAT → deny; an Allow that terminates TLS → unknown); one that may apply
+  decides if the rules after it decide the same way, else unknown. No rule: deny.
 
 Routes, per address: a subnet service endpoint (Microsoft.Storage → Storage.<location> for each listed
   location, the VNet's location when none, '*' = all of Storage) wins outright. Otherwise a route naming an
@@ -75,7 +94,16 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from asr_remediate.model import NetworkSecurityGroup, RouteTable, SecurityRule, Subnet, VirtualNetwork
+from asr_remediate.model import (
+    AzureFirewall,
+    Estate,
+    FirewallRule,
+    NetworkSecurityGroup,
+    RouteTable,
+    SecurityRule,
+    Subnet,
+    VirtualNetwork,
+)
 from asr_remediate.servicetags import LOCATION_TO_TAG_REGION, ServiceTags
 
 Address = int | str
@@ -494,3 +522,150 @@ def route_next_hop(
         order += 1
         consider(prefix, _SYSTEM, hop, f"system: default {prefix}")
     return answer
+
+
+# --- Azure Firewall -----------------------------------------------------------------------------------------
+
+Tri = bool | None  # true / false / cannot tell
+
+
+def _all(*values: Tri) -> Tri:
+    if any(v is False for v in values):
+        return False
+    return None if any(v is None for v in values) else True
+
+
+def _any(*values: Tri) -> Tri:
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
+
+
+def _fw_entry_contains(entry: str, address: ipaddress.IPv4Address) -> bool | str:
+    """True / False for an address, IP, CIDR or 'a-b' range; the entry itself when it is a name (a service tag)."""
+    text = entry.strip()
+    if text == "*":
+        return True
+    if ":" in text:
+        return False
+    first, dash, last = text.partition("-")
+    if dash:
+        return int(ipaddress.IPv4Address(first.strip())) <= int(address) <= int(ipaddress.IPv4Address(last.strip()))
+    network = _network(text)
+    return text if network is None else address in network
+
+
+def _fw_addresses(entries: Sequence[str], groups: Sequence[str], estate: Estate, address: ipaddress.IPv4Address,
+                  tags: ServiceTags | None, required_tag: str) -> Tri:
+    found: Tri = False
+    for entry in entries:
+        hit = _fw_entry_contains(entry, address)
+        if isinstance(hit, str):
+            tag = tags.get(hit) if tags is not None else None
+            wanted = required_tag.lower()
+            if tag is not None:
+                hit = _in_any(address, tag.cidrs)
+            elif wanted and (hit.lower() == wanted or wanted.startswith(hit.lower() + ".")):
+                hit = True
+            else:
+                found = _any(found, None)
+                continue
+        found = _any(found, hit)
+    for group_id in groups:
+        group = estate.ip_groups.get(group_id.strip().rstrip("/").lower())
+        if group is None:
+            found = _any(found, None)
+            continue
+        found = _any(found, any(_fw_entry_contains(e, address) is True for e in group.addresses))
+    return found
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    wanted, rule = name.strip().lower().rstrip("."), pattern.strip().lower().rstrip(".")
+    if rule == "*":
+        return True
+    if rule.startswith("*"):
+        return "*" not in rule[1:] and wanted.endswith(rule[1:])
+    return "*" not in rule and wanted == rule
+
+
+def _fw_rule_applies(rule: FirewallRule, estate: Estate, sender: ipaddress.IPv4Address,
+                     address: ipaddress.IPv4Address, name: str, tags: ServiceTags, required_tag: str,
+                     dns_proxy: bool) -> Tri:
+    source = _fw_addresses(rule.source_addresses, rule.source_ip_groups, estate, sender, None, "")
+    if rule.rule_type == "application":
+        destination = _any(any(_name_matches(name, p) for p in rule.target_fqdns),
+                           None if rule.fqdn_tags else False, None if rule.web_categories else False,
+                           None if rule.target_urls else False)
+        if rule.destination_addresses:
+            destination = _all(destination, None)
+        return _all("https:443" in rule.protocols, source, destination)
+    ports = _port_ranges(rule.destination_ports) or []
+    protocol = any(p in ("tcp", "any") for p in rule.protocols)
+    fqdn: Tri = any(name.strip().lower() == f.strip().lower() for f in rule.destination_fqdns)
+    if fqdn and not dns_proxy:
+        fqdn = None
+    destination = _any(_fw_addresses(rule.destination_addresses, rule.destination_ip_groups, estate, address, tags,
+                                     required_tag), fqdn)
+    return _all(protocol, any(low <= 443 <= high for low, high in ports), source, destination)
+
+
+def _firewall_rules(estate: Estate, firewall: AzureFirewall) -> list[tuple[FirewallRule, str]]:
+    """(rule, action) in processing order."""
+    def order(priority: int | None) -> tuple[bool, int]:
+        return priority is None, priority or 0
+
+    result: list[tuple[FirewallRule, str]] = []
+    if not firewall.policy_id:
+        for rule_type in ("nat", "network", "application"):
+            for _, collection in sorted(((i, c) for i, (t, c) in enumerate(firewall.collections) if t == rule_type),
+                                        key=lambda ic: (order(ic[1].priority), ic[0])):
+                result += [(r, collection.action) for r in collection.rules]
+        return result
+    chain = []
+    policy_id = firewall.policy_id
+    while policy_id:
+        policy = estate.firewall_policies[policy_id.strip().rstrip("/").lower()]
+        chain.insert(0, policy)
+        policy_id = policy.base_policy_id
+    for rule_type in ("nat", "network", "application"):
+        for level, policy in enumerate(chain):
+            if rule_type == "nat" and level != len(chain) - 1:
+                continue
+            groups = [estate.rule_collection_groups[g.strip().rstrip("/").lower()]
+                      for g in policy.rule_collection_group_ids]
+            for group in sorted(groups, key=lambda g: (g.priority, g.name.lower())):
+                collections = sorted(enumerate(group.collections), key=lambda ic: (order(ic[1].priority), ic[0]))
+                for _, collection in collections:
+                    result += [(r, collection.action) for r in collection.rules if r.rule_type == rule_type]
+    return result
+
+
+def firewall_verdict(estate: Estate, firewall: AzureFirewall, source_ip: str, address: Address, name: str,
+                     tags: ServiceTags, *, required_tag: str = "") -> tuple[str, str | None]:
+    if firewall.policy_id:
+        policy = estate.firewall_policies[firewall.policy_id.strip().rstrip("/").lower()]
+        dns_proxy = policy.dns_proxy
+    else:
+        dns_proxy = firewall.dns_proxy
+    rules = _firewall_rules(estate, firewall)
+    sender, destination = _address(source_ip), _address(address)
+
+    def decide(start: int) -> tuple[str, str | None]:
+        for index in range(start, len(rules)):
+            rule, action = rules[index]
+            applies = _fw_rule_applies(rule, estate, sender, destination, name, tags, required_tag, dns_proxy)
+            if applies is False:
+                continue
+            verdict = "allow" if action == "allow" else "deny"
+            if verdict == "allow" and rule.terminate_tls:
+                return "unknown", rule.name
+            if applies:
+                return verdict, rule.name
+            rest = decide(index + 1)
+            if rest[0] == verdict:
+                return verdict, (rule.name if verdict == "deny" else rest[1])
+            return "unknown", (rest[1] if rest[0] == "unknown" else rule.name)
+        return "deny", None
+
+    return decide(0)
