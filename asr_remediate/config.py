@@ -54,6 +54,7 @@ class Settings:
     include_key_vault: bool = False  # ASR_INCLUDE_KEYVAULT: AzureKeyVault.<S> for ADE-encrypted VMs
     include_guest_management: bool = False  # ASR_INCLUDE_GUEST_MANAGEMENT: mobility agent auto-update
     fix_routes: bool = True  # ASR_FIX_ROUTES: plan service-tag routes next hop Internet
+    apply_firewall: bool = False  # ASR_APPLY_FIREWALL: also write the asr-remediate rule collection group (with apply)
     subscriptions: tuple[str, ...] = ()  # ASR_SUBSCRIPTIONS: scan scope
     scope_allowlist: tuple[str, ...] = ()  # ASR_SCOPE_ALLOWLIST: id prefixes the bot may write under (empty: none)
     opt_out_tag: str = DEFAULT_OPT_OUT_TAG  # ASR_OPT_OUT_TAG: tag on VM / NSG / route table that excludes it
@@ -172,6 +173,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         include_key_vault=_bool(env, "ASR_INCLUDE_KEYVAULT", False),
         include_guest_management=_bool(env, "ASR_INCLUDE_GUEST_MANAGEMENT", False),
         fix_routes=_bool(env, "ASR_FIX_ROUTES", True),
+        apply_firewall=_bool(env, "ASR_APPLY_FIREWALL", False),
         subscriptions=_subscriptions(env, "ASR_SUBSCRIPTIONS"),
         scope_allowlist=check_scope_allowlist(_list(env, "ASR_SCOPE_ALLOWLIST")),
         opt_out_tag=env.get("ASR_OPT_OUT_TAG", "").strip() or DEFAULT_OPT_OUT_TAG,

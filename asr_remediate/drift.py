@@ -429,6 +429,28 @@ def _firewall_findings(point: PathPoint, estate: Estate, item: ProtectedItem, re
             out.add(finding)
 
 
+def firewall_senders(item: ProtectedItem, estate: Estate, tags: ServiceTags, side: str, firewall_id: str,
+                     req: Requirement) -> tuple[tuple[Subnet, IPSet], ...]:
+    """The path points of ``item`` on ``side`` whose routes hand part of ``req`` to the firewall ``firewall_id``: (their
+    subnet, the senders' own addresses: a NIC IP, or a whole recovery subnet). The firewall fix plan allows exactly
+    these senders (firewall_planner.py)."""
+    found: list[tuple[Subnet, IPSet]] = []
+    if req.prefixes is None:
+        return ()
+    for point in _path_points(item, estate, tags, _Collector()):
+        if point.side != side:
+            continue
+        table = estate.route_tables.get(key(point.subnet.route_table_id)) if point.subnet.route_table_id else None
+        if point.subnet.route_table_id and table is None:
+            continue
+        for hop in route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ()):
+            target = estate.firewall_ips.get(hop.next_hop_ip.strip()) if hop.verdict == "warning" else None
+            if target and key(target) == key(firewall_id) and hop.addresses:
+                found.append((point.subnet, point.source.addresses))
+                break
+    return tuple(found)
+
+
 def _shared_firewall_findings(pieces: tuple[FirewallPiece, ...], side: str, firewall: AzureFirewall,
                               req: Requirement, names: tuple[str, ...], estate: Estate, tags: ServiceTags,
                               steps: int) -> tuple[Finding, ...]:

@@ -25,6 +25,7 @@ from typing import Any
 from .config import MANAGED_PREFIX, Settings
 from .drift import SKIPPED, Finding, VmReport, evaluate_item, status_of
 from .estate import parse_route, parse_security_rule
+from .firewall_planner import apply_group_change, plan_firewalls
 from .ipset import EMPTY, IPSet, is_ipv4_prefix
 from .model import OUTBOUND, Estate, NetworkSecurityGroup, ProtectedItem, Route, RouteTable, SecurityRule, key
 from .requirements import SOURCE, TARGET, Requirement, requirements_for
@@ -76,6 +77,8 @@ class Change:
 
     @property
     def child_type(self) -> str:
+        if self.action.endswith("rule-collection-group"):
+            return "ruleCollectionGroups"  # of a Firewall Policy (firewall_planner.py)
         return "securityRules" if self.action.endswith("security-rule") else "routes"
 
     def to_json(self) -> dict[str, Any]:
@@ -578,7 +581,11 @@ def apply_changes(estate: Estate, changes: Iterable[Change]) -> Estate:
     """What the estate would look like after the changes: used to verify plans and in tests."""
     nsgs = dict(estate.nsgs)
     tables = dict(estate.route_tables)
+    groups: list[Change] = []
     for change in changes:
+        if change.child_type == "ruleCollectionGroups":
+            groups.append(change)
+            continue
         k = key(change.resource_id)
         child = {"name": change.name, "id": f"{change.resource_id}/{change.child_type}/{change.name}",
                  "properties": dict(change.properties)}
@@ -590,7 +597,10 @@ def apply_changes(estate: Estate, changes: Iterable[Change]) -> Estate:
             table = tables[k]
             kept: list[Route] = [r for r in table.routes if r.name.lower() != change.name.lower()]
             tables[k] = replace(table, routes=(*kept, parse_route(child)))
-    return replace(estate, nsgs=MappingProxyType(nsgs), route_tables=MappingProxyType(tables))
+    patched = replace(estate, nsgs=MappingProxyType(nsgs), route_tables=MappingProxyType(tables))
+    for change in groups:
+        patched = apply_group_change(patched, change.resource_id, change.name, change.properties)
+    return patched
 
 
 class _Consumers:
@@ -651,6 +661,8 @@ def make_plan(estate: Estate, reports: Iterable[VmReport], tags: ServiceTags, se
             break
         for (resource_key, side), findings in failing.items():
             excluded[(resource_key, side)] = _still_reason(findings[0], estate, resource_key, side)
+    firewall = plan_firewalls(estate, reports, item_index, tags, settings, changes)
+    unfixable.update(firewall.unfixable)
     fixed: dict[Ident, Fix] = {}
     final_reports = []
     for report in reports:
@@ -659,6 +671,8 @@ def make_plan(estate: Estate, reports: Iterable[VmReport], tags: ServiceTags, se
             ident = _owner_ident(f, report.id)
             if f.kind in ("nsg-deny", "route-next-hop") and ident in intended:
                 fixed[ident] = Fix(report.id, f.side, f.destination)
+                f = replace(f, fixable=True)
+            elif f.kind == "firewall-deny" and ident in firewall.fixed:
                 f = replace(f, fixable=True)
             elif ident in unfixable and f.severity == "error":
                 f = replace(f, fixable=False, message=f"{f.message} — not fixable: {unfixable[ident]}")
@@ -675,7 +689,7 @@ def make_plan(estate: Estate, reports: Iterable[VmReport], tags: ServiceTags, se
         vm_keys = {key(v) for v in c.vm_ids}
         if any(key(f.vm_id) in vm_keys for f in mine):
             useful.append(replace(c, fixes=tuple(mine)))
-    return Plan(tuple(useful), tuple(final_reports), unfixable)
+    return Plan((*useful, *firewall.changes), tuple(final_reports), unfixable)
 
 
 def _plan_all(estate: Estate, nsg_needs: Needs, route_needs: Needs, settings: Settings, consumers: _Consumers,

@@ -78,6 +78,10 @@ class ApplyResult:
         return sum(1 for o in self.outcomes if o.result == result)
 
 
+#: Why a firewall change is not written: firewall writes have a switch of their own, off by default.
+FIREWALL_REPORT_ONLY = ("report-only: writing the asr-remediate rule collection group of a firewall policy needs "
+                        "ASR_APPLY_FIREWALL=true as well as ASR_APPLY")
+
 #: Why a change waits when the invocation's time is up.
 DEADLINE_NOTE = "the run's time limit was reached before this write; left for the next run"
 
@@ -245,6 +249,9 @@ class Applier:
         outcomes: list[ChangeOutcome] = []
         writes = 0
         for change in plan.changes:
+            if change.child_type == "ruleCollectionGroups" and not self.settings.apply_firewall:
+                outcomes.append(ChangeOutcome(change, SKIPPED, FIREWALL_REPORT_ONLY))
+                continue
             if writes >= self.settings.max_changes:
                 outcomes.append(ChangeOutcome(change, DEFERRED, f"ASR_MAX_CHANGES={self.settings.max_changes} reached"))
                 continue

@@ -109,6 +109,9 @@ param includeGuestManagement bool = false
 @description('ASR_FIX_ROUTES: plan asr-remediate-* routes (next hop Internet) in existing route tables.')
 param fixRoutes bool = true
 
+@description('ASR_APPLY_FIREWALL: with apply, also write the asr-remediate rule collection group in the Firewall Policy of an Azure Firewall on the path. Needs role.bicep with allowFirewallWrites=true.')
+param applyFirewall bool = false
+
 @description('ASR_SUBSCRIPTIONS (required): comma-separated subscription ids to scan. Each needs infra/subscription.bicep deployed in it.')
 @minLength(36)
 param monitoredSubscriptions string
@@ -438,6 +441,10 @@ var asrSettings = [
   {
     name: 'ASR_FIX_ROUTES'
     value: fixRoutes ? 'true' : 'false'
+  }
+  {
+    name: 'ASR_APPLY_FIREWALL'
+    value: applyFirewall ? 'true' : 'false'
   }
   {
     name: 'ASR_SUBSCRIPTIONS'
