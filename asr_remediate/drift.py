@@ -562,8 +562,25 @@ def _skip_reason(item: ProtectedItem, estate: Estate, settings: Settings) -> str
     return ""
 
 
+def _vm_not_in_inventory(item: ProtectedItem, name: str) -> VmReport:
+    """A protected item whose VM the inventory does not hold is ``unknown`` and gets no plan: its opt-out tag cannot
+    be read, and its NICs (vmNics) may no longer be the VM's. Never a report with an empty id: without a VM id the
+    protected item's id stands in."""
+    if item.vm_id.strip():
+        resource_id = item.vm_id
+        message = (f"VM {item.vm_id} of protected item {item.name} is not in the inventory: its opt-out tag and NICs "
+                   "cannot be read, so nothing is evaluated or planned for it")
+    else:
+        resource_id = item.id
+        message = (f"protected item {item.name} names no VM (providerSpecificDetails.fabricObjectId is empty) and "
+                   "none of its NICs (vmNics) in the inventory names one (virtualMachine.id): its opt-out tag and "
+                   "NICs cannot be read, so nothing is evaluated or planned for it")
+    finding = Finding("missing", "warning", SOURCE, "all", resource_id, message)
+    return VmReport(resource_id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id)
+
+
 def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settings: Settings) -> VmReport:
-    vm = estate.vms.get(key(item.vm_id))
+    vm = estate.vms.get(key(item.vm_id)) if item.vm_id.strip() else None
     name = vm.name if vm else item.name
     vm_id = vm.id if vm else item.vm_id
     skip = _skip_reason(item, estate, settings)
@@ -571,10 +588,13 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
         finding = Finding("skipped", "warning", SOURCE, "all", vm_id, skip)
         return VmReport(vm_id, name, item.source_region, item.target_region, SKIPPED, (finding,), item.id)
     # The protected item or the VM itself could not be read: not even its opt-out tag or its NICs are known.
-    unreadable = estate.unreadable.get(key(item.id)) or (estate.unreadable.get(key(vm_id)) if vm is None else None)
+    unreadable = estate.unreadable.get(key(item.id)) or (
+        estate.unreadable.get(key(vm_id)) if vm is None and vm_id else None)
     if unreadable is not None:
         finding = Finding("unknown", "warning", SOURCE, "all", unreadable.id, unreadable.message)
         return VmReport(vm_id or item.id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id)
+    if vm is None:
+        return _vm_not_in_inventory(item, name)
     out = _Collector()
     points = _path_points(item, estate, tags, out)
     requirements = requirements_for(item, tags, settings)

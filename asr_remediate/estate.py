@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -697,7 +698,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
             del found[k]
     subnets = {key(s.id): s for v in vnets.values() for s in v.subnets}
     return Estate(
-        protected_items=tuple(items[k] for k in sorted(items)),
+        protected_items=tuple(_link_vm(items[k], nics) for k in sorted(items)),
         vms=MappingProxyType(vms),
         nics=MappingProxyType(nics),
         vnets=MappingProxyType(vnets),
@@ -711,6 +712,16 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         unreadable=MappingProxyType(unreadable),
         **{name: MappingProxyType(value) for name, value in firewall.items()},
     )
+
+
+def _link_vm(item: ProtectedItem, nics: Mapping[str, NetworkInterface]) -> ProtectedItem:
+    """An item whose ``fabricObjectId`` is empty or absent is linked to its VM through its NICs' ``virtualMachine.id``
+    (vmNics[].sourceNicArmId → NIC → VM) when they agree on one VM; otherwise it stays without one (``unknown``)."""
+    if item.vm_id.strip():
+        return item
+    vms = {key(nic.vm_id): nic.vm_id for r in item.recovery_nics
+           if (nic := nics.get(key(r.source_nic_id))) is not None and nic.vm_id.strip()}
+    return replace(item, vm_id=next(iter(vms.values()))) if len(vms) == 1 else item
 
 
 def _reason(error: BaseException, rtype: str) -> str:
