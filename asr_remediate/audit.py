@@ -41,6 +41,9 @@ ACTIONS = (
     "update-route",
     "delete-security-rule",
     "delete-route",
+    "create-rule-collection-group",  # the bot's own group in a Firewall Policy (firewall_planner.py)
+    "update-rule-collection-group",
+    "delete-rule-collection-group",
 )
 RESULTS = ("pending", "succeeded", "failed", "skipped", "landed", "not-landed")
 RECONCILE_RESULTS = ("landed", "not-landed")

@@ -103,6 +103,10 @@ def _describe(change: Change) -> str:
     p = change.properties
     if change.child_type == "routes":
         return f"{p.get('addressPrefix')} -> {p.get('nextHopType')}"
+    if change.child_type == "ruleCollectionGroups":
+        rules = [r for c in p.get("ruleCollections") or [] for r in c.get("rules") or []]
+        targets = ", ".join(d for r in rules for d in r.get("destinationAddresses") or [])
+        return f"group priority {p.get('priority')}: allow TCP/443 to {targets} ({len(rules)} network rules)"
     return f"priority {p.get('priority')} {p.get('access')} {p.get('protocol')}/{p.get('destinationPortRange')} " \
            f"from {_prefixes(p, 'source')} to {_prefixes(p, 'destination')}"
 

@@ -25,11 +25,12 @@ from .audit import (
     intent_states,
     reconcile_record,
 )
-from .azure.network import parse_resource_id, properties_equal, properties_match
+from .azure.network import nested_properties_equal, parse_resource_id, properties_equal, properties_match
 from .config import Settings
 from .drift import VmReport, evaluate_item
 from .errors import one_line
-from .estate import EstateError, parse_nsg, parse_route_table
+from .estate import EstateError, parse_firewall_policy, parse_nsg, parse_route_table, parse_rule_collection_group
+from .firewall_planner import CREATE_GROUP, UPDATE_GROUP, is_firewall_group
 from .model import Estate, key
 from .planner import CREATE_ROUTE, CREATE_RULE, UPDATE_ROUTE, UPDATE_RULE, Change, Plan, is_managed, make_plan
 from .servicetags import ServiceTags
@@ -55,6 +56,11 @@ class NetworkClient(Protocol):
                   if_match: str | None = None) -> dict[str, Any]: ...
     def delete_security_rule(self, nsg_id: str, name: str, *, if_match: str | None = None) -> None: ...
     def delete_route(self, route_table_id: str, name: str, *, if_match: str | None = None) -> None: ...
+    def get_firewall_policy(self, policy_id: str) -> dict[str, Any]: ...
+    def list_rule_collection_groups(self, policy_id: str) -> list[dict[str, Any]]: ...
+    def put_rule_collection_group(self, policy_id: str, name: str, properties: Mapping[str, Any], *,
+                                  if_match: str | None = None) -> dict[str, Any]: ...
+    def delete_rule_collection_group(self, policy_id: str, name: str, *, if_match: str | None = None) -> None: ...
 
 
 class ConflictError(Exception):
@@ -130,6 +136,21 @@ def child_of(document: Mapping[str, Any], child_type: str, name: str) -> Mapping
     children = (document.get("properties") or {}).get(child_type) or []
     return next((c for c in children if isinstance(c, Mapping) and str(c.get("name", "")).lower() == name.lower()),
                 None)
+
+
+def _groups_in(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [g for g in (document.get("properties") or {}).get("ruleCollectionGroups") or []
+            if isinstance(g, Mapping) and g.get("id")]
+
+
+def read_policy_document(network: NetworkClient, policy_id: str) -> dict[str, Any]:
+    """A Firewall Policy as ARM returns it, with ``properties.ruleCollectionGroups`` holding its groups in full (one
+    GET of the policy, one list of its groups) instead of their ids."""
+    document = dict(network.get_firewall_policy(policy_id))
+    properties = dict(document.get("properties") or {})
+    properties["ruleCollectionGroups"] = network.list_rule_collection_groups(policy_id)
+    document["properties"] = properties
+    return document
 
 
 def _with_resource(estate: Estate, change: Change, document: Mapping[str, Any]) -> Estate:
@@ -216,9 +237,99 @@ class Applier:
             return intent, error
         return intent, None
 
+    # -- Firewall Policy: the bot's own rule collection group ---------------------------------------------------
+    def _read_policy(self, policy_id: str) -> dict[str, Any]:
+        """The policy and its groups as one document: ``properties.ruleCollectionGroups`` holds the groups themselves
+        (from FirewallPolicyRuleCollectionGroups_List), so :func:`child_of` finds the bot's group in it."""
+        return read_policy_document(self.network, policy_id)
+
+    def _with_policy(self, document: Mapping[str, Any]) -> None:
+        """Refresh the estate's copy of the policy and every group of it from a re-read (EstateError: unreadable)."""
+        policy = parse_firewall_policy({k: v for k, v in document.items() if k != "properties"}
+                                       | {"properties": {**(document.get("properties") or {}), "ruleCollectionGroups":
+                                                         [{"id": g["id"]} for g in _groups_in(document)]}})
+        prefix = key(policy.id) + "/rulecollectiongroups/"
+        groups = {k: g for k, g in self.estate.rule_collection_groups.items() if not k.startswith(prefix)}
+        for doc in _groups_in(document):
+            groups[key(str(doc["id"]))] = parse_rule_collection_group(doc)
+        policies = dict(self.estate.firewall_policies)
+        policies[key(policy.id)] = policy
+        self.estate = replace(self.estate, firewall_policies=MappingProxyType(policies),
+                              rule_collection_groups=MappingProxyType(groups))
+
+    def _candidate(self, change: Change) -> tuple[Change | None, str]:
+        """The change as planned now, from the refreshed estate, for the VMs it was for."""
+        vm_keys = {key(v) for v in change.vm_ids}
+        items = [i for i in self.estate.protected_items if key(i.vm_id) in vm_keys]
+        reports = [evaluate_item(i, self.estate, self.tags, self.settings) for i in items]
+        plan = make_plan(self.estate, reports, self.tags, self.settings)
+        for candidate in plan.changes:
+            if key(candidate.resource_id) == key(change.resource_id) and candidate.name.lower() == change.name.lower():
+                return candidate, ""
+        return None, "no longer needed after re-reading the resource"
+
+    def _verify_group(self, change: Change) -> tuple[bool, str]:
+        document = self._read_policy(change.resource_id)
+        self._with_policy(document)
+        vm_keys = {key(v) for v in change.vm_ids}
+        behind = {k for k, f in self.estate.firewalls.items() if key(f.policy_id) == key(change.resource_id)}
+        for item in self.estate.protected_items:
+            if key(item.vm_id) not in vm_keys:
+                continue
+            for f in evaluate_item(item, self.estate, self.tags, self.settings).findings:
+                if f.kind == "firewall-deny" and key(f.resource_id) in behind:
+                    return False, f"still drifting after the write: {f.message}"
+        own = child_of(document, "ruleCollectionGroups", change.name)
+        return True, str((own or {}).get("etag") or "")
+
+    def _apply_group(self, change: Change) -> ChangeOutcome:
+        """Re-read the policy and its groups, re-plan, write the bot's group (If-Match: its own etag, only when it
+        exists), verify by re-reading and re-evaluating; one re-plan after a lost race."""
+        if not is_firewall_group(change.name):
+            return ChangeOutcome(change, FAILED, f"refusing to write {change.name}: not the bot's own rule collection "
+                                                 "group")
+        for attempt in (1, 2):
+            try:
+                document = self._read_policy(change.resource_id)
+            except Exception as error:
+                return ChangeOutcome(change, FAILED, f"cannot re-read {change.resource_id}: {one_line(error)}")
+            if self.settings.opt_out_tag.lower() in {str(t).lower() for t in document.get("tags") or {}}:
+                return ChangeOutcome(change, UNCHANGED, f"opted out with tag {self.settings.opt_out_tag}")
+            try:
+                self._with_policy(document)
+                current, why = self._candidate(change)
+            except EstateError as error:
+                return ChangeOutcome(change, FAILED, f"cannot read the re-read {change.resource_id}: {one_line(error)}")
+            if current is None:
+                return ChangeOutcome(change, UNCHANGED, why)
+            existing = child_of(document, "ruleCollectionGroups", current.name)
+            if_match = str(existing.get("etag") or "") if existing is not None else ""
+            intent = self.auditor.intent(action=current.action, resource_id=current.resource_id, name=current.name,
+                                         payload=dict(current.properties), reason=current.reason,
+                                         before_etag=str(document.get("etag") or ""), vm_ids=current.vm_ids)
+            try:
+                self.network.put_rule_collection_group(current.resource_id, current.name, current.properties,
+                                                       if_match=if_match or None)
+            except Exception as error:
+                self.auditor.outcome(intent, "failed", error=one_line(error))
+                if attempt == 1 and _is_conflict(error):
+                    self.progress(f"conflict writing {change.name} on {change.resource_id}; re-planning once")
+                    continue
+                return ChangeOutcome(current, FAILED, one_line(error))
+            try:
+                ok, detail = self._verify_group(current)
+            except Exception as verify_error:
+                ok, detail = False, f"cannot re-read to verify: {one_line(verify_error)}"
+            self.auditor.outcome(intent, "succeeded" if ok else "failed", after_etag=detail if ok else "",
+                                 error="" if ok else detail)
+            return ChangeOutcome(current, APPLIED if ok else FAILED, "" if ok else detail)
+        return ChangeOutcome(change, FAILED, "conflict persisted after re-planning")
+
     def apply_change(self, change: Change) -> ChangeOutcome:
         if not in_scope(change.resource_id, self.settings):
             return ChangeOutcome(change, SKIPPED, "outside the write scope (ASR_SCOPE_ALLOWLIST)")
+        if change.child_type == "ruleCollectionGroups":
+            return self._apply_group(change)
         for attempt in (1, 2):
             try:
                 document = self._read(change)
@@ -267,13 +378,27 @@ class Applier:
 
 # -- reconcile and rollback ---------------------------------------------------------------------------------------
 PLANNED, LANDED, NOT_LANDED = "planned", "landed", "not-landed"
+DELETE_GROUP = "delete-rule-collection-group"
 _CHILD_OF_ACTION = {CREATE_RULE: "securityRules", UPDATE_RULE: "securityRules", "delete-security-rule": "securityRules",
-                    CREATE_ROUTE: "routes", UPDATE_ROUTE: "routes", "delete-route": "routes"}
-_PARENT_TYPE = {"securityRules": "Microsoft.Network/networkSecurityGroups", "routes": "Microsoft.Network/routeTables"}
+                    CREATE_ROUTE: "routes", UPDATE_ROUTE: "routes", "delete-route": "routes",
+                    CREATE_GROUP: "ruleCollectionGroups", UPDATE_GROUP: "ruleCollectionGroups",
+                    DELETE_GROUP: "ruleCollectionGroups"}
+_PARENT_TYPE = {"securityRules": "Microsoft.Network/networkSecurityGroups", "routes": "Microsoft.Network/routeTables",
+                "ruleCollectionGroups": "Microsoft.Network/firewallPolicies"}
+_DELETE_OF = {"securityRules": "delete-security-rule", "routes": "delete-route", "ruleCollectionGroups": DELETE_GROUP}
 
 
 def _read_parent(network: NetworkClient, child_type: str, resource_id: str) -> dict[str, Any]:
+    if child_type == "ruleCollectionGroups":
+        return read_policy_document(network, resource_id)
     return network.get_nsg(resource_id) if child_type == "securityRules" else network.get_route_table(resource_id)
+
+
+def _same_as_written(child_type: str, written: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """The child holds exactly what was written (a group compares at every depth: its collections and rules)."""
+    if child_type == "ruleCollectionGroups":
+        return nested_properties_equal(written, actual)
+    return properties_equal(written, actual)
 
 
 def _change_of(record: AuditRecord, action: str, reason: str) -> Change:
@@ -313,7 +438,10 @@ def reconcile(records: Iterable[AuditRecord], network: NetworkClient, sink: Audi
         if intent.action.startswith("delete-"):
             landed = child is None
         else:
-            landed = child is not None and properties_match(intent.payload, child.get("properties") or {})
+            landed = child is not None and (
+                nested_properties_equal(intent.payload, child.get("properties") or {})
+                if child_type == "ruleCollectionGroups" else properties_match(intent.payload,
+                                                                              child.get("properties") or {}))
         what = "deletion" if intent.action.startswith("delete-") else "write"
         detail = f"reconciled: ARM shows the {what} {'took' if landed else 'did not take'} effect"
         sequence = next_sequence[intent.run_id]
@@ -340,10 +468,10 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
     deletions = 0
     for state in intent_states(list(run_records)):
         record = state.intent
-        if record.action not in (CREATE_RULE, CREATE_ROUTE) or not (state.landed or state.dangling):
+        if record.action not in (CREATE_RULE, CREATE_ROUTE, CREATE_GROUP) or not (state.landed or state.dangling):
             continue
         child_type = _CHILD_OF_ACTION[record.action]
-        action = "delete-security-rule" if child_type == "securityRules" else "delete-route"
+        action = _DELETE_OF[child_type]
         change = _change_of(record, action, f"rollback of run {record.run_id}")
         if not state.landed:  # still dangling after reconciliation: too recent, or ARM could not be read
             outcomes.append(ChangeOutcome(change, SKIPPED, "whether this creation landed is not known yet (a run may "
@@ -366,11 +494,14 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
         if current is None:
             outcomes.append(ChangeOutcome(change, UNCHANGED, "already gone"))
             continue
-        if not properties_equal(record.payload, current.get("properties") or {}):
+        if not _same_as_written(child_type, record.payload, current.get("properties") or {}):
             outcomes.append(ChangeOutcome(change, SKIPPED, "changed since the run wrote it; left in place"))
             continue
         if not apply:
             outcomes.append(ChangeOutcome(change, PLANNED, "report-only: pass --apply (or set ASR_APPLY) to delete"))
+            continue
+        if child_type == "ruleCollectionGroups" and not settings.apply_firewall:
+            outcomes.append(ChangeOutcome(change, PLANNED, FIREWALL_REPORT_ONLY))
             continue
         if deletions >= settings.max_changes:
             outcomes.append(ChangeOutcome(change, DEFERRED, f"ASR_MAX_CHANGES={settings.max_changes} reached"))
@@ -383,6 +514,8 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
         try:
             if child_type == "securityRules":
                 network.delete_security_rule(record.resource_id, record.name, if_match=if_match)
+            elif child_type == "ruleCollectionGroups":
+                network.delete_rule_collection_group(record.resource_id, record.name, if_match=if_match)
             else:
                 network.delete_route(record.resource_id, record.name, if_match=if_match)
         except Exception as error:
@@ -396,7 +529,10 @@ def rollback(run_records: Iterable[AuditRecord], network: NetworkClient, auditor
 
 def _rollback_refusal(record: AuditRecord, child_type: str, settings: Settings) -> str:
     """Why a recorded creation must not be deleted whatever ARM shows, or '' (the record itself may be forged)."""
-    if not is_managed(record.name):
+    if child_type == "ruleCollectionGroups":
+        if not is_firewall_group(record.name):
+            return f"{record.name} is not the bot's own rule collection group (asr-remediate)"
+    elif not is_managed(record.name):
         return f"{record.name} is not a rule or route the bot owns (asr-remediate-*)"
     try:
         parent = parse_resource_id(record.resource_id)

@@ -13,6 +13,9 @@ targetScope = 'subscription'
 @description('Allow the write and delete actions on asr-remediate-* security rules and routes. false: report-only (read) role.')
 param allowWrites bool = false
 
+@description('Allow writing and deleting the app\'s own rule collection group (asr-remediate) in Firewall Policies; needed only with ASR_APPLY_FIREWALL=true.')
+param allowFirewallWrites bool = false
+
 @description('Allow reading NIC effective routes (BGP-learned routes); needed only with ASR_READ_EFFECTIVE_ROUTES=true.')
 param allowEffectiveRoutes bool = false
 
@@ -41,6 +44,8 @@ var readActions = [
   'Microsoft.Network/networkSecurityGroups/securityRules/read'
   'Microsoft.Network/routeTables/read'
   'Microsoft.Network/routeTables/routes/read'
+  'Microsoft.Network/firewallPolicies/read'
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/read'
   'Microsoft.Network/locations/serviceTags/read'
   'Microsoft.Network/locations/operations/read'
   'Microsoft.Network/locations/operationResults/read'
@@ -54,6 +59,13 @@ var writeActions = [
   'Microsoft.Network/routeTables/routes/delete'
 ]
 
+// Opt-in: create / update / remove the app's own rule collection group asr-remediate in a Firewall Policy
+// (ASR_APPLY_FIREWALL); its long-running operations are polled with the read actions above.
+var firewallWriteActions = [
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/write'
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/delete'
+]
+
 // Opt-in: effective routes of a NIC (a POST action, not a read).
 var effectiveRouteActions = [
   'Microsoft.Network/networkInterfaces/effectiveRouteTable/action'
@@ -64,7 +76,7 @@ var effectiveNsgActions = [
   'Microsoft.Network/networkInterfaces/effectiveNetworkSecurityGroups/action'
 ]
 
-var actions = concat(readActions, allowWrites ? writeActions : [], allowEffectiveRoutes ? effectiveRouteActions : [], allowEffectiveNsgs ? effectiveNsgActions : [])
+var actions = concat(readActions, allowWrites ? writeActions : [], allowFirewallWrites ? firewallWriteActions : [], allowEffectiveRoutes ? effectiveRouteActions : [], allowEffectiveNsgs ? effectiveNsgActions : [])
 
 resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(tenant().tenantId, roleName)

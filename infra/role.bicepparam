@@ -2,6 +2,7 @@ using 'role.bicep'
 
 // Report-only role first; redeploy with allowWrites = true when turning ASR_APPLY on.
 param allowWrites = false
+param allowFirewallWrites = false
 param allowEffectiveRoutes = false
 param allowEffectiveNsgs = false
 param assignableScopes = [

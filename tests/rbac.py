@@ -26,7 +26,7 @@ from tests.emulator.arm_emulator import parse_query
 
 ROLE = Path(__file__).resolve().parent.parent / "infra" / "role.bicep"
 # The role's action lists and the switch that adds each (readActions are always granted).
-ROLE_LISTS = ("readActions", "writeActions", "effectiveRouteActions", "effectiveNsgActions")
+ROLE_LISTS = ("readActions", "writeActions", "firewallWriteActions", "effectiveRouteActions", "effectiveNsgActions")
 
 _LOCATION_CALL = re.compile(r"^/subscriptions/[^/]+/providers/(?P<ns>[^/]+)/locations/[^/]+/(?P<what>[^/]+)(/[^/]+)?$",
                             re.I)
@@ -71,6 +71,8 @@ def actions_for(method: str, path: str, body: Any = None) -> set[str]:
     tail = parts[start + 1:]
     namespace, pairs = tail[0], tail[1:]
     types = pairs[0::2]
+    if len(pairs) % 2 and method == "GET":  # a list of child resources (…/firewallPolicies/p/ruleCollectionGroups)
+        return {"/".join([namespace, *types]) + "/read"}
     if len(pairs) % 2:  # an odd tail: a POST action on the resource (…/networkInterfaces/nic/effectiveRouteTable)
         if method != "POST":
             raise ValueError(f"{method} {path}: an action path must be a POST")

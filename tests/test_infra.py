@@ -228,7 +228,7 @@ def test_every_checkov_suppression_has_a_reason(checkov_report):
 def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     text = read_text(ROLE)
     read = bicep_var_array(text, "readActions")
-    write = bicep_var_array(text, "writeActions")
+    write = bicep_var_array(text, "writeActions") + bicep_var_array(text, "firewallWriteActions")
     effective = bicep_var_array(text, "effectiveRouteActions") + bicep_var_array(text, "effectiveNsgActions")
     for name, actions in (("readActions", read), ("writeActions", write), ("effective*Actions", effective)):
         assert len(actions) == len(set(actions)), f"duplicate action in {name}"
@@ -241,6 +241,7 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     clean = strip_comments(text)
     assert re.search(
         r"^var actions = concat\(readActions, allowWrites \? writeActions : \[\], "
+        r"allowFirewallWrites \? firewallWriteActions : \[\], "
         r"allowEffectiveRoutes \? effectiveRouteActions : \[\], allowEffectiveNsgs \? effectiveNsgActions : \[\]\)$",
         clean,
         re.MULTILINE,

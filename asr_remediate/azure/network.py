@@ -35,6 +35,7 @@ NSG_TYPE = "microsoft.network/networksecuritygroups"
 ROUTE_TABLE_TYPE = "microsoft.network/routetables"
 VNET_TYPE = "microsoft.network/virtualnetworks"
 NIC_TYPE = "microsoft.network/networkinterfaces"
+FIREWALL_POLICY_TYPE = "microsoft.network/firewallpolicies"
 PROTECTED_ITEM_TYPE = ("microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
                        "replicationprotecteditems")
 #: ReplicationProtectedItems_Get: the newest stable Site Recovery API in Azure/azure-rest-api-specs
@@ -264,10 +265,30 @@ def properties_equal(written: Mapping[str, Any], actual: Mapping[str, Any]) -> b
     return bool(wanted) and _norm(wanted) == _norm(have)
 
 
+def _deep_significant(value: Any) -> Any:
+    """``value`` without read-only state (``provisioningState``, ``size``) and empty values, at every depth."""
+    if isinstance(value, Mapping):
+        return {str(k): _deep_significant(v) for k, v in value.items()
+                if k not in ("provisioningState", "size") and v not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [_deep_significant(v) for v in value]
+    return value
+
+
+def nested_properties_equal(written: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """:func:`properties_equal` for nested documents (a rule collection group's collections and rules): ARM may add
+    empty lists (``sourceIpGroups: []``) and read-only state at any depth, never a value the writer did not set."""
+    wanted = _deep_significant(written)
+    return bool(wanted) and _norm(wanted) == _norm(_deep_significant(actual))
+
+
 # child kind → (parent type, SDK operations attribute, SDK model class name)
 _CHILD_KINDS: dict[str, tuple[str, str, str]] = {
     "securityRules": (NSG_TYPE, "security_rules", "SecurityRule"),
     "routes": (ROUTE_TABLE_TYPE, "routes", "Route"),
+    # A Firewall Policy's rule collection groups: long-running PUT / DELETE with an etag of their own, like the others.
+    "ruleCollectionGroups": (FIREWALL_POLICY_TYPE, "firewall_policy_rule_collection_groups",
+                             "FirewallPolicyRuleCollectionGroup"),
 }
 
 
@@ -497,3 +518,33 @@ class NetworkWriter:
     def delete_route(self, route_table_id: str, name: str, *, if_match: str | None = None) -> None:
         """Delete route ``name`` (absent already: no error); ``if_match`` as for :meth:`delete_security_rule`."""
         self._delete_child(route_table_id, "routes", name, if_match)
+
+    # -- Firewall Policies: the policy (read) and its rule collection groups (the bot writes only its own)
+
+    def get_firewall_policy(self, policy_id: str) -> dict[str, Any]:
+        """The policy as ARM returns it (``etag``, ``tags``, ``properties.basePolicy``, ``ruleCollectionGroups``)."""
+        return self._get(policy_id, FIREWALL_POLICY_TYPE, "firewall_policies")
+
+    def list_rule_collection_groups(self, policy_id: str) -> list[dict[str, Any]]:
+        """Every rule collection group of the policy (FirewallPolicyRuleCollectionGroups_List, all pages)."""
+        rid, ops = self._child(policy_id, "ruleCollectionGroups")
+
+        def call() -> Any:
+            return _JsonDocument(value=[g.as_dict() for g in ops.list(rid.resource_group, rid.name)])
+
+        return list(self._read(policy_id + "/ruleCollectionGroups", "GET", call).get("value") or [])
+
+    def get_rule_collection_group(self, policy_id: str, name: str) -> dict[str, Any] | None:
+        """One group, or ``None`` when it does not exist."""
+        return self._get_child(policy_id, "ruleCollectionGroups", name)
+
+    def put_rule_collection_group(self, policy_id: str, name: str, properties: Mapping[str, Any], *,
+                                  if_match: str | None = None) -> dict[str, Any]:
+        """Create or update group ``name`` (``priority``, ``ruleCollections``) and wait for the long-running
+        operation; Network RP reports what it refuses in the content as a failed operation (:class:`ArmError`).
+        ``if_match``: the group's own etag, only when it exists."""
+        return self._put_child(policy_id, "ruleCollectionGroups", name, properties, if_match)
+
+    def delete_rule_collection_group(self, policy_id: str, name: str, *, if_match: str | None = None) -> None:
+        """Delete group ``name`` (absent already: no error); callers delete only the bot's own group."""
+        self._delete_child(policy_id, "ruleCollectionGroups", name, if_match)

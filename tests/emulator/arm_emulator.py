@@ -28,6 +28,15 @@ Strict where ARM is strict (a lenient emulator hides production bugs); each poin
 * routes: one route per address prefix (``RouteConflict``), valid CIDRs (host bits zero) or known service tags,
   ``VirtualAppliance`` needs a next-hop IP, at most 400 routes and 25 service-tag routes per table ("Azure
   subscription and service limits", networking limits).
+* Firewall Policy rule collection groups (PUT / DELETE long-running, GET, list; the policy GET): a group's own etag
+  (If-Match as above); a name of at most 80 characters that starts with a letter or digit and ends with one or
+  ``_`` (``InvalidResourceName``, synchronous); at most 90 groups per policy (``LimitExceeded``). What Network RP
+  finds wrong in the content is accepted (201/200) and fails the **operation**, as Azure reports it ("The async
+  operation failed … FirewallPolicyRuleConditionInvalidPortOrRangeFormat … User ports must be in [1, 64000]",
+  Azure/azure-rest-api-specs#11831): priorities 100–65000 for groups and collections, unique collection names per
+  group and rule names per collection, known collection types and actions, network rules' ``ipProtocols``
+  TCP/UDP/ICMP/Any, ports 1–64000 or ``*``, addresses as IPs / CIDRs / ranges (or known service tags as
+  destinations), a source and a destination. Only that one code is Azure's; the others are the emulator's names.
 * ``effectiveRouteTable`` and ``effectiveNetworkSecurityGroups`` are long-running POSTs (202 + ``Location``) that
   fail for a NIC whose VM is not running (the NetworkInterfaceEffectiveRouteTableList / …EffectiveNSGList examples;
   Azure computes them on the VM's host).
@@ -101,6 +110,9 @@ MAX_RULES_PER_NSG = 1000
 MAX_ROUTES_PER_TABLE = 400  # "Routes per route table: 400" (Azure networking limits)
 MAX_TAG_ROUTES_PER_TABLE = 25  # service-tag routes per route table
 MAX_PREFIXES_PER_RULE_SIDE = 4000
+# "Number of Rule Collection Groups in a firewall policy: … 90 for Firewall policies created after July 2022" (Azure
+# Firewall limits)
+MAX_RULE_COLLECTION_GROUPS = 90
 # Words an NSG rule's address prefix may be besides CIDRs and service tags (ARM accepts these in any case).
 _RULE_WORDS = {"*", "any", "internet", "virtualnetwork", "azureloadbalancer"}
 
@@ -585,6 +597,9 @@ class ArmEmulator:
             nic_id = path.rsplit("/", 1)[0]
             return self._nic_post(req, nic_id, {"value": copy.deepcopy(self.effective_nsgs.get(nic_id.lower(), []))},
                                   "effective security rules")
+        firewall = self._firewall_policy_route(req, path)
+        if firewall is not None:
+            return firewall
         try:
             rid = _parse_id(path)
         except ValueError:
@@ -813,9 +828,12 @@ class ArmEmulator:
 
     # -- long-running operations
 
-    def _start_operation(self, subscription: str, location: str, on_success: Callable[[], None]) -> str:
+    def _start_operation(self, subscription: str, location: str, on_success: Callable[[], None], *,
+                         failure: tuple[str, str] | None = None) -> str:
+        """``failure``: the operation ends Failed with this (code, message) — how Network RP reports a rule collection
+        group it refuses (the PUT itself is accepted)."""
         op_id = str(uuid.uuid4())
-        failure = self._op_failures.pop(0) if self._op_failures else None
+        failure = failure or (self._op_failures.pop(0) if self._op_failures else None)
         self.operations[op_id] = {"polls": 0, "on_success": on_success, "failure": failure, "status": "InProgress"}
         loc = (location or "westeurope").replace(" ", "").lower()
         return (f"{self.base_url}/subscriptions/{subscription}/providers/Microsoft.Network/locations/{loc}"
@@ -1030,6 +1048,177 @@ class ArmEmulator:
         op_url = self._start_operation(rid.subscription, doc["location"], succeed)
         return _Response(200 if existing else 201, copy.deepcopy(doc), self._lro_headers(op_url, api_version))
 
+    # -- Firewall Policies and their rule collection groups (issue 10, the fix plan's writes) -------------------------
+    # FirewallPolicies_Get; FirewallPolicyRuleCollectionGroups_Get / _List / _CreateOrUpdate / _Delete. The policy is
+    # read-only here; its ``properties.ruleCollectionGroups`` references follow the groups written. Groups are stored
+    # as resources of their own (``…/firewallPolicies/{p}/ruleCollectionGroups/{g}``), with an etag of their own.
+
+    _FIREWALL_PATH = re.compile(r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.network/"
+                                r"firewallpolicies/[^/]+(?P<list>/rulecollectiongroups(?P<group>/[^/]+)?)?$")
+
+    def _firewall_policy_route(self, req: RecordedRequest, path: str) -> _Response | None:
+        match = self._FIREWALL_PATH.match(path.lower())
+        if match is None:
+            return None
+        parts = path.split("/")
+        policy_id = "/".join(parts[:9])
+        policy = self.resources.get(policy_id.lower())
+        if policy is None:
+            raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.Network/firewallPolicies/{parts[8]}' "
+                                                   f"under resource group '{parts[4]}' was not found.")
+        if not match.group("list"):
+            if req.method != "GET":
+                raise ArmError(405, "MethodNotAllowed", f"{req.method} of a firewall policy is not emulated")
+            return _Response(200, copy.deepcopy(policy))
+        if not match.group("group"):
+            if req.method != "GET":
+                raise ArmError(405, "MethodNotAllowed", f"{req.method} of the rule collection group list")
+            return _Response(200, {"value": [copy.deepcopy(g) for g in self._groups_of(policy_id)]})
+        name = parts[10]
+        group_id = f"{policy['id']}/ruleCollectionGroups/{name}"
+        existing = self.resources.get(group_id.lower())
+        if existing is not None:
+            existing.setdefault("etag", new_etag())
+        if req.method == "GET":
+            if existing is None:
+                raise ArmError(404, "NotFound", f"Resource {group_id} not found.")
+            return _Response(200, copy.deepcopy(existing))
+        api_version = req.query.get("api-version", "")
+        if req.method == "DELETE":
+            if existing is None:
+                return _Response(204)
+            self._check_if_match(req, existing.get("etag"), True)
+            del self.resources[group_id.lower()]
+            self._relink_groups(policy)
+            op_url = self._start_operation(parts[2], policy.get("location", ""), lambda: None)
+            headers = self._lro_headers(op_url, api_version)
+            headers["Location"] = f"{op_url.replace('/operations/', '/operationResults/')}?api-version={api_version}"
+            return _Response(202, None, headers)
+        if req.method != "PUT":
+            raise ArmError(405, "MethodNotAllowed", f"{req.method} of a rule collection group is not emulated")
+        self._check_if_match(req, existing.get("etag") if existing else None, existing is not None)
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?", name):
+            raise ArmError(400, "InvalidResourceName", f"Resource name {name} is invalid. The name can be up to 80 "
+                           "characters long. It must begin with a word character, and it must end with a word "
+                           "character or with '_'. The name may contain word characters or '.', '-', '_'.")
+        body = req.body if isinstance(req.body, dict) else {}
+        properties = body.get("properties")
+        if not isinstance(properties, dict):
+            raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request: 'properties' is required.")
+        if existing is None and len(self._groups_of(policy_id)) >= MAX_RULE_COLLECTION_GROUPS:
+            raise ArmError(400, "LimitExceeded", f"Firewall policy {parts[8]} would hold more than "
+                                                 f"{MAX_RULE_COLLECTION_GROUPS} rule collection groups.")
+        problem = self._rule_collection_group_problem(properties)
+        status = 200 if existing is not None else 201
+        echo = {"id": group_id, "name": name, "type": "Microsoft.Network/firewallPolicies/ruleCollectionGroups",
+                "properties": {**properties, "provisioningState": "Updating"}}
+        if problem is not None:  # accepted, then the operation fails: nothing changes
+            op_url = self._start_operation(parts[2], policy.get("location", ""), lambda: None, failure=problem)
+            return _Response(status, {**echo, "etag": new_etag()}, self._lro_headers(op_url, api_version))
+        doc = {**echo, "etag": new_etag(),
+               "properties": {k: copy.deepcopy(v) for k, v in properties.items()
+                              if k not in ("provisioningState", "size")}}
+        doc["properties"]["provisioningState"] = "Updating"
+        self.resources[group_id.lower()] = doc
+        self._relink_groups(policy)
+
+        def succeed() -> None:
+            doc["properties"]["provisioningState"] = "Succeeded"
+
+        op_url = self._start_operation(parts[2], policy.get("location", ""), succeed)
+        return _Response(status, copy.deepcopy(doc), self._lro_headers(op_url, api_version))
+
+    def _groups_of(self, policy_id: str) -> list[dict[str, Any]]:
+        prefix = policy_id.lower() + "/rulecollectiongroups/"
+        return sorted((d for k, d in self.resources.items() if k.startswith(prefix) and "/" not in k[len(prefix):]),
+                      key=lambda d: str(d.get("name", "")).lower())
+
+    def _relink_groups(self, policy: dict[str, Any]) -> None:
+        """The policy lists its groups' ids (as FirewallPolicies_Get does); a group write changes the policy's etag."""
+        policy.setdefault("properties", {})["ruleCollectionGroups"] = [{"id": g["id"]}
+                                                                       for g in self._groups_of(policy["id"])]
+        policy["etag"] = new_etag()
+
+    def _rule_collection_group_problem(self, props: Mapping[str, Any]) -> tuple[str, str] | None:
+        """What Network RP refuses in a rule collection group, as (code, message) of the failed operation, or None."""
+        def bad(message: str, code: str = "FirewallPolicyRuleCollectionGroupInvalid") -> tuple[str, str]:
+            return code, message
+
+        def priority_problem(value: Any, what: str) -> tuple[str, str] | None:
+            if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 65000:
+                return bad(f"{what} has priority {value!r}; it must be between 100 and 65000",
+                           "FirewallPolicyRuleCollectionGroupInvalidPriority")
+            return None
+
+        problem = priority_problem(props.get("priority"), "The rule collection group")
+        if problem:
+            return problem
+        collections = props.get("ruleCollections") or []
+        if not isinstance(collections, list):
+            return bad("ruleCollections must be a list")
+        names: set[str] = set()
+        for collection in collections:
+            if not isinstance(collection, dict) or not collection.get("name"):
+                return bad("every rule collection needs a name")
+            cname = str(collection["name"])
+            if cname.lower() in names:
+                return bad(f"rule collection name {cname} is used twice in the group")
+            names.add(cname.lower())
+            kind = str(collection.get("ruleCollectionType") or "")
+            if kind not in ("FirewallPolicyFilterRuleCollection", "FirewallPolicyNatRuleCollection"):
+                return bad(f"rule collection {cname}: ruleCollectionType {kind!r} is not known")
+            if collection.get("priority") is not None:
+                problem = priority_problem(collection.get("priority"), f"Rule collection {cname}")
+                if problem:
+                    return problem
+            action = str((collection.get("action") or {}).get("type") or "")
+            wanted = ("Allow", "Deny") if kind == "FirewallPolicyFilterRuleCollection" else ("DNAT",)
+            if action not in wanted:
+                return bad(f"rule collection {cname}: action {action!r} must be one of {', '.join(wanted)}")
+            rule_names: set[str] = set()
+            for rule in collection.get("rules") or []:
+                problem = self._firewall_rule_problem(rule, cname, rule_names)
+                if problem:
+                    return problem
+        return None
+
+    def _firewall_rule_problem(self, rule: Any, collection: str, seen: set[str]) -> tuple[str, str] | None:
+        if not isinstance(rule, dict) or not rule.get("name"):
+            return "FirewallPolicyRuleCollectionGroupInvalid", f"rule collection {collection}: a rule has no name"
+        name = str(rule["name"])
+        if name.lower() in seen:
+            return "FirewallPolicyRuleCollectionGroupInvalid", f"rule name {name} is used twice in {collection}"
+        seen.add(name.lower())
+        if rule.get("ruleType") != "NetworkRule":
+            return None  # application and NAT rules are not validated here (the bot writes network rules only)
+        protocols = rule.get("ipProtocols") or []
+        if not protocols or any(str(p) not in ("TCP", "UDP", "ICMP", "Any") for p in protocols):
+            return "FirewallPolicyRuleConditionInvalidProtocol", f"Firewall Policy Rule {name}: invalid ipProtocols"
+        for port in rule.get("destinationPorts") or []:
+            low, _, high = str(port).partition("-")
+            if str(port) == "*":
+                continue
+            if not (low.isdigit() and (high or low).isdigit() and 1 <= int(low) <= int(high or low) <= 64000):
+                # The real message (azure-rest-api-specs#11831, terraform-provider-azurerm#9304).
+                return ("FirewallPolicyRuleConditionInvalidPortOrRangeFormat",
+                        f"Firewall Policy Rule Condition {name}: Invalid port value or range. User ports must be in "
+                        "[1, 64000]")
+        if not rule.get("destinationPorts"):
+            return "FirewallPolicyRuleConditionInvalidPortOrRangeFormat", f"Firewall Policy Rule {name}: no ports"
+        for side, tags_allowed in (("sourceAddresses", False), ("destinationAddresses", True)):
+            for value in rule.get(side) or []:
+                text = str(value).strip()
+                if text == "*" or _is_firewall_address(text) or (tags_allowed and self._known_tag(text)):
+                    continue
+                return ("FirewallPolicyRuleConditionInvalidAddress",
+                        f"Firewall Policy Rule {name}: {side} value {text!r} is not an IP address, range, CIDR"
+                        + (" or service tag" if tags_allowed else ""))
+        if not (rule.get("sourceAddresses") or rule.get("sourceIpGroups")):
+            return "FirewallPolicyRuleConditionInvalidAddress", f"Firewall Policy Rule {name}: no source"
+        if not (rule.get("destinationAddresses") or rule.get("destinationIpGroups") or rule.get("destinationFqdns")):
+            return "FirewallPolicyRuleConditionInvalidAddress", f"Firewall Policy Rule {name}: no destination"
+        return None
+
     # -- validation (what Network RP refuses with 400)
 
     def _known_tag(self, name: str) -> bool:
@@ -1146,6 +1335,18 @@ def _public_tag_names() -> frozenset[str]:
     """Tag names of the real ServiceTags_Public download shipped in examples/ (read once per test session)."""
     path = Path(__file__).resolve().parents[2] / "examples" / "ServiceTags_Public_20251028.json"
     return frozenset(str(v["name"]).lower() for v in json.loads(path.read_text(encoding="utf-8"))["values"])
+
+
+def _is_firewall_address(text: str) -> bool:
+    """An IPv4 address, CIDR or range ``a-b`` as Azure Firewall rules take them."""
+    low, dash, high = text.partition("-")
+    try:
+        if dash:
+            return ipaddress.IPv4Address(low.strip()) <= ipaddress.IPv4Address(high.strip())
+        ipaddress.IPv4Network(text, strict=False)
+        return True
+    except ValueError:
+        return False
 
 
 def _is_ip_prefix(text: str) -> bool:

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr_remediate.service import APPLIED
+from asr_remediate.audit import Auditor
+from asr_remediate.service import APPLIED, rollback
 from examples.make_example_estate import SUB
 from tests.emulator.arm_emulator import ArmEmulator, Fault
 from tests.emulator.test_end_to_end import SCOPE, make_runtime
+from tests.emulator.test_firewall_apply import apply_plan as apply_firewall_plan
+from tests.emulator.test_firewall_apply import resources as firewall_resources
+from tests.emulator.test_firewall_apply import settings as firewall_settings
+from tests.emulator.test_firewall_apply import writer as firewall_writer
 from tests.rbac import actions_for, granted, needed, role_actions
 
 
@@ -30,6 +35,11 @@ def test_actions_are_derived_from_the_request_shapes() -> None:
         "Microsoft.Network/networkInterfaces/effectiveRouteTable/action"}
     poll = f"/subscriptions/{SUB}/providers/Microsoft.Network/locations/eastus/operations/1234"
     assert actions_for("GET", poll) == {"Microsoft.Network/locations/operations/read"}
+    policy = nsg.replace("networkSecurityGroups/nsg1", "firewallPolicies/p")
+    assert actions_for("GET", f"{policy}/ruleCollectionGroups") == {
+        "Microsoft.Network/firewallPolicies/ruleCollectionGroups/read"}  # the list of a policy's groups
+    assert actions_for("PUT", f"{policy}/ruleCollectionGroups/asr-remediate") == {
+        "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write"}
     assert actions_for("GET", poll.replace("/operations/", "/operationResults/")) == {
         "Microsoft.Network/locations/operationResults/read"}
     query = {"query": "resources | where type =~ 'microsoft.network/routetables' | order by id asc"}
@@ -70,9 +80,24 @@ def test_the_role_grants_exactly_what_the_code_paths_use(estate_arm: ArmEmulator
     runtime.rollback(first.run_id, actor="test", apply=True)
     assert arm.count("DELETE") > 0
 
+    # Azure Firewall (ASR_APPLY_FIREWALL): the bot's rule collection group written, with a lost race, and rolled
+    # back, in a hub-and-spoke estate of its own in the same emulator.
+    fw_dir = tmp_path / "firewall"
+    fw_dir.mkdir()
+    arm.add_all(firewall_resources())
+    with firewall_writer(arm) as network:
+        config = firewall_settings(arm)
+        _, written, sink = apply_firewall_plan(arm, fw_dir, firewall_resources(), config, network)
+        assert [o.result for o in written.outcomes] == [APPLIED]
+        rollback(sink.records(written.run_id), network, Auditor(sink, trigger="cli", actor="test"), config,
+                 apply=True)
+    assert arm.count("DELETE", r"ruleCollectionGroups") == 1
+
     used = {a.lower() for a in needed(arm.requests)}
     unused = sorted(a for a in granted() if a.lower() not in used)
     assert not unused, f"infra/role.bicep grants action(s) no code path uses: {unused}"
     lists = role_actions()
     assert "Microsoft.Network/networkInterfaces/effectiveRouteTable/action" in lists["effectiveRouteActions"]
     assert not any(a.endswith(("/write", "/delete")) for a in lists["readActions"])
+    assert lists["firewallWriteActions"] == {"Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",
+                                             "Microsoft.Network/firewallPolicies/ruleCollectionGroups/delete"}
