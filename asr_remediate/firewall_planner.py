@@ -269,6 +269,11 @@ def _attempt(estate: Estate, pneeds: _PolicyNeeds, changes: list[Any], change_ty
     if existing is None and any(g.rstrip("/").rsplit("/", 1)[-1].lower() == FIREWALL_GROUP
                                 for g in policy.rule_collection_group_ids):
         return f"the rule collection group {FIREWALL_GROUP} of firewall policy {policy.name} is not in the inventory"
+    foreign = _foreign_content(existing) if existing is not None else ""
+    if foreign:
+        return (f"the rule collection group {FIREWALL_GROUP} of firewall policy {policy.name} holds {foreign}, which "
+                "the bot did not write; it rewrites its group only when every rule in it has the bot's shape, so "
+                "nothing someone added is lost")
     before = f" ahead of {pneeds.blocker}" if pneeds.blocker else ""
     priority = group_priority(policy, groups, ceiling=pneeds.ceiling, existing=existing)
     if priority is None:
@@ -314,6 +319,20 @@ def _attempt(estate: Estate, pneeds: _PolicyNeeds, changes: list[Any], change_ty
         f"collection group {FIREWALL_GROUP} (priority {priority}) in firewall policy {policy.name}{before}",
         tuple(dict.fromkeys(i[0] for n in pneeds.by_slug.values() for i in n.idents)), ", ".join(destinations),
         works_around=works_around))
+    return ""
+
+
+def _foreign_content(group: RuleCollectionGroup) -> str:
+    """What in the bot's own group is not of its making (so an update would lose it), or ''. The bot writes one Allow
+    collection of network rules, TCP 443, from addresses to addresses."""
+    for collection in group.collections:
+        if collection.name.lower() != FIREWALL_COLLECTION or collection.action != "allow":
+            return f"rule collection {collection.name}"
+        for rule in collection.rules:
+            if (rule.rule_type != "network" or rule.protocols != ("tcp",) or rule.destination_ports != ("443",)
+                    or rule.source_ip_groups or rule.destination_ip_groups or rule.destination_fqdns
+                    or not rule.name.lower().startswith(MANAGED_PREFIX)):
+                return f"rule {rule.name}"
     return ""
 
 

@@ -228,3 +228,18 @@ def test_other_groups_are_untouched_by_the_plan() -> None:
     for gid, grp in before.rule_collection_groups.items():
         assert after.rule_collection_groups[gid] == grp
     assert {g.name for g in after.rule_collection_groups.values()} == {"platform", FIREWALL_GROUP}
+
+
+def test_the_bots_group_holding_what_it_did_not_write_is_not_rewritten() -> None:
+    """An update rewrites the whole group: a collection or a rule someone added there (or a port they widened) would be
+    lost, so the bot refuses and says what it found."""
+    for extra, found in (
+            (rule_collection("theirs", 200, "Allow", [network_rule("dns", ["*"], ["*"], ports=["53"])]),
+             "rule collection theirs"),
+            (rule_collection("asr-remediate-allow", 100, "Allow", [
+                network_rule("asr-remediate-AzureActiveDirectory", ["10.7.0.0/24"], ["AzureActiveDirectory"],
+                             ports=["443", "80"])]), "rule asr-remediate-AzureActiveDirectory")):
+        plan = scan_resources(hub(*policy_estate([group(FIREWALL_GROUP, 500, extra)])))
+        assert firewall_changes(plan) == []
+        deny = next(f for r in plan.reports for f in r.findings if f.kind == "firewall-deny")
+        assert not deny.fixable and f"holds {found}, which the bot did not write" in deny.message

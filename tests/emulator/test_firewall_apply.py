@@ -8,19 +8,32 @@ Azure/azure-rest-api-specs#11831 "The async operation failed … FirewallPolicyR
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asr_remediate.audit import Auditor, JsonlAuditSink
+from asr_remediate.audit import Auditor, JsonlAuditSink, utc_now
 from asr_remediate.azure.network import ArmError, NetworkWriter
 from asr_remediate.config import Settings
 from asr_remediate.engine import scan
 from asr_remediate.estate import build_estate
 from asr_remediate.firewall_planner import CREATE_GROUP, FIREWALL_GROUP, UPDATE_GROUP
 from asr_remediate.planner import Plan
-from asr_remediate.service import APPLIED, PLANNED, SKIPPED, UNCHANGED, Applier, read_policy_document, rollback
+from asr_remediate.service import (
+    APPLIED,
+    DEFERRED,
+    FAILED,
+    LANDED,
+    PLANNED,
+    SKIPPED,
+    UNCHANGED,
+    Applier,
+    read_policy_document,
+    reconcile,
+    rollback,
+)
 from examples.estate_builder import network_rule, rule_collection
 from tests.emulator.arm_emulator import ArmEmulator, Fault
 from tests.emulator.fixtures import FakeCredential, FakeSleep
@@ -201,6 +214,32 @@ def test_rollback_refuses_a_record_naming_another_group(fw_arm: ArmEmulator, tmp
         outcomes = rollback(forged, network, Auditor(sink, trigger="cli", actor="test"), settings(arm), apply=True)
     assert [o.result for o in outcomes] == [SKIPPED] and "not the bot's own rule collection group" in outcomes[0].detail
     assert arm.count("DELETE") == 0 and arm.resource(f"{POLICY}/ruleCollectionGroups/platform") is not None
+
+
+def test_the_firewall_write_counts_toward_asr_max_changes(fw_arm: ArmEmulator, tmp_path: Path) -> None:
+    with writer(fw_arm) as network:
+        _, result, _ = apply_plan(fw_arm, tmp_path, resources(), settings(fw_arm, max_changes=0), network)
+    assert [o.result for o in result.outcomes] == [DEFERRED] and fw_arm.count("PUT") == 0
+
+
+def test_a_write_whose_response_is_lost_is_reconciled_as_landed_and_rolled_back(fw_arm: ArmEmulator,
+                                                                                tmp_path: Path) -> None:
+    """ARM applied the PUT, every response was lost: the intent is failed; reconcile reads the group back and records
+    ``landed``, so rollback of that run can remove it."""
+    arm = fw_arm
+    arm.inject("PUT", GROUP_PATH, Fault.drop_after_apply(), times=10)
+    with writer(arm) as network:
+        config = settings(arm)
+        _, result, sink = apply_plan(arm, tmp_path, resources(), config, network)
+        assert [o.result for o in result.outcomes] == [FAILED]
+        assert arm.resource(f"{POLICY}/ruleCollectionGroups/{FIREWALL_GROUP}") is not None  # it landed
+        later = utc_now() + timedelta(minutes=30)
+        outcomes = reconcile(sink.records(), network, sink, trigger="cli", actor="test", now=later)
+        assert [o.result for o in outcomes] == [LANDED]
+        undone = rollback(sink.records(result.run_id), network, Auditor(sink, trigger="cli", actor="test"), config,
+                          apply=True)
+    assert [o.result for o in undone] == [APPLIED]
+    assert arm.resource(f"{POLICY}/ruleCollectionGroups/{FIREWALL_GROUP}") is None
 
 
 # -- the emulator is as strict as Network RP on rule collection groups ------------------------------------------------
