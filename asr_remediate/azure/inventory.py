@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+    map_error,
+)
 from azure.core.rest import HttpRequest
+from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from ..jsonfile import read_json_file
 from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
@@ -31,6 +40,10 @@ _LOG = logging.getLogger(__name__)
 
 #: Resource Graph API version the inventory speaks (request/response shape of the 2024-04-01 spec).
 RESOURCE_GRAPH_API_VERSION = "2024-04-01"
+#: ServiceTags_List (``GET …/providers/Microsoft.Network/locations/{location}/serviceTags``), read as raw JSON;
+#: the response shape (changeNumber, cloud, values[].properties, nextLink) as in azure-rest-api-specs'
+#: specification/network/resource-manager/Microsoft.Network/Network/stable/2025-05-01/examples/ServiceTagsList.json.
+SERVICE_TAGS_API_VERSION = "2025-05-01"
 #: Resource Graph pages hold at most 1000 rows.
 MAX_PAGE_SIZE = 1000
 #: Resource Graph accepts at most 1000 subscriptions in one request; larger scopes are chunked.
@@ -119,6 +132,57 @@ def _rows(data: Any) -> list[dict[str, Any]]:
     raise InventoryError(f"unexpected Resource Graph data shape: {type(data).__name__}")
 
 
+#: The SDK operation's own error map (``ResourceGraphClientOperationsMixin.resources``), so callers see the same
+#: exception types whether the page came through the SDK's model layer or not.
+_ERROR_MAP: dict[int, type[HttpResponseError]] = {
+    401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError,
+    304: ResourceNotModifiedError,
+}
+
+
+def _json_response(send: Callable[[HttpRequest], Any], request: HttpRequest, what: str) -> tuple[dict[str, Any],
+                                                                                                 Mapping[str, str]]:
+    """Send ``request`` through a client's pipeline (auth, retry policy, endpoint checks) and read the body as raw
+    JSON; a non-200 answer raises what the generated SDK operation raises (its error map, ARM's error body)."""
+    response = send(request)
+    if response.status_code != 200:
+        map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    try:
+        document = response.json()
+    except ValueError as error:
+        raise InventoryError(f"{what} answered with a body that is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise InventoryError(f"unexpected {what} response shape: {type(document).__name__}")
+    return document, response.headers
+
+
+def _post_query(client: Any, body: dict[str, Any]) -> tuple[dict[str, Any], Mapping[str, str]]:
+    """One ``Resources`` POST, read as raw JSON.
+
+    Why not ``client.resources``: its msrest deserialiser walks every value of every row into a ``QueryResponse``
+    model (``data`` is typed ``object``, so the rows come out as the same plain dicts) — for a 10,000-VM estate
+    that was most of the client's time outside the engine. The request is the one the SDK builds
+    (``POST /providers/Microsoft.ResourceGraph/resources?api-version=…``, body ``QueryRequest`` with
+    ``options.$top`` / ``$skipToken`` / ``resultFormat``; azure-rest-api-specs,
+    specification/resourcegraph/resource-manager/Microsoft.ResourceGraph/stable/2024-04-01/resourcegraph.json) and
+    errors map to the same exception types with ARM's error body.
+    """
+    request = HttpRequest("POST", "/providers/Microsoft.ResourceGraph/resources",
+                          params={"api-version": RESOURCE_GRAPH_API_VERSION}, json=body)
+    # The generated client's documented raw-request entry point (aka.ms/azsdk/dpcodegen/python/send_request):
+    # ``_send_request`` in azure-mgmt-resourcegraph 8.x, ``send_request`` in newer generators.
+    send = getattr(client, "send_request", None) or client._send_request
+    return _json_response(send, request, "Resource Graph")
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _query_chunk(
     client: Any,
     label: str,
@@ -133,25 +197,18 @@ def _query_chunk(
     throttle: ThrottleState,
     progress: Progress | None,
 ) -> list[dict[str, Any]]:
-    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
-
     rows: list[dict[str, Any]] = []
     skip_token: str | None = None
     seen_tokens: set[str] = set()
     page = 0
     while True:
-        options = QueryRequestOptions(top=page_size, result_format="objectArray")
+        options: dict[str, Any] = {"$top": page_size, "resultFormat": "objectArray"}
         if skip_token:
-            options.skip_token = skip_token
-        request = QueryRequest(subscriptions=subscriptions, query=query, options=options)
+            options["$skipToken"] = skip_token
+        body = {"subscriptions": subscriptions, "query": query, "options": options}
 
-        def call(request: Any = request) -> tuple[Any, Mapping[str, str]]:
-            return client.resources(  # type: ignore[no-any-return]
-                request, cls=lambda pipeline_response, deserialized, _: (
-                    deserialized,
-                    pipeline_response.http_response.headers,
-                )
-            )
+        def call(body: dict[str, Any] = body) -> tuple[dict[str, Any], Mapping[str, str]]:
+            return _post_query(client, body)
 
         response, headers = call_with_retries(
             call, settings=retry, sleep=sleep, rng=rng, throttle=throttle, what=f"Resource Graph {label}"
@@ -160,12 +217,13 @@ def _query_chunk(
         if wait is not None:
             throttle.pending_wait = max(throttle.pending_wait, wait)
         page += 1
-        if str(response.result_truncated).lower() == "true":
+        if str(response.get("resultTruncated", "")).lower() == "true":
             raise InventoryError(f"Resource Graph truncated the {label} result; the estate would be incomplete")
-        rows.extend(_rows(response.data))
+        rows.extend(_rows(response.get("data")))
         if progress is not None:
-            progress(InventoryProgress(label, chunk_index, page, len(rows), int(response.total_records or 0)))
-        skip_token = response.skip_token
+            progress(InventoryProgress(label, chunk_index, page, len(rows), _int(response.get("totalRecords"))))
+        token = response.get("$skipToken")
+        skip_token = token if isinstance(token, str) and token else None
         if not skip_token:
             return rows
         if skip_token in seen_tokens:
@@ -305,7 +363,13 @@ def fetch_service_tags(
             retry_backoff_factor=retry_backoff_factor,
         )
     try:
-        first: dict[str, Any] = client.service_tags.list(location).as_dict()
+        # Raw JSON rather than ``client.service_tags.list(location).as_dict()``: the model round trip of ~3,000
+        # tags cost ten times the request itself (0.6 s against 0.06 s, measured against the emulator).
+        on = subscription or client._config.subscription_id
+        path = f"/subscriptions/{on}/providers/Microsoft.Network/locations/{location}/serviceTags"
+        request = HttpRequest("GET", path,
+                              params={"api-version": SERVICE_TAGS_API_VERSION})
+        first, _ = _json_response(client.send_request, request, "Service Tag Discovery API")
         values = list(first.get("values") or [])
         next_link = first.get("nextLink")
         pages = 1

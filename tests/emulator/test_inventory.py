@@ -201,3 +201,64 @@ def test_token_is_requested_for_the_endpoint_audience(arm, credential, sleep):
     fetch(arm, credential, sleep)
     assert credential.scopes and all(s == (arm.base_url + "/.default",) for s in credential.scopes)
     assert all(r.header("Authorization") == "Bearer emulator-token" for r in arm.requests)
+
+
+def test_raw_pages_equal_what_the_sdk_model_path_returns(arm, credential, sleep):
+    """The inventory reads Resource Graph pages as raw JSON (the SDK's msrest model round trip was most of the live
+    path's client time); the rows must be exactly what ``ResourceGraphClient.resources`` deserialises."""
+    from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+
+    from asr_remediate.azure.inventory import make_resource_graph_client
+
+    items = protected_items()
+    subscriptions = sorted({SUB, items[0]["id"].split("/")[2].lower()})
+    arm.add_all(items)
+    arm.add_all(nic(i) for i in range(1200))
+    arm.add(nsg("nsg-a", {"deny-all": {"priority": 4000, "access": "Deny", "direction": "Outbound"}}))
+    arm.add(route_table("rt-a", {"r1": {"addressPrefix": "0.0.0.0/0", "nextHopType": "VirtualAppliance",
+                                        "nextHopIpAddress": "10.0.0.4"}}))
+    raw = fetch(arm, credential, sleep, subscriptions)
+
+    client = make_resource_graph_client(credential, arm.base_url, ca_bundle=arm.ca_path)
+    via_sdk: list[dict[str, Any]] = []
+    try:
+        for query in (PROTECTED_ITEMS_QUERY, NETWORK_RESOURCES_QUERY):
+            token = None
+            while True:
+                options = QueryRequestOptions(top=1000, result_format="objectArray", skip_token=token)
+                page = client.resources(QueryRequest(subscriptions=subscriptions, query=query, options=options))
+                via_sdk += page.data
+                token = page.skip_token
+                if not token:
+                    break
+    finally:
+        client.close()
+    assert raw == via_sdk
+    assert len(raw) == 1 + 1200 + 2  # the Hyper-V item is filtered by the query
+
+
+def test_raw_request_body_has_the_rest_spec_shape(arm, credential, sleep):
+    """The POST body is the REST spec's QueryRequest (azure-rest-api-specs ResourcesNextPageQuery.json, copied to
+    tests/data/arm): subscriptions, query, options with ``$top``, ``$skipToken`` and ``resultFormat``."""
+    example = load("ResourcesNextPageQuery.json")["parameters"]["query"]
+    arm.add_all(nic(i) for i in range(1500))
+    fetch(arm, credential, sleep)
+
+    posts = [r for r in arm.requests if r.method == "POST"]
+    assert len(posts) == 3  # protected items (1 page), network resources (2 pages)
+    for body in (p.body for p in posts):
+        assert set(body) == set(example)
+        assert body["subscriptions"] == [SUB]
+        assert body["options"]["$top"] == 1000 and body["options"]["resultFormat"] == "objectArray"
+    assert ["$skipToken" in p.body["options"] for p in posts] == [False, False, True]
+    assert set(example["options"]) <= set(posts[2].body["options"])
+    assert all(p.query.get("api-version") == RESOURCE_GRAPH_API_VERSION for p in posts)
+
+
+def test_an_arm_error_body_is_kept_on_the_raw_path(arm, credential, sleep):
+    """A 400 from Resource Graph still raises the SDK's HttpResponseError with ARM's error code and message."""
+    arm.inject("POST", ARG, Fault.error(400, "BadRequest", "Query is invalid"))
+    with pytest.raises(HttpResponseError) as raised:
+        fetch(arm, credential, sleep)
+    assert raised.value.status_code == 400
+    assert raised.value.error is not None and raised.value.error.code == "BadRequest"
