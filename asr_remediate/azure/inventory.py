@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,8 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from ..jsonfile import read_json_file
 from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
 from .network import make_network_client
-from .retry import RetrySettings, Sleep, SleepingRetryPolicy, ThrottleState, call_with_retries, quota_wait
+from .quota import QuotaGate
+from .retry import RetrySettings, Sleep, SleepingRetryPolicy, call_with_retries
 
 _LOG = logging.getLogger(__name__)
 
@@ -194,9 +197,10 @@ def _query_chunk(
     retry: RetrySettings,
     sleep: Sleep,
     rng: random.Random,
-    throttle: ThrottleState,
+    gate: QuotaGate,
     progress: Progress | None,
 ) -> list[dict[str, Any]]:
+    """One subscription batch of one query, page after page (each page needs the previous page's $skipToken)."""
     rows: list[dict[str, Any]] = []
     skip_token: str | None = None
     seen_tokens: set[str] = set()
@@ -207,15 +211,26 @@ def _query_chunk(
             options["$skipToken"] = skip_token
         body = {"subscriptions": subscriptions, "query": query, "options": options}
 
-        def call(body: dict[str, Any] = body) -> tuple[dict[str, Any], Mapping[str, str]]:
-            return _post_query(client, body)
+        throttled = [False]  # the previous attempt of this page got a 429 (whose retry delay covered the reset)
 
-        response, headers = call_with_retries(
-            call, settings=retry, sleep=sleep, rng=rng, throttle=throttle, what=f"Resource Graph {label}"
-        )
-        wait = quota_wait(headers)
-        if wait is not None:
-            throttle.pending_wait = max(throttle.pending_wait, wait)
+        def call(body: dict[str, Any] = body, throttled: list[bool] = throttled) -> tuple[dict[str, Any],
+                                                                                          Mapping[str, str]]:
+            wait = gate.acquire(already_waited=throttled[0])
+            answered: Mapping[str, str] | None = None
+            try:
+                if wait > 0:
+                    _LOG.info("Resource Graph %s: quota exhausted, waiting %.1fs for it to reset", label, wait)
+                    sleep(wait)
+                document, answered = _post_query(client, body)
+                return document, answered
+            except HttpResponseError as error:
+                answered = getattr(error.response, "headers", None)
+                throttled[0] = error.status_code == 429
+                raise
+            finally:
+                gate.release(answered)
+
+        response, _ = call_with_retries(call, settings=retry, sleep=sleep, rng=rng, what=f"Resource Graph {label}")
         page += 1
         if str(response.get("resultTruncated", "")).lower() == "true":
             raise InventoryError(f"Resource Graph truncated the {label} result; the estate would be incomplete")
@@ -245,6 +260,7 @@ def fetch_resources(
     queries: Sequence[tuple[str, str]] = INVENTORY_QUERIES,
     subscription_chunk: int = MAX_SUBSCRIPTIONS_PER_QUERY,
     page_size: int = MAX_PAGE_SIZE,
+    concurrency: int = 1,
 ) -> list[dict[str, Any]]:
     """Every A2A protected item and every VM / NIC / VNet / NSG / route table in ``subscriptions``.
 
@@ -254,6 +270,12 @@ def fetch_resources(
     are dropped. Throttling (429 + Retry-After, quota headers), 5xx and dropped connections are retried
     with bounded, jittered backoff through ``sleep`` (injectable so tests do not wait): each wait at most 60 s, at
     most 120 s of waits per page (``retry``: :class:`RetrySettings`); TLS / DNS / URL failures are not retried.
+
+    ``concurrency`` > 1 splits the subscriptions into up to that many batches whose pages are read in parallel
+    (the pages of one batch stay chained by $skipToken), never with more requests in flight than the quota the
+    latest answer reported (:class:`QuotaGate`); rows come back in the same order as sequential reading: batches
+    are ranges of the sorted subscriptions, and ids sort by subscription first. Each batch's last page is partial,
+    so splitting costs up to ``concurrency - 1`` extra pages: worth it only for large scopes (the runtime decides).
 
     Pass ``client`` to reuse a ResourceGraphClient (then ``credential`` may be ``None``); otherwise one is
     built for ``endpoint`` (``ca_bundle``: PEM file to trust, tests only) and closed afterwards.
@@ -265,6 +287,8 @@ def fetch_resources(
         raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
     if not 1 <= subscription_chunk <= MAX_SUBSCRIPTIONS_PER_QUERY:
         raise ValueError(f"subscription_chunk must be 1..{MAX_SUBSCRIPTIONS_PER_QUERY}")
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
     owned = client is None
     if client is None:
         if credential is None:
@@ -272,16 +296,37 @@ def fetch_resources(
         client = make_resource_graph_client(credential, endpoint, ca_bundle=ca_bundle)
     retry = retry or RetrySettings()
     rng = rng or random.Random()
-    throttle = ThrottleState()
+    gate = QuotaGate(concurrency, max_wait=retry.max_throttle_delay)
+    reported = threading.Lock()
+
+    def report(p: InventoryProgress) -> None:
+        if progress is not None:
+            with reported:
+                progress(p)
+
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
     try:
         for label, query in queries:
-            for index, chunk in enumerate(_chunks(subs, subscription_chunk)):
-                rows = _query_chunk(
-                    client, label, query, chunk, index, page_size=page_size, retry=retry, sleep=sleep, rng=rng,
-                    throttle=throttle, progress=progress,
-                )
+            batches = _batches(subs, subscription_chunk, concurrency)
+
+            def read(index: int, batch: list[str], label: str = label, query: str = query) -> list[dict[str, Any]]:
+                return _query_chunk(client, label, query, batch, index, page_size=page_size, retry=retry,
+                                    sleep=sleep, rng=rng, gate=gate, progress=report)
+
+            if len(batches) == 1:
+                per_batch = [read(0, batches[0])]
+            else:
+                with ThreadPoolExecutor(max_workers=min(concurrency, len(batches)),
+                                        thread_name_prefix="resource-graph") as pool:
+                    futures = [pool.submit(read, i, b) for i, b in enumerate(batches)]
+                    try:
+                        per_batch = [f.result() for f in futures]
+                    except BaseException:
+                        for future in futures:
+                            future.cancel()
+                        raise
+            for rows in per_batch:
                 for row in rows:
                     key = str(row.get("id", "")).lower()
                     if not key or key in seen:
@@ -293,6 +338,13 @@ def fetch_resources(
         if owned:
             client.close()
     return result
+
+
+def _batches(subscriptions: list[str], chunk: int, concurrency: int) -> list[list[str]]:
+    """Ranges of the sorted subscriptions: at most ``chunk`` per request, and (when reading in parallel) split
+    into up to ``concurrency`` batches."""
+    size = min(chunk, max(1, -(-len(subscriptions) // concurrency)))
+    return list(_chunks(subscriptions, size))
 
 
 # --- Service Tags ---------------------------------------------------------------------------------------
