@@ -41,7 +41,7 @@ unit: setup
 test: setup lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(if $(SIZES),--sizes $(SIZES))
 
 # The suite with every runtime dependency at exactly its lower bound in requirements.txt (a separate venv;
 # the dev tools keep their pins, indirect dependencies resolve as usual). Not part of `make test`.

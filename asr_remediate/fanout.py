@@ -42,6 +42,36 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_JSON_BYTES = MAX_MESSAGE_BYTES // 4 * 3
 DEFAULT_BATCH_SIZE = 50
 
+#: Memory of one Flex Consumption instance at the default size ("instance memory ... 2,048 MB" is the default of
+#: 512 / 2,048 / 4,096 MB, learn.microsoft.com/azure/azure-functions/flex-consumption-plan#instance-memory).
+FLEX_INSTANCE_MB = 2048
+#: Share of the instance one queue batch may use: the host, the worker's other allocations and fragmentation need
+#: the rest.
+MEMORY_MARGIN = 0.75
+#: The scan's fixed cost (interpreter, SDKs, parsed Service Tags) and its cost per replicated VM. The benchmark
+#: measures the live client's peak RSS per VM (``make bench``: 10,000 VMs, ~46 kB per VM incl. the fixed part) and
+#: fails when it exceeds MB_PER_VM, so this sizing cannot silently go stale.
+BASE_MB = 150
+MB_PER_VM = 0.06
+
+
+def max_vms_per_batch(instance_mb: int = FLEX_INSTANCE_MB, *, margin: float = MEMORY_MARGIN,
+                      base_mb: float = BASE_MB, per_vm_mb: float = MB_PER_VM) -> int:
+    """The most replicated VMs one queue batch should hold to stay within ``margin`` of an instance's memory.
+
+    Batches are cut by subscriptions (``ASR_FANOUT_BATCH_SIZE``), so an operator sets that to about this figure
+    divided by the replicated VMs of their largest subscriptions.
+
+    >>> max_vms_per_batch()
+    23100
+    >>> max_vms_per_batch(512)  # the smallest instance size
+    3900
+    """
+    budget = instance_mb * margin - base_mb
+    if budget <= 0:
+        return 0
+    return int(budget / per_vm_mb + 1e-9)
+
 
 @dataclass(frozen=True)
 class ScanBatch:

@@ -264,8 +264,8 @@ class Runtime:
     def run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None = None,
             run_id: str | None = None, resources: list[dict[str, Any]] | None = None) -> RunResult:
         """Scan the scope; apply the plan when asked (and allowed by ASR_APPLY or an explicit --apply)."""
-        raw = resources if resources is not None else self.collect(scope)
-        estate = build_estate(raw)
+        estate = build_estate(resources if resources is not None else self.collect(scope))
+        # The raw rows are not needed once parsed (a large estate's rows weigh more than the parsed model).
         tags = self.service_tags(scope.subscriptions[0] if scope.subscriptions else "")
         items = filter_items(estate.protected_items, estate, scope)
         plan = self.evaluate(estate, tags, items)

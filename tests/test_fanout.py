@@ -190,3 +190,20 @@ def test_enqueue_validates_before_sending(azurite: str) -> None:
         enqueue_batches(client, "bad run id", SUBS, 3)
     enqueue_batches(client, RUN, SUBS[:1], 1)  # the queue now exists and takes messages
     assert len(receive_all(azurite, queue)) == 1
+
+
+def test_batch_sizing_is_for_the_instance_memory_the_bicep_deploys():
+    """fanout.max_vms_per_batch sizes a queue batch for the Flex Consumption instance memory; the default must be the
+    one infra/main.bicep deploys (instanceMemoryMB), and a bigger instance holds more VMs, a tiny one none."""
+    import re
+    from pathlib import Path
+
+    from asr_remediate.fanout import BASE_MB, FLEX_INSTANCE_MB, MB_PER_VM, MEMORY_MARGIN, max_vms_per_batch
+
+    bicep = (Path(__file__).resolve().parents[1] / "infra" / "main.bicep").read_text(encoding="utf-8")
+    deployed = re.search(r"^param instanceMemoryMB int = (\d+)", bicep, re.MULTILINE)
+    assert deployed is not None and int(deployed.group(1)) == FLEX_INSTANCE_MB
+    default = max_vms_per_batch()
+    assert default * MB_PER_VM + BASE_MB <= FLEX_INSTANCE_MB * MEMORY_MARGIN < (default + 1) * MB_PER_VM + BASE_MB
+    assert max_vms_per_batch(4096) > default > max_vms_per_batch(512) > 0
+    assert max_vms_per_batch(128) == 0

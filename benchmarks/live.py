@@ -1,0 +1,151 @@
+"""Live-path figures: ``Runtime.run`` with the real SDK clients against the ARM emulator in its own process.
+
+The emulator runs in a forked child (it generates and holds the synthetic estate there), so the parent's
+``ru_maxrss`` and wall time are the client's alone — SDK, inventory, parsing, scan — and the two do not share a GIL.
+The child reports every request it answered and the time it spent answering them. ``latency_ms`` makes each
+Resource Graph page take that long to answer (a sleep outside the emulator's lock, so concurrent requests overlap
+as they would against the service), to compare sequential and parallel page reading.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import threading
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+from benchmarks.generate import TAGS_FILE, generate, load_tags
+
+ARG_PATH = "/providers/microsoft.resourcegraph/resources"
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _event_nsg(resources: list[dict[str, Any]]) -> str:
+    """The NSG of the first replicated VM's source subnet: an event on it must re-evaluate that VM."""
+    from asr_remediate.estate import build_estate
+    from asr_remediate.model import key
+
+    estate = build_estate(resources)
+    for item in estate.protected_items:
+        for nic_id in estate.source_nic_ids(item):
+            nic = estate.nics.get(key(nic_id))
+            for config in nic.ip_configurations if nic else ():
+                subnet = estate.subnets.get(key(config.subnet_id))
+                if subnet is not None and subnet.nsg_id:
+                    return subnet.nsg_id
+    raise SystemExit("the synthetic estate has no replicated VM behind a subnet NSG")
+
+
+def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bool) -> None:
+    import trustme
+
+    from tests.emulator.arm_emulator import ArmEmulator, RecordedRequest
+
+    serving = [0.0]
+    timing = threading.Lock()
+
+    class TimedEmulator(ArmEmulator):
+        def _dispatch(self, req: RecordedRequest) -> Any:
+            if latency_s and req.method == "POST" and req.path.lower().rstrip("/") == ARG_PATH:
+                time.sleep(latency_s)
+            start = time.perf_counter()
+            try:
+                return super()._dispatch(req)
+            finally:
+                with timing:
+                    serving[0] += time.perf_counter() - start
+
+    synthetic = generate(n, seed=seed, tags=load_tags())
+    items = synthetic.counts.get(
+        "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
+        "replicationprotecteditems", 0)
+    info: dict[str, Any] = {"subscriptions": synthetic.subscriptions, "items": items,
+                            "network": len(synthetic.resources) - items}
+    if want_event:
+        info["event_nsg"] = _event_nsg(synthetic.resources)
+    with TimedEmulator(ca=trustme.CA()) as arm:
+        arm.add_all(synthetic.resources)
+        arm.service_tags = json.loads(TAGS_FILE.read_text(encoding="utf-8-sig"))
+        del synthetic
+        arm.clear_log()
+        conn.send({**info, "base_url": arm.base_url, "ca_path": arm.ca_path})
+        while True:
+            command = conn.recv()
+            if command == "stats":
+                requests = [(r.method, r.path, r.status) for r in arm.requests]
+                conn.send({"requests": requests, "serving_s": serving[0], "emulator_rss_mb": _maxrss_mb()})
+                arm.clear_log()
+                serving[0] = 0.0
+            else:
+                break
+
+
+def _requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, Any]:
+    arg = [r for r in requests if r[0] == "POST" and r[1].lower().rstrip("/") == ARG_PATH]
+    tags = [r for r in requests if r[0] == "GET" and r[1].lower().endswith("/servicetags")]
+    other = [r for r in requests if r not in arg and r not in tags]
+    return {
+        "requests": len(requests), "arg_requests": len(arg), "service_tag_calls": len(tags),
+        "other_requests": len(other), "other_paths": sorted({f"{m} {p}" for m, p, _ in other})[:5],
+        "failed_requests": sum(1 for r in requests if r[2] is None or r[2] >= 400),
+        "throttled_requests": sum(1 for r in requests if r[2] == 429),
+    }
+
+
+def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = False,
+            event: bool = False) -> dict[str, Any]:
+    """One live scan of the N-VM synthetic estate (and, with ``event``, one NSG write event after it)."""
+    from asr_remediate import runtime as runtime_module
+    from asr_remediate.config import Settings
+    from asr_remediate.runtime import Runtime, Scope
+    from tests.emulator.fixtures import FakeCredential, FakeSleep
+
+    if sequential:
+        runtime_module.PARALLEL_BATCHES = 1  # the baseline: one paged query per chunk
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+    server = context.Process(target=_serve, args=(child, n, seed, latency_ms / 1000, event), daemon=True)
+    server.start()
+    try:
+        info = parent.recv()
+        rss_before = _maxrss_mb()
+        settings = Settings(arm_endpoint=info["base_url"], arm_ca_bundle=info["ca_path"],
+                            subscriptions=tuple(info["subscriptions"]))
+        pages: list[str] = []
+        runtime = Runtime(settings, FakeCredential(), progress=pages.append, inventory_kwargs={"sleep": FakeSleep()})
+        start = time.perf_counter()
+        result = runtime.run(Scope(tuple(info["subscriptions"])), trigger="benchmark", actor="benchmarks")
+        wall_s = time.perf_counter() - start
+        parent.send("stats")
+        stats = parent.recv()
+        figures: dict[str, Any] = {
+            "n": n, "latency_ms": latency_ms, "sequential": sequential, "wall_s": wall_s,
+            "emulator_s": stats["serving_s"], "client_rss_mb": _maxrss_mb(), "client_rss_before_mb": rss_before,
+            "emulator_rss_mb": stats["emulator_rss_mb"], "items": info["items"], "network": info["network"],
+            "subscriptions": len(info["subscriptions"]),
+            "statuses": dict(Counter(r.status for r in result.plan.reports)),
+            **_requests_summary(stats["requests"]),
+        }
+        if event:
+            nsg_id = info["event_nsg"]
+            document = {"id": "benchmark-event", "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+                        "subject": nsg_id, "eventTime": "2026-12-02T00:00:00Z",
+                        "data": {"resourceUri": nsg_id, "operationName": "Microsoft.Network/networkSecurityGroups/"
+                                 "write", "subscriptionId": nsg_id.split("/")[2]}}
+            start = time.perf_counter()
+            handled = runtime.handle_event(document, actor="benchmarks")
+            figures["event"] = {"wall_s": time.perf_counter() - start, "note": handled.note,
+                                "evaluated": len(handled.plan.reports)}
+            parent.send("stats")
+            figures["event"].update(_requests_summary(parent.recv()["requests"]))
+        return figures
+    finally:
+        parent.send("stop")
+        server.join(timeout=60)
