@@ -15,7 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
 from asr_remediate.config import Settings
+from asr_remediate.engine import scan
 from asr_remediate.estate import build_estate, parse_rule_collection_group
 from asr_remediate.firewall_planner import CREATE_GROUP, FIREWALL_GROUP, MAX_GROUPS_PER_POLICY, UPDATE_GROUP
 from asr_remediate.planner import Plan, apply_changes
@@ -29,6 +34,7 @@ from tests.scenario import SUB, full_tags, scan_resources
 from tests.test_firewall import FW_IP, HUB_RG, group, hub, policy_estate
 
 ARM = Path(__file__).resolve().parent / "data" / "arm"
+PROPERTY = hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NEEDED = {"Storage.EastUS", "AzureActiveDirectory", "EventHub.CentralUS", "AzureSiteRecovery"}
 
 
@@ -38,8 +44,6 @@ def firewall_changes(plan: Plan) -> list[Any]:
 
 def rescan(resources: list[dict[str, Any]], plan: Plan, settings: Settings | None = None) -> Plan:
     """Apply the plan to the estate and scan again (what apply → rescan does, without ARM)."""
-    from asr_remediate.engine import scan
-
     estate = apply_changes(build_estate(resources), plan.changes)
     return scan(estate, full_tags(), settings or Settings())
 
@@ -243,3 +247,54 @@ def test_the_bots_group_holding_what_it_did_not_write_is_not_rewritten() -> None
         assert firewall_changes(plan) == []
         deny = next(f for r in plan.reports for f in r.findings if f.kind == "firewall-deny")
         assert not deny.fixable and f"holds {found}, which the bot did not write" in deny.message
+
+
+# -- property: any plan, applied, leaves no fixable firewall finding, and never touches another group ----------------
+
+_TAG_DESTINATIONS = ["*", "Storage", "Storage.EastUS", "AzureActiveDirectory", "EventHub", "AzureSiteRecovery",
+                     "AzureCloud", "20.0.0.0/8"]
+
+
+@st.composite
+def _groups(draw: Any, prefix: str) -> list[dict[str, Any]]:
+    out = []
+    priorities = draw(st.lists(st.sampled_from([100, 101, 200, 300, 64999, 65000]), min_size=0, max_size=3,
+                               unique=True))
+    for index, priority in enumerate(priorities):
+        rules = [network_rule(f"{prefix}{index}r{n}", [draw(st.sampled_from(["*", "10.1.1.0/24", "10.9.0.0/16"]))],
+                              [draw(st.sampled_from(_TAG_DESTINATIONS))],
+                              ports=[draw(st.sampled_from(["443", "80", "*"]))])
+                 for n in range(draw(st.integers(1, 2)))]
+        action = draw(st.sampled_from(["Allow", "Deny"]))
+        out.append(group(f"{prefix}{index}", priority, rule_collection(f"{prefix}{index}c", 100, action, rules)))
+    return out
+
+
+@PROPERTY
+@given(_groups("child"), st.one_of(st.none(), _groups("parent")), st.sampled_from(["tag", "prefix"]))
+def test_any_firewall_plan_applied_leaves_no_fixable_finding(child: list[dict[str, Any]],
+                                                             parent: list[dict[str, Any]] | None, style: str) -> None:
+    settings = Settings(rule_style=style)
+    resources = hub(*policy_estate(child, parent))
+    before = build_estate(resources)
+    plan = scan_resources(resources, settings)
+    fixable = {(f.side, f.destination) for r in plan.reports for f in r.findings
+               if f.kind == "firewall-deny" and f.fixable}
+    for f in (f for r in plan.reports for f in r.findings if f.kind == "firewall-deny"):
+        ref = f.firewall_rule
+        if ref is not None and ref.inherited and ref.rule_type == "network":
+            assert not f.fixable  # a parent's network deny is never worked around from the child
+    changes = firewall_changes(plan)
+    assert bool(changes) == bool(fixable)
+    after_estate = apply_changes(before, plan.changes)
+    for gid, grp in before.rule_collection_groups.items():
+        assert after_estate.rule_collection_groups[gid] == grp
+    for change in changes:
+        others = {g["priority"] for g in child}
+        assert 100 <= change.properties["priority"] <= 65000 and change.properties["priority"] not in others
+        for rule in change.properties["ruleCollections"][0]["rules"]:
+            assert rule["ipProtocols"] == ["TCP"] and rule["destinationPorts"] == ["443"]
+            assert rule["sourceAddresses"] == ["10.1.1.0/24"]
+    after = scan(after_estate, full_tags(), settings)
+    left = {(f.side, f.destination) for r in after.reports for f in r.findings if f.kind == "firewall-deny"}
+    assert not fixable & left
