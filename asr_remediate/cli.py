@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     apply_parser = commands.add_parser("apply", help="scan live and fix (report-only unless --apply or ASR_APPLY)")
     _add_scope_options(apply_parser, required=False)
     apply_parser.add_argument("--apply", action="store_true", help="really write the planned rules and routes")
+    apply_parser.add_argument("--apply-firewall", action="store_true",
+                              help="with --apply, also write the asr-remediate rule collection group of a Firewall "
+                                   "Policy (ASR_APPLY_FIREWALL)")
     _add_write_scope_option(apply_parser)
     apply_parser.add_argument("--service-tags", help="Service Tags file used if the discovery API fails")
     apply_parser.add_argument("--max-changes", type=int, help="override ASR_MAX_CHANGES for this run")
@@ -126,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "(report-only unless --apply)")
     rollback_parser.add_argument("--run", metavar="ID", required=True)
     rollback_parser.add_argument("--apply", action="store_true", help="really delete (default: report-only)")
+    rollback_parser.add_argument("--apply-firewall", action="store_true",
+                                 help="with --apply, also delete the run's asr-remediate rule collection groups "
+                                      "(ASR_APPLY_FIREWALL)")
     rollback_parser.add_argument("--max-changes", type=int, help="override ASR_MAX_CHANGES for this run")
     _add_write_scope_option(rollback_parser)
     _add_older_than_option(rollback_parser)
@@ -157,6 +163,8 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | None = No
         overrides["include_guest_management"] = True
     if getattr(args, "no_route_fixes", False):
         overrides["fix_routes"] = False
+    if getattr(args, "apply_firewall", False):
+        overrides["apply_firewall"] = True
     if getattr(args, "scope_allowlist", None):
         overrides["scope_allowlist"] = check_scope_allowlist(args.scope_allowlist, "--scope-allowlist")
     if getattr(args, "max_changes", None) is not None:

@@ -250,3 +250,14 @@ def test_user_mistakes_exit_1_with_one_line(args: list[str], message: str, tmp_p
     assert main(args) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_apply_firewall_flag_turns_on_firewall_writes_for_apply_and_rollback_only() -> None:
+    """Firewall fixes are report-only even with --apply; --apply-firewall (ASR_APPLY_FIREWALL) adds them."""
+    from asr_remediate.cli import build_parser, settings_from_args
+
+    parser = build_parser()
+    for argv, expected in ((["apply", "--apply"], False), (["apply", "--apply", "--apply-firewall"], True),
+                           (["rollback", "--run", "r1", "--apply", "--apply-firewall"], True)):
+        assert settings_from_args(parser.parse_args(argv), {}).apply_firewall is expected
+    assert settings_from_args(parser.parse_args(["apply"]), {"ASR_APPLY_FIREWALL": "true"}).apply_firewall
