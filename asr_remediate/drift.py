@@ -18,6 +18,7 @@ from .config import Settings
 from .firewall import DEFAULT_DENY, FirewallPiece, RuleRef, StageProblem, firewall_pieces, firewall_stage
 from .ipset import EMPTY, IdentityCache, IPSet
 from .model import (
+    FORWARD,
     AdminRule,
     AzureFirewall,
     Estate,
@@ -68,6 +69,7 @@ class VmReport:
     status: str
     findings: tuple[Finding, ...] = ()
     protected_item_id: str = ""
+    direction: str = FORWARD  # "failback": a reprotected VM, evaluated from the recovery region back to the primary
 
 
 @dataclass(frozen=True)
@@ -557,9 +559,29 @@ def _skip_reason(item: ProtectedItem, estate: Estate, settings: Settings) -> str
     vm = estate.vms.get(key(item.vm_id))
     if vm is not None and settings.opt_out_tag.lower() in {t.lower() for t in vm.tags}:
         return f"VM opted out with tag {settings.opt_out_tag}"
-    if item.active_location.lower() == "recovery":
-        return f"VM has failed over to {item.target_region}; evaluate again after reprotect"
+    if item.active_location.lower() == "recovery" and not item.swapped:
+        return _failed_over(item)
     return ""
+
+
+def _failed_over(item: ProtectedItem) -> str:
+    """Why an item that has failed over is not evaluated: between a failover and the end of its reprotect nothing
+    replicates, so there is no path to check; once reprotected it is evaluated in the reverse direction."""
+    state = item.protection_state or "not given"
+    text = f"{state} {item.current_operation}".lower()
+    if "reprotect" in text or ("switch" in text and "protection" in text):
+        what = "reprotect is in progress"
+    elif "commit" in text and "progress" in text:
+        what = "the failover is being committed"
+    elif "commit" in text:
+        what = "the failover is committed; Site Recovery replicates again only after reprotect"
+    elif "failover" in text:
+        what = "the failover is not committed yet"
+    else:
+        what = "it is not replicating"
+    operation = f", operation {item.current_operation}" if item.current_operation else ""
+    return (f"VM has failed over to {item.target_region} and {what} (protectionState {state}{operation}); it is "
+            f"evaluated again once reprotected, replicating from {item.target_region} back to {item.source_region}")
 
 
 def _vm_not_in_inventory(item: ProtectedItem, name: str) -> VmReport:
@@ -576,7 +598,8 @@ def _vm_not_in_inventory(item: ProtectedItem, name: str) -> VmReport:
                    "none of its NICs (vmNics) in the inventory names one (virtualMachine.id): its opt-out tag and "
                    "NICs cannot be read, so nothing is evaluated or planned for it")
     finding = Finding("missing", "warning", SOURCE, "all", resource_id, message)
-    return VmReport(resource_id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id)
+    return VmReport(resource_id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id,
+                    item.direction)
 
 
 def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settings: Settings) -> VmReport:
@@ -585,14 +608,16 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
     vm_id = vm.id if vm else item.vm_id
     skip = _skip_reason(item, estate, settings)
     if skip:
-        finding = Finding("skipped", "warning", SOURCE, "all", vm_id, skip)
-        return VmReport(vm_id, name, item.source_region, item.target_region, SKIPPED, (finding,), item.id)
+        finding = Finding("skipped", "warning", SOURCE, "all", vm_id or item.id, skip)
+        return VmReport(vm_id or item.id, name, item.source_region, item.target_region, SKIPPED, (finding,),
+                        item.id, item.direction)
     # The protected item or the VM itself could not be read: not even its opt-out tag or its NICs are known.
     unreadable = estate.unreadable.get(key(item.id)) or (
         estate.unreadable.get(key(vm_id)) if vm is None and vm_id else None)
     if unreadable is not None:
         finding = Finding("unknown", "warning", SOURCE, "all", unreadable.id, unreadable.message)
-        return VmReport(vm_id or item.id, name, item.source_region, item.target_region, UNKNOWN, (finding,), item.id)
+        return VmReport(vm_id or item.id, name, item.source_region, item.target_region, UNKNOWN, (finding,),
+                        item.id, item.direction)
     if vm is None:
         return _vm_not_in_inventory(item, name)
     out = _Collector()
@@ -628,7 +653,8 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
             for req in sided:
                 _firewall_findings(point, estate, item, req, tags, out)
     findings = tuple(out.items.values())
-    return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id)
+    return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id,
+                    item.direction)
 
 
 def _admin_read_findings(point: PathPoint, estate: Estate, out: _Collector) -> None:

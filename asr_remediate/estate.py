@@ -22,6 +22,8 @@ from typing import Any
 from .ipset import PrefixError, is_ipv4_prefix, is_ipv6_prefix, parse_ipv4_range
 from .jsonfile import read_json_file
 from .model import (
+    FAILBACK,
+    FORWARD,
     AdminAddress,
     AdminRule,
     AzureFirewall,
@@ -453,41 +455,81 @@ def parse_vm(resource: Mapping[str, Any]) -> VirtualMachine:
     )
 
 
+# The protection state of an item that replicates (ReplicationProtectedItemProperties.protectionState; "Protected" in
+# the recorded A2AUpdateProtectionWithZone list). After a failover the item stays at activeLocation "Recovery" in
+# other states ("UnplannedFailoverCommitted", "Failover committed", in the recorded A2AReprotectTest GET) until a
+# reprotect makes it replicate back: only then is it evaluated again, in the reverse direction.
+REPLICATING_STATES = frozenset({"protected"})
+
+
 def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
-    """An A2A protected item, or None for other replication scenarios (Hyper-V, VMware)."""
+    """An A2A protected item as the engine evaluates it, or None for other replication scenarios (Hyper-V, VMware).
+
+    ``primaryFabricLocation`` / ``recoveryFabricLocation`` and ``fabricObjectId`` / ``recoveryFabricObjectId`` name the
+    two regions and VMs; ``activeLocation`` says where the VM runs. An item at ``Recovery`` that replicates again
+    (reprotected: ``protectionState`` Protected) is turned around: the VM that runs (``recoveryFabricObjectId``) is the
+    source, in the recovery region, and the primary network the item names (``vmNics[].vMNetworkName`` and
+    ``ipConfigs[].subnetName``) is the target. Its direction is ``failback`` when it replicates from the region it
+    was first recovered to (``initialRecoveryFabricLocation``) back to the first primary — also when Site Recovery
+    already reports the reversed regions itself. Anything else at ``Recovery`` keeps its fields (and is skipped)."""
     props = _props(resource)
     details = props.get("providerSpecificDetails") or {}
     if str(details.get("instanceType") or "").lower() != "a2a":
         return None
+    primary = str(details.get("primaryFabricLocation") or "").lower()
+    recovery = str(details.get("recoveryFabricLocation") or "").lower()
+    state = str(props.get("protectionState") or "")
+    active = str(props.get("activeLocation") or "Primary")
+    scenario = props.get("currentScenario")
+    operation = str(scenario.get("scenarioName") or "") if isinstance(scenario, Mapping) else ""
+    running = operation.lower()
+    reprotecting = "reprotect" in running or ("switch" in running and "protection" in running)
+    swapped = active.lower() == "recovery" and state.lower() in REPLICATING_STATES and not reprotecting
     nics = []
     for nic in details.get("vmNics") or []:
-        subnets = tuple(
-            str(c.get("recoverySubnetName")) for c in nic.get("ipConfigs") or [] if c.get("recoverySubnetName")
-        )
-        nics.append(
-            RecoveryNic(
-                source_nic_id=str(nic.get("sourceNicArmId") or ""),
-                recovery_vnet_id=str(nic.get("recoveryVMNetworkId") or ""),
-                recovery_subnet_names=subnets,
-                recovery_nsg_id=str(nic.get("recoveryNetworkSecurityGroupId") or ""),
-            )
-        )
+        configs = nic.get("ipConfigs") or []
+        if swapped:
+            primary_vnet = str(nic.get("vMNetworkName") or nic.get("vmNetworkName") or "")
+            nics.append(RecoveryNic("", primary_vnet,
+                                    tuple(str(c.get("subnetName")) for c in configs if c.get("subnetName"))))
+            continue
+        nics.append(RecoveryNic(
+            source_nic_id=str(nic.get("sourceNicArmId") or ""),
+            recovery_vnet_id=str(nic.get("recoveryVMNetworkId") or ""),
+            recovery_subnet_names=tuple(str(c.get("recoverySubnetName")) for c in configs
+                                        if c.get("recoverySubnetName")),
+            recovery_nsg_id=str(nic.get("recoveryNetworkSecurityGroupId") or ""),
+        ))
     encryption = str(details.get("vmEncryptionType") or "NotEncrypted")
     caches = {str(disk.get("primaryStagingAzureStorageAccountId") or "").rstrip("/").rsplit("/", 1)[-1].lower(): None
               for field_name in ("protectedManagedDisks", "protectedDisks")
               for disk in details.get(field_name) or [] if isinstance(disk, Mapping)}
+    source, target = (recovery, primary) if swapped else (primary, recovery)
+    first = (str(details.get("initialPrimaryFabricLocation") or "").lower(),
+             str(details.get("initialRecoveryFabricLocation") or "").lower())
+    if all(first) and first[0] != first[1]:
+        direction = FAILBACK if (source, target) == (first[1], first[0]) else FORWARD
+    else:
+        direction = FAILBACK if swapped else FORWARD
     return ProtectedItem(
         id=str(resource.get("id") or ""),
         name=str(props.get("friendlyName") or resource.get("name") or ""),
-        vm_id=str(details.get("fabricObjectId") or ""),
-        source_region=str(details.get("primaryFabricLocation") or "").lower(),
-        target_region=str(details.get("recoveryFabricLocation") or "").lower(),
-        protection_state=str(props.get("protectionState") or ""),
-        active_location=str(props.get("activeLocation") or "Primary"),
+        vm_id=str(details.get("recoveryFabricObjectId" if swapped else "fabricObjectId") or ""),
+        source_region=source,
+        target_region=target,
+        protection_state=state,
+        active_location=active,
         encrypted=encryption.lower() not in ("notencrypted", ""),
         recovery_nics=tuple(nics),
-        recovery_vnet_id=str(details.get("selectedRecoveryAzureNetworkId") or ""),
-        cache_storage_accounts=tuple(sorted(c for c in caches if c)),
+        # Failback: the primary VNet the item names; its own selectedRecoveryAzureNetworkId is where the VM runs now.
+        recovery_vnet_id=next((n.recovery_vnet_id for n in nics if n.recovery_vnet_id), "") if swapped else
+        str(details.get("selectedRecoveryAzureNetworkId") or ""),
+        # The cache accounts the item names are the first direction's (primaryStagingAzureStorageAccountId, in the
+        # primary region): a failback's are not named, so its Storage is *.blob.core.windows.net.
+        cache_storage_accounts=() if swapped else tuple(sorted(c for c in caches if c)),
+        direction=direction,
+        swapped=swapped,
+        current_operation="" if operation.lower() in ("", "none") else operation,
     )
 
 

@@ -159,15 +159,21 @@ class RecoveryNic:
     recovery_nsg_id: str = ""
 
 
+FORWARD = "forward"  # replicating the way it was first enabled (initialPrimaryFabricLocation → initialRecovery…)
+FAILBACK = "failback"  # reprotected after a failover: replicating from the first recovery region back to the primary
+
+
 @dataclass(frozen=True)
 class ProtectedItem:
-    """An A2A replication protected item: the VM it protects and where it replicates to."""
+    """An A2A replication protected item: the VM it protects and where it replicates to, **as evaluated**: for a
+    reprotected item (``direction`` failback) the VM running in the recovery region is the source, and the primary
+    network the item names is the target (see ``estate.parse_protected_item``)."""
 
     id: str
     name: str
-    vm_id: str  # providerSpecificDetails.fabricObjectId
-    source_region: str  # primaryFabricLocation
-    target_region: str  # recoveryFabricLocation
+    vm_id: str  # providerSpecificDetails.fabricObjectId (failback: recoveryFabricObjectId, the VM that runs)
+    source_region: str  # primaryFabricLocation (failback: recoveryFabricLocation)
+    target_region: str  # recoveryFabricLocation (failback: primaryFabricLocation)
     protection_state: str = ""
     active_location: str = "Primary"
     encrypted: bool = False  # vmEncryptionType != NotEncrypted (ADE)
@@ -176,6 +182,11 @@ class ProtectedItem:
     # Names of the source-side cache storage accounts (protected[Managed]Disks[].primaryStagingAzureStorageAccountId):
     # a firewall's application rules may allow exactly <name>.blob.core.windows.net.
     cache_storage_accounts: tuple[str, ...] = ()
+    direction: str = FORWARD
+    # The item's primary / recovery fields were swapped to evaluate it from where its VM runs (activeLocation Recovery,
+    # replicating again after reprotect). False for an item that has failed over and is not replicating: skipped.
+    swapped: bool = False
+    current_operation: str = ""  # currentScenario.scenarioName when not "None" (e.g. a reprotect job running)
 
 
 # -- Azure Firewall -------------------------------------------------------------------------------------------------
@@ -390,7 +401,7 @@ class Estate:
         vm = self.vms.get(key(item.vm_id))
         if vm is not None and vm.nic_ids:
             return vm.nic_ids
-        return tuple(n.source_nic_id for n in item.recovery_nics)
+        return tuple(n.source_nic_id for n in item.recovery_nics if n.source_nic_id)
 
     def vnet_of_subnet(self, subnet_id: str) -> VirtualNetwork | None:
         return self.vnets.get(key(parent_id(subnet_id)))

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .drift import Finding, VmReport
+from .model import FAILBACK
 from .planner import Change
 
 SCHEMA_VERSION = 1
@@ -37,6 +38,7 @@ def report_json(reports: Iterable[VmReport], changes: Iterable[Change]) -> dict[
                 "name": r.name,
                 "sourceRegion": r.source_region,
                 "targetRegion": r.target_region,
+                "direction": r.direction,
                 "status": r.status,
                 "findings": [finding_json(f) for f in r.findings],
             }
@@ -77,12 +79,12 @@ def _fixes(change: Change) -> str:
 
 def render_table(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
     reports, changes = list(reports), list(changes)
-    lines = [f"{'VM':<24} {'ROUTE':<26} {'STATUS':<10} FINDINGS"]
+    lines = [f"{'VM':<24} {'ROUTE':<37} {'STATUS':<10} FINDINGS"]
     for r in reports:
         errors = sum(1 for f in r.findings if f.severity == "error")
         warnings = len(r.findings) - errors
-        route = f"{r.source_region} -> {r.target_region}"
-        lines.append(f"{r.name[:24]:<24} {route[:26]:<26} {r.status:<10} {errors} error(s), {warnings} warning(s)")
+        route = f"{r.source_region} -> {r.target_region}{_failback(r)}"
+        lines.append(f"{r.name[:24]:<24} {route[:37]:<37} {r.status:<10} {errors} error(s), {warnings} warning(s)")
         for f in r.findings:
             mark = "x" if f.severity == "error" else "!"
             fix = " [fixable]" if f.fixable else ""
@@ -118,6 +120,10 @@ def _prefixes(properties: Mapping[str, Any], side: str) -> str:
     return ", ".join(many) if len(many) <= 3 else f"{len(many)} prefixes"
 
 
+def _failback(report: VmReport) -> str:
+    return " (failback)" if report.direction == FAILBACK else ""
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -127,7 +133,8 @@ def render_markdown(reports: Iterable[VmReport], changes: Iterable[Change]) -> s
     out = ["# ASR network drift", "", _summary(reports, changes), "",
            "| VM | Source → target | Status | Findings |", "| --- | --- | --- | --- |"]
     for r in reports:
-        out.append(f"| {_md(r.name)} | {r.source_region} → {r.target_region} | {r.status} | {len(r.findings)} |")
+        out.append(f"| {_md(r.name)} | {r.source_region} → {r.target_region}{_failback(r)} | {r.status} | "
+                   f"{len(r.findings)} |")
     for r in reports:
         if not r.findings:
             continue

@@ -574,10 +574,12 @@ class _Generator:
             self.out.extend(nic_docs)
         recovery_subnet = subnet_name if rng.random() > 0.003 else f"{subnet_name}-old"
         recovery_nsg = rng.choice(recovery["nic_nsgs"]) if rng.random() < 0.1 else ""
+        failed_over = rng.random() < 0.005  # failed over and committed, not reprotected yet: skipped
         item = protected_item(
             dr["sub"], dr["vault"], vm_id, name, here, there, nic_docs[0]["id"], recovery["id"], recovery_subnet,
             recovery_nsg_id=recovery_nsg,
-            active_location="Recovery" if rng.random() < 0.005 else "Primary",
+            active_location="Recovery" if failed_over else "Primary",
+            state="UnplannedFailoverCommitted" if failed_over else "Protected",
             encryption="OneStepADE" if rng.random() < 0.1 else "NotEncrypted",
         )
         details = item["properties"]["providerSpecificDetails"]

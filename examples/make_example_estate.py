@@ -70,14 +70,15 @@ def build() -> list[dict[str, Any]]:
     out += [web_nsg, app_nsg, legacy_nsg, locked_nsg, tunnel_rt, nva_rt, prod_vnet]
 
     def replicated(name: str, subnet: str, ip: str, recovery_subnet: str, *, vm_tags: dict[str, str] | None = None,
-                   active: str = "Primary", nic_nsg: str = "", encryption: str = "NotEncrypted") -> None:
+                   active: str = "Primary", state: str = "Protected", nic_nsg: str = "",
+                   encryption: str = "NotEncrypted") -> None:
         vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", name)
         subnet_id = f"{prod_vnet['id']}/subnets/{subnet}"
         the_nic = nic(SUB, RG, f"{name}-nic", "eastus", subnet_id, ip, vm_id, nsg_id=nic_nsg)
         out.append(vm(SUB, RG, name, "eastus", [the_nic["id"]], vm_tags))
         out.append(the_nic)
         out.append(protected_item(DR_SUB, VAULT, vm_id, name, "eastus", "centralus", the_nic["id"], dr_vnet["id"],
-                                  recovery_subnet, active_location=active, encryption=encryption))
+                                  recovery_subnet, active_location=active, state=state, encryption=encryption))
 
     replicated("vm-web-01", "snet-web", "10.10.1.4", "snet-web")  # compliant
     replicated("vm-app-01", "snet-app", "10.10.2.4", "snet-app", encryption="OneStepADE")  # NSG deny, both sides
@@ -87,7 +88,8 @@ def build() -> list[dict[str, Any]]:
     replicated("vm-vendor-01", "snet-vendor", "10.10.5.4", "snet-web")  # deny at 100: not fixable
     replicated("vm-nva-01", "snet-nva", "10.10.6.4", "snet-web")  # NVA: warning; storage via service endpoint
     replicated("vm-batch-01", "snet-web", "10.10.1.9", "snet-web", vm_tags={"asr-remediate-opt-out": "true"})
-    replicated("vm-old-01", "snet-web", "10.10.1.10", "snet-web", active="Recovery")  # failed over: skipped
+    # failed over, committed, not reprotected yet: skipped
+    replicated("vm-old-01", "snet-web", "10.10.1.10", "snet-web", active="Recovery", state="UnplannedFailoverCommitted")
 
     # Europe: a NIC-level NSG allows top-level Storage but denies the rest; target VNet lacks the subnet.
     eu_nic_nsg = nsg(SUB, EU_RG, "nsg-nic-erp", "westeurope", [

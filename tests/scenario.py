@@ -35,6 +35,7 @@ class Scenario:
     nsg_tags: dict[str, str] | None = None
     encryption: str = "NotEncrypted"
     active_location: str = "Primary"
+    protection_state: str = "Protected"
     service_endpoints: list[tuple[str, list[str]]] | None = None
     ip: str = "10.1.1.4"
     admin_rules: list[dict[str, Any]] | None = None  # effective security admin rules of the source VNet (read)
@@ -82,6 +83,7 @@ class Scenario:
         out += [the_nic, vm(SUB, RG, "vm1", "eastus", [the_nic["id"]], self.vm_tags)]
         out.append(protected_item(SUB, "vault", vm_id, "vm1", "eastus", "centralus", the_nic["id"], dr_vnet["id"],
                                   "snet-dr", recovery_nsg_id=recovery_nic_nsg, active_location=self.active_location,
+                                  state=self.protection_state,
                                   encryption=self.encryption))
         return out
 

@@ -34,7 +34,7 @@ def test_json_output_follows_the_contract() -> None:
     assert statuses["vm-web-01"] == "compliant" and statuses["vm-app-01"] == "drift"
     assert statuses["vm-batch-01"] == "skipped" and statuses["vm-erp-01"] == "unknown"
     for vm in doc["vms"]:
-        assert set(vm) == {"id", "name", "sourceRegion", "targetRegion", "status", "findings"}
+        assert set(vm) == {"id", "name", "sourceRegion", "targetRegion", "direction", "status", "findings"}
         for f in vm["findings"]:
             assert {"kind", "severity", "side", "destination", "resourceId", "fixable", "message"} <= set(f)
             assert f["severity"] in ("error", "warning") and f["side"] in ("source", "target")

@@ -161,7 +161,8 @@ def test_bgp_route_without_a_route_table_is_not_fixable() -> None:
 
 def test_opt_out_tag_and_failed_over_vms_are_skipped() -> None:
     assert only(Scenario(subnet_rules=[deny(100)], vm_tags={"asr-remediate-opt-out": "true"})).status == SKIPPED
-    failed_over = only(Scenario(subnet_rules=[deny(100)], active_location="Recovery"))
+    failed_over = only(Scenario(subnet_rules=[deny(100)], active_location="Recovery",
+                                protection_state="UnplannedFailoverCommitted"))
     assert failed_over.status == SKIPPED
     assert "failed over" in failed_over.findings[0].message
 
