@@ -793,12 +793,19 @@ def _unreadable_item(resource: Mapping[str, Any], rid: str) -> ProtectedItem | N
     def text(*path: str) -> str:
         return _cut(_text_at(resource, *path), 400)
 
+    # A reprotected item is reported under the VM that runs, in the direction it replicates (as parse_protected_item).
+    swapped = (text("properties", "activeLocation").lower() == "recovery"
+               and text("properties", "protectionState").lower() in REPLICATING_STATES)
+    regions = (text("properties", "providerSpecificDetails", "primaryFabricLocation").lower(),
+               text("properties", "providerSpecificDetails", "recoveryFabricLocation").lower())
     return ProtectedItem(
         id=rid,
         name=text("properties", "friendlyName") or text("name") or rid.rstrip("/").rsplit("/", 1)[-1][:400],
-        vm_id=text("properties", "providerSpecificDetails", "fabricObjectId"),
-        source_region=text("properties", "providerSpecificDetails", "primaryFabricLocation").lower(),
-        target_region=text("properties", "providerSpecificDetails", "recoveryFabricLocation").lower(),
+        vm_id=text("properties", "providerSpecificDetails", "recoveryFabricObjectId" if swapped else "fabricObjectId"),
+        source_region=regions[1] if swapped else regions[0],
+        target_region=regions[0] if swapped else regions[1],
+        direction=FAILBACK if swapped else FORWARD,
+        swapped=swapped,
     )
 
 

@@ -40,7 +40,7 @@ from asr_remediate.events import affected_items
 from asr_remediate.model import FAILBACK, FORWARD, RecoveryNic, key
 from asr_remediate.planner import apply_changes
 from asr_remediate.report import render_json, render_markdown, render_table
-from examples.estate_builder import nic, rid, vm
+from examples.estate_builder import nic, protected_item, rid, vm
 from tests.scenario import DR_RG, SUB, Scenario, deny, full_tags, scan_resources
 
 ARM = Path(__file__).resolve().parent / "data" / "arm"
@@ -224,3 +224,38 @@ def test_a_protected_item_event_finds_the_reversed_item_by_its_running_vm() -> N
     primary_nsg = next(r["id"] for r in resources if r["id"].endswith("/nsg-subnet"))
     assert [i.direction for i in affected_items(estate, "nic", running_nic)] == [FAILBACK]
     assert [i.direction for i in affected_items(estate, "nsg", primary_nsg)] == [FAILBACK]
+
+
+def test_an_unreadable_reprotected_item_is_reported_under_the_vm_that_runs() -> None:
+    resource = reprotected(recorded())
+    resource["properties"]["providerSpecificDetails"]["vmNics"] = ["not an object"]
+    (report,) = scan(build_estate([resource]), full_tags(), Settings()).reports
+    assert report.status == UNKNOWN and key(report.id) == key(RUNNING_VM) and report.direction == FAILBACK
+    assert (report.source_region, report.target_region) == ("ukwest", "uksouth")
+    assert "is unreadable" in report.findings[0].message
+
+
+@pytest.mark.parametrize("scenario", [
+    Scenario(subnet_rules=[deny(300, "Storage.EastUS")]),
+    Scenario(recovery_rules=[deny(4000)]),
+    Scenario(subnet_rules=[deny(200, "*")], recovery_rules=[deny(250, "EventHub.EastUS"), deny(260, "Storage")]),
+    Scenario(routes=[("default", "0.0.0.0/0", "VirtualNetworkGateway")], recovery_rules=[deny(4000)]),
+], ids=["primary-denies-storage", "recovery-denies-internet", "both", "primary-forced-tunnel"])
+def test_a_failback_is_evaluated_exactly_as_forward_protection_of_the_running_vm_into_the_primary_network(
+        scenario: Scenario) -> None:
+    """Metamorphic check of "source and target swap, and the requirements with them": the reprotected item gives the
+    same findings and plan as a forward item protecting the running VM (centralus) into the primary subnet (eastus)."""
+    resources = failback(scenario)
+    back = scan_resources(resources)
+    item = next(r for r in resources if r["type"].lower().endswith("replicationprotecteditems"))
+    running_nic = next(r["id"] for r in resources if r["id"].endswith("/vm1-nic-dr"))
+    src_vnet = next(r["id"] for r in resources if r["id"].endswith("/vnet-src"))
+    mirrored = protected_item(SUB, "vault", RECOVERY_VM, "vm1", "centralus", "eastus", running_nic, src_vnet, "snet")
+    mirrored["id"] = item["id"]
+    forward = scan_resources([r for r in resources if r is not item] + [mirrored])
+    (a,), (b,) = back.reports, forward.reports
+    assert (a.direction, b.direction) == (FAILBACK, FORWARD)
+    assert (a.id, a.status, a.source_region, a.target_region) == (b.id, b.status, b.source_region, b.target_region)
+    assert a.findings == b.findings and a.findings
+    assert [(c.resource_id, c.name, c.properties) for c in back.changes] == \
+        [(c.resource_id, c.name, c.properties) for c in forward.changes]
