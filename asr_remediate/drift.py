@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .adminrules import ALLOW as ADMIN_ALLOW
 from .adminrules import DENY as ADMIN_DENY
@@ -38,6 +39,9 @@ from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
 from .vnettag import virtual_network_tag
 
+if TYPE_CHECKING:
+    from .health import HealthCheck
+
 COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 
 
@@ -58,6 +62,10 @@ class Finding:
     blocker_priority: int = 0
     # firewall-deny: the first rule (in processing order) that denies; None for the firewall's default deny.
     firewall_rule: RuleRef | None = field(default=None, compare=False, repr=False)
+    # ASR's own verdict on an error finding (health.py): "confirmed" | "not-yet-reported" | "" (not compared), and
+    # the sentence that says it ("ASR reports error 151196 since …"), shown after the message.
+    asr: str = ""
+    asr_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class VmReport:
     findings: tuple[Finding, ...] = ()
     protected_item_id: str = ""
     direction: str = FORWARD  # "failback": a reprotected VM, evaluated from the recovery region back to the primary
+    asr_health: HealthCheck | None = None  # the cross-check with the item's health errors (health.py)
 
 
 @dataclass(frozen=True)

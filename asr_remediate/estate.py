@@ -31,8 +31,10 @@ from .model import (
     FirewallPolicy,
     FirewallRule,
     FirewallRuleCollection,
+    HealthError,
     IpConfiguration,
     IpGroup,
+    ItemHealth,
     NetworkInterface,
     NetworkSecurityGroup,
     ProtectedItem,
@@ -530,7 +532,55 @@ def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
         direction=direction,
         swapped=swapped,
         current_operation="" if operation.lower() in ("", "none") else operation,
+        health=parse_item_health(props),
     )
+
+
+# -- Site Recovery's own verdict: replicationHealth and healthErrors (issue 15) -------------------------------------
+
+HEALTH_TEXT_LIMIT = 400  # characters kept of a health error's message, causes and action
+HEALTH_ERRORS_LIMIT = 100  # entries kept per item (and per innerHealthErrors list)
+
+
+def _health_text(value: Any, what: str) -> str:
+    return "" if value is None else _cut(_scalar(value, what).strip(), HEALTH_TEXT_LIMIT)
+
+
+def parse_health_error(entry: Any, *, nested: bool = False) -> HealthError:
+    """One HealthError (or InnerHealthError, ``nested``): the fields the cross-check and the report use. A code may
+    come as a number; anything else that is not a string is malformed (EstateError)."""
+    if not isinstance(entry, Mapping):
+        raise EstateError("a health error is not an object")
+    inner = () if nested else tuple(
+        parse_health_error(e, nested=True)
+        for e in _list(entry.get("innerHealthErrors"), "innerHealthErrors")[:HEALTH_ERRORS_LIMIT])
+    return HealthError(
+        code=_health_text(entry.get("errorCode"), "errorCode"),
+        level=_health_text(entry.get("errorLevel"), "errorLevel"),
+        category=_health_text(entry.get("errorCategory"), "errorCategory"),
+        message=(_health_text(entry.get("errorMessage"), "errorMessage")
+                 or _health_text(entry.get("summaryMessage"), "summaryMessage")),
+        created=_health_text(entry.get("creationTimeUtc"), "creationTimeUtc"),
+        possible_causes=_health_text(entry.get("possibleCauses"), "possibleCauses"),
+        recommended_action=_health_text(entry.get("recommendedAction"), "recommendedAction"),
+        inner=inner,
+    )
+
+
+def parse_item_health(props: Mapping[str, Any]) -> ItemHealth | None:
+    """``replicationHealth`` and ``healthErrors[]`` of a protected item; None when it carries neither (nothing is then
+    known of ASR's verdict). Malformed health errors never make the item unreadable — its network path is evaluated
+    as usual — but they are not guessed at either: ``problem`` says why and no claim is made about what ASR reports."""
+    if "healthErrors" not in props and "replicationHealth" not in props:
+        return None
+    health = props.get("replicationHealth")
+    replication_health = _cut(health, 40) if isinstance(health, str) else ""
+    try:
+        errors = tuple(parse_health_error(e) for e in _list(props.get("healthErrors"), "healthErrors")
+                       [:HEALTH_ERRORS_LIMIT])
+    except PARSE_FAILURES as error:
+        return ItemHealth(replication_health, (), _reason(error, "healthErrors"))
+    return ItemHealth(replication_health, errors)
 
 
 # -- AVNM security admin rules (ListNetworkManagerEffectiveSecurityAdminRules) ---------------------------------

@@ -164,6 +164,32 @@ FAILBACK = "failback"  # reprotected after a failover: replicating from the firs
 
 
 @dataclass(frozen=True)
+class HealthError:
+    """One entry of a protected item's ``healthErrors[]`` (or of its ``innerHealthErrors[]``): Site Recovery's own
+    complaint about the replication, as ARM returns it (HealthError / InnerHealthError of Microsoft.RecoveryServices).
+    Strings keep ARM's spelling and are bounded; ``inner`` is empty for an inner error."""
+
+    code: str  # errorCode, e.g. "151196"
+    level: str = ""  # errorLevel: Error | Warning | …
+    category: str = ""  # errorCategory, e.g. "Replication", "TestFailover"
+    message: str = ""  # errorMessage
+    created: str = ""  # creationTimeUtc, ISO 8601 as given
+    possible_causes: str = ""
+    recommended_action: str = ""
+    inner: tuple[HealthError, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemHealth:
+    """What Site Recovery says about one protected item: ``replicationHealth`` and its health errors. ``problem`` is
+    why the errors could not be read (a malformed ``healthErrors``): then nothing is claimed about what ASR reports."""
+
+    replication_health: str  # Normal | Warning | Critical | "" (as given)
+    errors: tuple[HealthError, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class ProtectedItem:
     """An A2A replication protected item: the VM it protects and where it replicates to, **as evaluated**: for a
     reprotected item (``direction`` failback) the VM running in the recovery region is the source, and the primary
@@ -187,6 +213,9 @@ class ProtectedItem:
     # replicating again after reprotect). False for an item that has failed over and is not replicating: skipped.
     swapped: bool = False
     current_operation: str = ""  # currentScenario.scenarioName when not "None" (e.g. a reprotect job running)
+    # Site Recovery's own verdict (replicationHealth, healthErrors); None when the item did not carry it (a preflight,
+    # an estate file without it): then the report makes no claim about what ASR reports.
+    health: ItemHealth | None = None
 
 
 # -- Azure Firewall -------------------------------------------------------------------------------------------------

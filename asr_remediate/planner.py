@@ -26,6 +26,7 @@ from .config import MANAGED_PREFIX, Settings
 from .drift import SKIPPED, Finding, VmReport, evaluate_item, status_of
 from .estate import parse_route, parse_security_rule
 from .firewall_planner import apply_group_change, plan_firewalls
+from .health import cross_check
 from .ipset import EMPTY, IPSet, is_ipv4_prefix
 from .model import OUTBOUND, Estate, NetworkSecurityGroup, ProtectedItem, Route, RouteTable, SecurityRule, key
 from .requirements import SOURCE, TARGET, Requirement, requirements_for
@@ -678,7 +679,9 @@ def make_plan(estate: Estate, reports: Iterable[VmReport], tags: ServiceTags, se
                 f = replace(f, fixable=False, message=f"{f.message} — not fixable: {unfixable[ident]}")
             findings.append(f)
         status = report.status if report.status == SKIPPED else status_of(tuple(findings))
-        final_reports.append(replace(report, findings=tuple(findings), status=status))
+        # ASR's own verdict joined in last, so it never feeds the plan (health.py).
+        final_reports.append(cross_check(item_index.get(key(report.protected_item_id)),
+                                         replace(report, findings=tuple(findings), status=status)))
     # A change is useful if it fixes a finding of one of its VMs on its resource for its destination.
     fixes: dict[tuple[str, str], list[Fix]] = defaultdict(list)
     for ident, fix in sorted(fixed.items(), key=lambda kv: (kv[1].vm_id.lower(), kv[1].side, kv[1].destination)):

@@ -82,6 +82,11 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "runId": result.run_id,
         "vms": len(result.plan.reports),
         "drift": sum(1 for r in result.plan.reports if r.status == DRIFT),
+        # ASR's own verdict (health.py): VMs with a connectivity error the engine confirms / cannot explain, and
+        # VMs with drift ASR has not reported yet.
+        "asrConfirmed": sum(1 for r in result.plan.reports if r.asr_health and r.asr_health.confirmed),
+        "asrUnexplained": sum(1 for r in result.plan.reports if r.asr_health and r.asr_health.unexplained),
+        "asrNotYetReported": sum(1 for r in result.plan.reports if r.asr_health and r.asr_health.not_yet_reported),
         "plannedChanges": len(result.plan.changes),
         "applied": applied.count(APPLIED) if applied else 0,
         "failed": applied.count(FAILED) if applied else 0,

@@ -126,7 +126,8 @@ def vm(sub: str, rg: str, name: str, location: str, nic_ids: list[str], tags: di
 def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, target: str, source_nic_id: str,
                    recovery_vnet_id: str, recovery_subnet: str, *, recovery_nsg_id: str = "",
                    active_location: str = "Primary", state: str = "Protected",
-                   encryption: str = "NotEncrypted") -> Resource:
+                   encryption: str = "NotEncrypted", replication_health: str = "Normal",
+                   health_errors: list[Resource] | None = None) -> Resource:
     item_id = rid(sub, VAULT_RG, "Microsoft.RecoveryServices", "vaults", vault, "replicationFabrics",
                   f"asr-a2a-default-{source}", "replicationProtectionContainers",
                   f"asr-a2a-default-{source}-container", "replicationProtectedItems", f"{vm_name}-item")
@@ -137,7 +138,8 @@ def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, 
         "location": "", "resourceGroup": VAULT_RG, "subscriptionId": sub, "tags": {},
         "properties": {
             "friendlyName": vm_name, "protectionState": state, "activeLocation": active_location,
-            "replicationHealth": "Normal", "primaryFabricProvider": "AzureFabric",
+            "replicationHealth": replication_health, "primaryFabricProvider": "AzureFabric",
+            "healthErrors": health_errors or [],
             "providerSpecificDetails": {
                 "instanceType": "A2A",
                 "fabricObjectId": vm_id.lower(),
@@ -153,6 +155,19 @@ def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, 
                 }],
             },
         },
+    }
+
+
+def health_error(code: str, created: str, message: str, *, level: str = "Error", category: str = "Replication",
+                 inner: list[Resource] | None = None) -> Resource:
+    """One entry of a protected item's healthErrors[], with the fields (and their order) of the recorded A2A item
+    (tests/data/arm/A2A_ReplicationProtectedItems_List_Protected_recorded_2026-02-01.json, error 161011)."""
+    return {
+        "innerHealthErrors": inner or [], "errorSource": "ReplicationUnit", "errorType": "8010",
+        "errorLevel": level, "errorCategory": category, "errorCode": code, "summaryMessage": "",
+        "errorMessage": message, "possibleCauses": "", "recommendedAction": "", "creationTimeUtc": created,
+        "recoveryProviderErrorMessage": None, "entityId": "00000000-0000-0000-0000-000000000000",
+        "errorId": f"6:{code}", "customerResolvability": "Allowed",
     }
 
 

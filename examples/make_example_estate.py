@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from examples.estate_builder import nic, nsg, protected_item, rid, route_table, vm, vnet
+from examples.estate_builder import health_error, nic, nsg, protected_item, rid, route_table, vm, vnet
 
 SUB = "11111111-2222-3333-4444-555555555555"
 DR_SUB = "66666666-7777-8888-9999-000000000000"
@@ -71,22 +71,35 @@ def build() -> list[dict[str, Any]]:
 
     def replicated(name: str, subnet: str, ip: str, recovery_subnet: str, *, vm_tags: dict[str, str] | None = None,
                    active: str = "Primary", state: str = "Protected", nic_nsg: str = "",
-                   encryption: str = "NotEncrypted") -> None:
+                   encryption: str = "NotEncrypted", health: str = "Normal",
+                   errors: list[dict[str, Any]] | None = None) -> None:
         vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", name)
         subnet_id = f"{prod_vnet['id']}/subnets/{subnet}"
         the_nic = nic(SUB, RG, f"{name}-nic", "eastus", subnet_id, ip, vm_id, nsg_id=nic_nsg)
         out.append(vm(SUB, RG, name, "eastus", [the_nic["id"]], vm_tags))
         out.append(the_nic)
         out.append(protected_item(DR_SUB, VAULT, vm_id, name, "eastus", "centralus", the_nic["id"], dr_vnet["id"],
-                                  recovery_subnet, active_location=active, state=state, encryption=encryption))
+                                  recovery_subnet, active_location=active, state=state, encryption=encryption,
+                                  replication_health=health, health_errors=errors))
 
-    replicated("vm-web-01", "snet-web", "10.10.1.4", "snet-web")  # compliant
-    replicated("vm-app-01", "snet-app", "10.10.2.4", "snet-app", encryption="OneStepADE")  # NSG deny, both sides
+    # Site Recovery's own health errors (issue 15): ASR confirms vm-app-01's and vm-vendor-01's drift, complains about
+    # vm-nva-01 whose path the bot finds open up to the appliance (unexplained), has not yet noticed vm-app-02's, and
+    # reports vm-web-01's missing test failover (161011, as in the recorded item), which is not a network error.
+    replicated("vm-web-01", "snet-web", "10.10.1.4", "snet-web", errors=[health_error(
+        "161011", "2026-11-28T10:02:51.5530000Z", "No successful test failover has been done on the virtual machine "
+        "'vm-web-01'.", level="Warning", category="TestFailover")])  # compliant
+    replicated("vm-app-01", "snet-app", "10.10.2.4", "snet-app", encryption="OneStepADE", health="Critical",
+               errors=[health_error("151196", "2026-12-01T21:40:07.1200000Z", "Site Recovery configuration failed.")]
+               )  # NSG deny, both sides
     replicated("vm-app-02", "snet-app", "10.10.2.5", "snet-web")  # shares nsg-app: one plan for both
     replicated("vm-db-01", "snet-db", "10.10.3.4", "snet-web")  # forced tunnelling + BGP warning
     replicated("vm-legacy-01", "snet-legacy", "10.10.4.4", "snet-web")  # 2017 IP rules: legacy + deny
-    replicated("vm-vendor-01", "snet-vendor", "10.10.5.4", "snet-web")  # deny at 100: not fixable
-    replicated("vm-nva-01", "snet-nva", "10.10.6.4", "snet-web")  # NVA: warning; storage via service endpoint
+    replicated("vm-vendor-01", "snet-vendor", "10.10.5.4", "snet-web", health="Critical", errors=[health_error(
+        "151037", "2026-11-30T06:12:09.4410000Z", "Outbound connectivity to Site Recovery URLs or IP ranges failed.")]
+               )  # deny at 100: not fixable
+    replicated("vm-nva-01", "snet-nva", "10.10.6.4", "snet-web", health="Critical", errors=[health_error(
+        "151197", "2026-12-02T03:27:45.0000000Z", "Site Recovery configuration failed.")]
+               )  # NVA: warning; storage via service endpoint
     replicated("vm-batch-01", "snet-web", "10.10.1.9", "snet-web", vm_tags={"asr-remediate-opt-out": "true"})
     # failed over, committed, not reprotected yet: skipped
     replicated("vm-old-01", "snet-web", "10.10.1.10", "snet-web", active="Recovery", state="UnplannedFailoverCommitted")

@@ -40,6 +40,8 @@ class Scenario:
     ip: str = "10.1.1.4"
     admin_rules: list[dict[str, Any]] | None = None  # effective security admin rules of the source VNet (read)
     recovery_admin_rules: list[dict[str, Any]] | None = None  # … of the recovery VNet
+    health_errors: list[dict[str, Any]] | None = None  # the protected item's healthErrors[] (examples.health_error)
+    replication_health: str = "Normal"
 
     def resources(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -84,7 +86,8 @@ class Scenario:
         out.append(protected_item(SUB, "vault", vm_id, "vm1", "eastus", "centralus", the_nic["id"], dr_vnet["id"],
                                   "snet-dr", recovery_nsg_id=recovery_nic_nsg, active_location=self.active_location,
                                   state=self.protection_state,
-                                  encryption=self.encryption))
+                                  encryption=self.encryption, replication_health=self.replication_health,
+                                  health_errors=self.health_errors))
         return out
 
 

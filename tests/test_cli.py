@@ -34,7 +34,10 @@ def test_json_output_follows_the_contract() -> None:
     assert statuses["vm-web-01"] == "compliant" and statuses["vm-app-01"] == "drift"
     assert statuses["vm-batch-01"] == "skipped" and statuses["vm-erp-01"] == "unknown"
     for vm in doc["vms"]:
-        assert set(vm) == {"id", "name", "sourceRegion", "targetRegion", "direction", "status", "findings"}
+        # asrHealth is additive (issue 15): present when the protected item carries Site Recovery's health.
+        assert {"id", "name", "sourceRegion", "targetRegion", "direction", "status", "findings"} <= set(vm)
+        assert set(vm) <= {"id", "name", "sourceRegion", "targetRegion", "direction", "status", "findings",
+                           "asrHealth"}
         for f in vm["findings"]:
             assert {"kind", "severity", "side", "destination", "resourceId", "fixable", "message"} <= set(f)
             assert f["severity"] in ("error", "warning") and f["side"] in ("source", "target")
