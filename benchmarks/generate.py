@@ -23,7 +23,12 @@ Topology
     AzureCloud.<region>), full service-tag route tables, an unknown tag route; some subnets have a
     Microsoft.Storage service endpoint;
   * ~1% opted-out VMs, ~0.5% failed over, ~4% two-NIC VMs, ~10% ADE-encrypted, ~0.3% with a missing NIC and
-    ~0.3% pointing at a recovery subnet that does not exist.
+    ~0.3% pointing at a recovery subnet that does not exist;
+  * Site Recovery health errors on the protected items (issue 15): a network code (151196, 151197, 151037, 153007,
+    151195) on ~35% of the VMs behind a subnet NSG that blocks ASR (mostly confirmed) and ~3% of the others (mostly
+    unexplained), the 161011 "no test failover" warning on ~5%; the drift of every other VM is "not yet reported".
+    They are drawn from a second ``random.Random`` derived from the seed, so the rest of the estate is the same as
+    without them.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 
 from asr_remediate.requirements import seed_2017_table
 from asr_remediate.servicetags import ServiceTags, load_service_tags_file
-from examples.estate_builder import nic, nsg, protected_item, rid, route_table, vm, vnet
+from examples.estate_builder import health_error, nic, nsg, protected_item, rid, route_table, vm, vnet
 
 REPO = Path(__file__).resolve().parent.parent
 TAGS_FILE = REPO / "examples" / "ServiceTags_Public_20251028.json"
@@ -137,6 +142,8 @@ class _Generator:
 
     def __init__(self, n_vms: int, seed: int, tags: ServiceTags, vms_per_subscription: int) -> None:
         self.rng = random.Random(seed)
+        self.health_rng = random.Random(f"{seed}:asr-health")  # its own stream: health errors change nothing else
+        self.nsg_postures: dict[str, str] = {}
         self.tags = tags
         self.n_vms = n_vms
         self.vms_per_subscription = vms_per_subscription
@@ -366,6 +373,7 @@ class _Generator:
 
     def make_nsg(self, sub: str, rg: str, name: str, location: str, posture: str, ctx: Mapping[str, Any]) -> str:
         nsg_id = rid(sub, rg, "Microsoft.Network", "networkSecurityGroups", name)
+        self.nsg_postures[nsg_id] = posture
         rules = self.posture_rules(nsg_id, posture, ctx)
         rules += self.filler_rules(nsg_id, max(0, self.rule_count_for() - len(rules)), ctx)
         tags = {OPT_OUT_TAG: "true"} if self.chance(0.02) else {"owner": "netops"}
@@ -582,6 +590,9 @@ class _Generator:
             state="UnplannedFailoverCommitted" if failed_over else "Protected",
             encryption="OneStepADE" if rng.random() < 0.1 else "NotEncrypted",
         )
+        subnet_doc = next(x for x in vnet_doc["properties"]["subnets"] if x["name"] == subnet_name)
+        posture = self.nsg_postures.get((subnet_doc["properties"].get("networkSecurityGroup") or {}).get("id", ""), "")
+        self.health_errors(item, blocked=posture in self.BLOCKING_POSTURES)
         details = item["properties"]["providerSpecificDetails"]
         for extra in nic_docs[1:]:
             details["vmNics"].append({
@@ -592,6 +603,34 @@ class _Generator:
                 "recoveryNetworkSecurityGroupId": "",
             })
         self.out.append(item)
+
+    HEALTH_CODES = (("151196", "Site Recovery configuration failed.", 3),
+                    ("151197", "Site Recovery configuration failed.", 2),
+                    ("151037", "Outbound connectivity to Site Recovery URLs or IP ranges failed.", 2),
+                    ("153007", "No crash consistent recovery point available for the VM in the last 60 minutes.", 2),
+                    ("151195", "Failed to register the virtual machine with Site Recovery.", 1))
+
+    # Subnet NSG postures that deny some of what ASR needs on the source side: ASR complains there more often.
+    BLOCKING_POSTURES = frozenset({"locked-missing", "deny-azurecloud", "partial-cidr", "deny-first", "legacy-2017"})
+
+    def health_errors(self, item: Resource, *, blocked: bool) -> None:
+        """Site Recovery's own complaints on a few protected items (see the module docstring): a network code on ~35%
+        of the VMs behind a subnet NSG that blocks ASR, ~3% of the others."""
+        rng = self.health_rng
+        roll = rng.random()
+        network = roll < (0.35 if blocked else 0.03)
+        created = f"2026-12-0{rng.randint(1, 2)}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:" \
+                  f"{rng.randint(0, 59):02d}.{rng.randint(0, 9_999_999):07d}Z"
+        props = item["properties"]
+        if network:
+            code, message, _ = rng.choices(self.HEALTH_CODES, weights=[w for *_, w in self.HEALTH_CODES])[0]
+            props["replicationHealth"] = "Critical"
+            props["healthErrors"] = [health_error(code, created, message)]
+        elif roll > 0.95:
+            props["replicationHealth"] = "Normal"
+            props["healthErrors"] = [health_error(
+                "161011", created, f"No successful test failover has been done on the virtual machine "
+                f"'{props['friendlyName']}'.", level="Warning", category="TestFailover")]
 
     def run(self) -> Synthetic:
         subs = max(1, -(-self.n_vms // self.vms_per_subscription))

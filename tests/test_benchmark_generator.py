@@ -12,6 +12,7 @@ from asr_remediate.config import Settings
 from asr_remediate.drift import COMPLIANT, DRIFT, SKIPPED, UNKNOWN
 from asr_remediate.engine import scan
 from asr_remediate.estate import build_estate
+from asr_remediate.health import CONFIRMED, OTHER, UNEXPLAINED
 from benchmarks.generate import generate, region_pairs
 from tests import tagdata
 
@@ -54,3 +55,17 @@ def test_one_workload_subscription_per_200_vms_and_a_dr_subscription_per_region_
     assert len(workload) == 3
     assert vaults and not vaults & workload
     assert set(synthetic.subscriptions) == {r["subscriptionId"] for r in synthetic.resources}
+
+
+def test_the_synthetic_estate_carries_asr_health_errors_of_each_kind() -> None:
+    """Issue 15: some VMs' connectivity errors are confirmed by the engine, some unexplained, some VMs have drift ASR
+    has not reported, and some carry the 161011 warning; adding them changed nothing else of the estate."""
+    tags = tagdata.full()
+    synthetic = generate(400, tags=tags)
+    plan = scan(build_estate(synthetic.resources), tags, Settings())
+    checks = [r.asr_health for r in plan.reports if r.asr_health is not None]
+    verdicts = Counter(e.verdict for c in checks for e in c.errors)
+    assert verdicts[CONFIRMED] and verdicts[UNEXPLAINED] and verdicts[OTHER], verdicts
+    assert sum(1 for c in checks if c.not_yet_reported) > verdicts[CONFIRMED]
+    stripped = [r for r in synthetic.resources if not r["type"].endswith("/replicationprotecteditems")]
+    assert all("healthErrors" not in r.get("properties", {}) for r in stripped)
