@@ -34,6 +34,7 @@ from .model import (
     parent_id,
 )
 from .nsg import FlowSource, Piece, nsg_pieces, sender_view
+from .privatelink import endpoint_routes, endpoint_verdict, private_side
 from .requirements import SOURCE, URLS, Requirement, required_fqdns, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
@@ -48,7 +49,8 @@ COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 @dataclass(frozen=True)
 class Finding:
     kind: str  # admin-deny | admin-rules | nsg-deny | route-next-hop | route-appliance | firewall-deny
-    #            | firewall-egress | bgp-propagation | effective-nsg | legacy-ip-rule | unknown | missing | skipped
+    #            | firewall-egress | private-endpoint | private-dns | bgp-propagation | effective-nsg | legacy-ip-rule
+    #            | unknown | missing | skipped
     severity: str  # error | warning
     side: str
     destination: str
@@ -362,7 +364,8 @@ def _route_findings(point: PathPoint, estate: Estate, req: Requirement, tags: Se
                         f"route table {point.subnet.route_table_id} of subnet {point.subnet.name} is not in the "
                         "inventory", req))
         return
-    hops = route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ())
+    routing, learned = endpoint_routes(table, point.bgp or (), req, estate)
+    hops = route_hops(routing, point.vnet, point.subnet, req.prefixes, tags, learned)
     subnet = point.subnet
     firewalls = estate.firewall_ips
     for finding in _ROUTE_FINDINGS.get((hops, req, subnet, table, firewalls), point.side,
@@ -375,7 +378,7 @@ def _route_findings_of(hops: tuple[Hop, ...], side: str, subnet: Subnet, table: 
     findings = []
     resource = table.id if table else subnet.id
     for hop in hops:
-        verdict = hop.verdict
+        verdict = endpoint_verdict(hop) if req.private_endpoint else hop.verdict
         if verdict == "ok" or (verdict == "warning" and hop.next_hop_ip.strip() in firewalls):
             continue  # an Azure Firewall: the firewall stage says what it does
         if verdict == "unknown":
@@ -389,7 +392,9 @@ def _route_findings_of(hops: tuple[Hop, ...], side: str, subnet: Subnet, table: 
                                     rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
         else:
             findings.append(Finding("route-next-hop", "error", side, req.destination, resource,
-                                    _hop_message(subnet, req, hop) + f"; ASR needs it to {req.reason}",
+                                    _hop_message(subnet, req, hop) + f"; ASR needs it to {req.reason}"
+                                    + (" (asr-remediate plans no route to a private endpoint: remove or narrow that "
+                                       "route)" if req.private_endpoint else ""),
                                     rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
     return tuple(findings)
 
@@ -415,7 +420,8 @@ def _firewall_findings(point: PathPoint, estate: Estate, item: ProtectedItem, re
     table = estate.route_tables.get(key(table_id)) if table_id else None
     if table_id and table is None:
         return  # the route stage reports the absent table
-    hops = route_hops(table, point.vnet, point.subnet, req.prefixes, tags, point.bgp or ())
+    routing, learned = endpoint_routes(table, point.bgp or (), req, estate)
+    hops = route_hops(routing, point.vnet, point.subnet, req.prefixes, tags, learned)
     routed: dict[str, IPSet] = {}
     for hop in hops:
         firewall_id = estate.firewall_ips.get(hop.next_hop_ip.strip()) if hop.verdict == "warning" else None
@@ -655,7 +661,7 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
                 nsgs.append((nsg, where))
                 if settings.profile == "service-tags":
                     _legacy_rule_findings(point, nsg, where, tags, out)
-        sided = [r for r in requirements if r.side == point.side]
+        sided = _private_stage(item, point, estate, [r for r in requirements if r.side == point.side], out)
         for finding in _requirement_findings(point, estate, nsgs, sided, tags):
             out.add(finding)
         if estate.firewall_ips:
@@ -664,6 +670,18 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
     findings = tuple(out.items.values())
     return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id,
                     item.direction)
+
+
+def _private_stage(item: ProtectedItem, point: PathPoint, estate: Estate, sided: list[Requirement],
+                   out: _Collector) -> list[Requirement]:
+    """Private endpoints of the vault and the cache storage accounts replace the public tags they make unnecessary
+    (privatelink.py); a vault the side's VNet has no endpoint of, and a VNet not linked to the endpoint's private DNS
+    zone, are findings."""
+    side = private_side(item, point.vnet, point.side, sided, estate)
+    for problem in side.problems:
+        out.add(Finding(problem.kind, problem.severity, point.side, problem.destination, problem.resource_id,
+                        problem.message))
+    return list(side.requirements)
 
 
 def _admin_read_findings(point: PathPoint, estate: Estate, out: _Collector) -> None:

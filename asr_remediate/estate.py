@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .estate_privatelink import PRIVATE_LINK_TYPES, PrivateLinkParts, without
 from .ipset import PrefixError, is_ipv4_prefix, is_ipv6_prefix, parse_ipv4_range
 from .jsonfile import read_json_file
 from .model import (
@@ -386,6 +387,8 @@ def parse_subnet(resource: Mapping[str, Any]) -> Subnet:
         nsg_id=_ref(props.get("networkSecurityGroup")),
         route_table_id=_ref(props.get("routeTable")),
         service_endpoints=endpoints,
+        private_endpoint_network_policies=_scalar(props.get("privateEndpointNetworkPolicies") or "Disabled",
+                                                  "privateEndpointNetworkPolicies").lower(),
     )
 
 
@@ -697,6 +700,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     read_errors: dict[str, str] = {}
     unreadable: dict[str, UnreadableResource] = {}
     firewall_parts = _FirewallParts()
+    private_link_parts = PrivateLinkParts()
 
     def mark(resource_id: str, resource_type: str, reason: str) -> None:
         """The first reason wins: an unreadable resource stays unreadable, whatever copy of it comes later."""
@@ -746,6 +750,8 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
                     admin_rules[key(rid.rstrip("/").rsplit("/", 1)[0])] = parse_admin_rules(resource)
             elif rtype in FIREWALL_TYPES:
                 firewall_parts.collect(rtype, rid, resource)
+            elif rtype in PRIVATE_LINK_TYPES:
+                private_link_parts.collect(rtype, rid, resource)
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
                 if item is not None and key(item.id) not in unreadable:
@@ -783,6 +789,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         except PARSE_FAILURES as error:
             mark(str(vnet_doc["id"]), VNET_TYPE, _reason(error, VNET_TYPE))
     firewall = firewall_parts.build(mark)
+    links = private_link_parts.build(mark, nics, PARSE_FAILURES)
     parsed: tuple[dict[str, Any], ...] = (vms, nics, nsgs, tables, vnets, firewall["firewalls"],
                                           firewall["firewall_policies"], firewall["ip_groups"])
     for found in parsed:
@@ -803,6 +810,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         read_errors=MappingProxyType(read_errors),
         unreadable=MappingProxyType(unreadable),
         **{name: MappingProxyType(value) for name, value in firewall.items()},
+        private_links=without(links, unreadable.keys()),
     )
 
 

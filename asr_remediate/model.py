@@ -106,6 +106,9 @@ class Subnet:
     nsg_id: str = ""
     route_table_id: str = ""
     service_endpoints: tuple[ServiceEndpoint, ...] = ()
+    # privateEndpointNetworkPolicies (lower case): "enabled" / "routetableenabled" let UDRs override the /32 routes of
+    # this subnet's private endpoints; ARM's default is "disabled".
+    private_endpoint_network_policies: str = "disabled"
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,55 @@ class AdminRule:
         return self._part("rulecollections")
 
 
+# -- Private Link: private endpoints, private DNS zones, Recovery Services vaults (issue 11) ------------------------
+
+@dataclass(frozen=True)
+class PrivateLinkConnection:
+    """One connection of a private endpoint (privateLinkServiceConnections / manualPrivateLinkServiceConnections) or
+    of a vault (privateEndpointConnections); ids in original spelling, the rest lower case."""
+
+    target_id: str  # the resource it connects to (privateLinkServiceId); on a vault: the private endpoint's id
+    group_ids: tuple[str, ...]  # "azuresiterecovery", "blob", …
+    status: str  # privateLinkServiceConnectionState.status: "approved" | "pending" | "rejected" | "disconnected"
+
+
+@dataclass(frozen=True)
+class PrivateEndpoint:
+    id: str
+    name: str
+    location: str
+    subnet_id: str
+    connections: tuple[PrivateLinkConnection, ...]
+    private_ips: tuple[str, ...]  # customDnsConfigs[].ipAddresses and static ipConfigurations (the NIC's are added)
+    nic_ids: tuple[str, ...] = ()
+    fqdns: tuple[str, ...] = ()  # customDnsConfigs[].fqdn
+
+
+@dataclass(frozen=True)
+class PrivateDnsZone:
+    id: str
+    name: str  # lower case, e.g. privatelink.siterecovery.windowsazure.com
+    linked_vnets: frozenset[str] = frozenset()  # key() of every VNet with a virtualNetworkLink to the zone
+
+
+@dataclass(frozen=True)
+class RecoveryVault:
+    id: str
+    name: str
+    location: str
+    connections: tuple[PrivateLinkConnection, ...] = ()  # privateEndpointConnections (target_id = the endpoint)
+    site_recovery_private_endpoints: str = ""  # privateEndpointStateForSiteRecovery, lower case ("enabled", "none")
+
+
+@dataclass(frozen=True)
+class PrivateLinks:
+    """Everything Private Link in the inventory, by key(id)."""
+
+    endpoints: Mapping[str, PrivateEndpoint] = field(default_factory=lambda: MappingProxyType({}))
+    dns_zones: Mapping[str, PrivateDnsZone] = field(default_factory=lambda: MappingProxyType({}))
+    vaults: Mapping[str, RecoveryVault] = field(default_factory=lambda: MappingProxyType({}))
+
+
 # How findings name a resource of each ARM type (lower case) that could not be read.
 RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.compute/virtualmachines": "VM",
@@ -372,6 +424,9 @@ RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.network/azurefirewalls": "Azure Firewall",
     "microsoft.network/firewallpolicies": "firewall policy",
     "microsoft.network/ipgroups": "IP group",
+    "microsoft.network/privateendpoints": "private endpoint",
+    "microsoft.recoveryservices/vaults": "Recovery Services vault",
+    "microsoft.network/privatednszones": "private DNS zone",
 })
 
 
@@ -424,6 +479,8 @@ class Estate:
     # Private IP → firewall id, for every firewall in the inventory (readable or not): a route to one of these IPs
     # is a route to an Azure Firewall.
     firewall_ips: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Private endpoints, private DNS zones and Recovery Services vaults (issue 11).
+    private_links: PrivateLinks = field(default_factory=PrivateLinks)
 
     def source_nic_ids(self, item: ProtectedItem) -> tuple[str, ...]:
         """The VM's NICs; from the protected item's vmNics when the VM itself is not in the inventory."""

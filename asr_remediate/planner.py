@@ -308,6 +308,8 @@ def _group(reports: Iterable[VmReport], kind: str, items: Mapping[str, Protected
         for f in report.findings:
             if f.kind != kind or f.requirement is None or f.requirement.prefixes is None:
                 continue
+            if kind == "route-next-hop" and f.requirement.private_endpoint:
+                continue  # the fix would be a route to the Internet for a private IP: none is planned
             needs = grouped[key(f.resource_id)][f.side]
             need = needs.get(f.requirement.slug)
             if need is None:

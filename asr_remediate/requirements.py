@@ -54,6 +54,7 @@ class Requirement:
     prefixes: IPSet | None  # None when the data to resolve it is missing (→ "unknown", never a guess)
     tag: str = ""  # the service tag, when the destination is one (tag-style fixes)
     style: str = "tag"  # "tag" or "prefix": how a fix expresses the destination
+    private_endpoint: str = ""  # the private endpoint's id, when the destination is one (privatelink.py)
 
     @property
     def known(self) -> bool:

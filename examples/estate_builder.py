@@ -83,6 +83,8 @@ def vnet(sub: str, rg: str, name: str, location: str, space: list[str], subnets:
             props["routeTable"] = {"id": s["route_table"]}
         if s.get("service_endpoints"):
             props["serviceEndpoints"] = [{"service": svc, "locations": locs} for svc, locs in s["service_endpoints"]]
+        if s.get("pe_policies"):
+            props["privateEndpointNetworkPolicies"] = s["pe_policies"]
         built.append({"name": s["name"], "id": f"{vnet_id}/subnets/{s['name']}", "properties": props})
     peerings = [
         {"name": f"peer{i}", "properties": {"peeringState": "Connected",
@@ -127,7 +129,8 @@ def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, 
                    recovery_vnet_id: str, recovery_subnet: str, *, recovery_nsg_id: str = "",
                    active_location: str = "Primary", state: str = "Protected",
                    encryption: str = "NotEncrypted", replication_health: str = "Normal",
-                   health_errors: list[Resource] | None = None) -> Resource:
+                   health_errors: list[Resource] | None = None,
+                   cache_storage_ids: list[str] | None = None) -> Resource:
     item_id = rid(sub, VAULT_RG, "Microsoft.RecoveryServices", "vaults", vault, "replicationFabrics",
                   f"asr-a2a-default-{source}", "replicationProtectionContainers",
                   f"asr-a2a-default-{source}-container", "replicationProtectedItems", f"{vm_name}-item")
@@ -153,6 +156,10 @@ def protected_item(sub: str, vault: str, vm_id: str, vm_name: str, source: str, 
                     "ipConfigs": [{"name": "ipconfig1", "isPrimary": True, "recoverySubnetName": recovery_subnet}],
                     "recoveryNetworkSecurityGroupId": recovery_nsg_id,
                 }],
+                **({"protectedManagedDisks": [{"diskName": f"{vm_name}-osdisk-{i}",
+                                               "primaryStagingAzureStorageAccountId": cache}
+                                              for i, cache in enumerate(cache_storage_ids)]}
+                   if cache_storage_ids else {}),
             },
         },
     }
@@ -169,6 +176,58 @@ def health_error(code: str, created: str, message: str, *, level: str = "Error",
         "recoveryProviderErrorMessage": None, "entityId": "00000000-0000-0000-0000-000000000000",
         "errorId": f"6:{code}", "customerResolvability": "Allowed",
     }
+
+
+# -- Private Link (shapes of PrivateEndpointGet.json, GETVault.json and VirtualNetworkLinkGet.json) ------------------
+
+def vault_id(sub: str, name: str) -> str:
+    return rid(sub, VAULT_RG, "Microsoft.RecoveryServices", "vaults", name)
+
+
+def recovery_vault(sub: str, name: str, location: str, endpoints: list[tuple[str, str]] | None = None,
+                   site_recovery: str = "Enabled") -> Resource:
+    """A vault with Site Recovery private endpoint connections: (private endpoint id, status)."""
+    the_id = vault_id(sub, name)
+    connections = [{"id": f"{the_id}/privateEndpointConnections/{pe.rsplit('/', 1)[-1]}.{i}",
+                    "properties": {"provisioningState": "Succeeded", "privateEndpoint": {"id": pe},
+                                   "groupIds": ["AzureSiteRecovery"],
+                                   "privateLinkServiceConnectionState": {"status": status, "description": "None",
+                                                                         "actionsRequired": "None"}}}
+                   for i, (pe, status) in enumerate(endpoints or [])]
+    return {"id": the_id, "name": name, "type": "microsoft.recoveryservices/vaults", "location": location,
+            "resourceGroup": VAULT_RG, "subscriptionId": sub, "tags": {}, "sku": {"name": "Standard"},
+            "properties": {"provisioningState": "Succeeded", "publicNetworkAccess": "Disabled",
+                           "privateEndpointConnections": connections,
+                           "privateEndpointStateForSiteRecovery": site_recovery,
+                           "privateEndpointStateForBackup": "None"}}
+
+
+def private_endpoint(sub: str, rg: str, name: str, location: str, subnet_id: str, target_id: str, group: str,
+                     ips: list[str], status: str = "Approved", fqdns: list[str] | None = None) -> Resource:
+    pe_id = rid(sub, rg, "Microsoft.Network", "privateEndpoints", name)
+    names = fqdns or [f"{name}-{i}.example.privatelink" for i in range(len(ips))]
+    return {"id": pe_id, "name": name, "type": "microsoft.network/privateendpoints", "location": location,
+            "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": {},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "privateLinkServiceConnections": [{
+                    "id": f"{pe_id}/privateLinkServiceConnections/{name}",
+                    "properties": {"privateLinkServiceId": target_id, "groupIds": [group],
+                                   "privateLinkServiceConnectionState": {"status": status, "description": "",
+                                                                         "actionsRequired": "None"}}}],
+                "manualPrivateLinkServiceConnections": [],
+                "subnet": {"id": subnet_id},
+                "networkInterfaces": [{"id": rid(sub, rg, "Microsoft.Network", "networkInterfaces", f"{name}.nic")}],
+                "customDnsConfigs": [{"fqdn": f, "ipAddresses": [ip]} for f, ip in zip(names, ips, strict=False)],
+            }}
+
+
+def dns_zone_link(sub: str, rg: str, zone: str, name: str, vnet_id: str) -> Resource:
+    return {"id": rid(sub, rg, "Microsoft.Network", "privateDnsZones", zone, "virtualNetworkLinks", name),
+            "name": name, "type": "microsoft.network/privatednszones/virtualnetworklinks", "location": "global",
+            "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": {},
+            "properties": {"virtualNetwork": {"id": vnet_id}, "registrationEnabled": False,
+                           "virtualNetworkLinkState": "Completed", "provisioningState": "Succeeded"}}
 
 
 # -- AVNM security admin rules (shape of the NetworkManagerEffectiveSecurityAdminRulesList example) ------------------

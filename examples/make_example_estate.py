@@ -9,7 +9,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from examples.estate_builder import health_error, nic, nsg, protected_item, rid, route_table, vm, vnet
+from examples.estate_builder import (
+    dns_zone_link,
+    health_error,
+    nic,
+    nsg,
+    private_endpoint,
+    protected_item,
+    recovery_vault,
+    rid,
+    route_table,
+    vault_id,
+    vm,
+    vnet,
+)
 
 SUB = "11111111-2222-3333-4444-555555555555"
 DR_SUB = "66666666-7777-8888-9999-000000000000"
@@ -125,7 +138,58 @@ def build() -> list[dict[str, Any]]:
     out += [eu_nic_nsg, eu_vnet, eu_dr_vnet, vm(SUB, EU_RG, "vm-erp-01", "westeurope", [erp_nic["id"]]), erp_nic,
             protected_item(SUB, "rsv-asr-northeurope", erp_vm_id, "vm-erp-01", "westeurope", "northeurope",
                            erp_nic["id"], eu_dr_vnet["id"], "snet-erp-dr")]
+    out += private_spoke()
     return out
+
+
+PRIVATE_VAULT = "rsv-asr-private"
+
+
+def private_spoke() -> list[dict[str, Any]]:
+    """A locked-down spoke replicating through a vault with private endpoints for Site Recovery, in the source and the
+    recovery VNet, and the private DNS zone linked to both: compliant with an empty plan, although no NSG allows the
+    AzureSiteRecovery tag (the private endpoints make it unnecessary; Entra ID, Event Hub and Storage stay public)."""
+    rg, dr_rg = "rg-prod-private-eastus", "rg-dr-private-centralus"
+    allow = {"access": "Allow", "protocol": "Tcp", "port": "443"}
+    src_nsg = nsg(SUB, rg, "nsg-private-app", "eastus", [
+        {"name": "Allow-AAD-Out", "priority": 100, "destination": "AzureActiveDirectory", **allow},
+        {"name": "Allow-EventHub-Out", "priority": 110, "destination": "EventHub.CentralUS", **allow},
+        {"name": "Allow-Storage-Out", "priority": 120, "destination": "Storage.EastUS", **allow},
+        {"name": "Deny-Internet-Out", "priority": 4000, "access": "Deny", "destination": "Internet",
+         "description": "locked-down spoke: the vault is reached through its private endpoint"},
+    ])
+    dr_nsg = nsg(DR_SUB, dr_rg, "nsg-dr-private-app", "centralus", [
+        {"name": "Allow-AAD-Out", "priority": 100, "destination": "AzureActiveDirectory", **allow},
+        {"name": "Allow-EventHub-Out", "priority": 110, "destination": "EventHub.EastUS", **allow},
+        {"name": "Allow-Storage-Out", "priority": 120, "destination": "Storage.CentralUS", **allow},
+        {"name": "Deny-Internet-Out", "priority": 4000, "access": "Deny", "destination": "Internet"},
+    ])
+    src_vnet = vnet(SUB, rg, "vnet-spoke-private-eastus", "eastus", ["10.50.0.0/16"], [
+        {"name": "snet-app", "prefix": "10.50.1.0/24", "nsg": src_nsg["id"]},
+        {"name": "snet-pe", "prefix": "10.50.9.0/24"},
+    ])
+    dr_vnet = vnet(DR_SUB, dr_rg, "vnet-dr-private-centralus", "centralus", ["10.60.0.0/16"], [
+        {"name": "snet-app", "prefix": "10.60.1.0/24", "nsg": dr_nsg["id"]},
+        {"name": "snet-pe", "prefix": "10.60.9.0/24"},
+    ])
+    vault = vault_id(DR_SUB, PRIVATE_VAULT)
+    endpoints = [
+        private_endpoint(SUB, rg, "pe-rsv-asr-private-eastus", "eastus", f"{src_vnet['id']}/subnets/snet-pe", vault,
+                         "AzureSiteRecovery", [f"10.50.9.{i}" for i in range(4, 9)]),
+        private_endpoint(DR_SUB, dr_rg, "pe-rsv-asr-private-centralus", "centralus",
+                         f"{dr_vnet['id']}/subnets/snet-pe", vault, "AzureSiteRecovery",
+                         [f"10.60.9.{i}" for i in range(4, 9)]),
+    ]
+    zone = "privatelink.siterecovery.windowsazure.com"
+    vm_id = rid(SUB, rg, "Microsoft.Compute", "virtualMachines", "vm-pe-01")
+    the_nic = nic(SUB, rg, "vm-pe-01-nic", "eastus", f"{src_vnet['id']}/subnets/snet-app", "10.50.1.4", vm_id)
+    return [src_nsg, dr_nsg, src_vnet, dr_vnet, *endpoints,
+            recovery_vault(DR_SUB, PRIVATE_VAULT, "centralus", [(e["id"], "Approved") for e in endpoints]),
+            dns_zone_link(DR_SUB, "rg-dns", zone, "link-spoke-private-eastus", src_vnet["id"]),
+            dns_zone_link(DR_SUB, "rg-dns", zone, "link-dr-private-centralus", dr_vnet["id"]),
+            vm(SUB, rg, "vm-pe-01", "eastus", [the_nic["id"]]), the_nic,
+            protected_item(DR_SUB, PRIVATE_VAULT, vm_id, "vm-pe-01", "eastus", "centralus", the_nic["id"],
+                           dr_vnet["id"], "snet-app")]
 
 
 def main() -> None:

@@ -56,13 +56,19 @@ PROTECTED_ITEM_TYPE = (
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems"
 )
 #: Everything the evaluation needs besides the protected items: VMs, their NICs, VNets (subnets inline),
-#: NSGs (rules inline) and route tables (routes inline).
+#: NSGs (rules inline), route tables (routes inline), and for Private Link the private endpoints (connections,
+#: customDnsConfigs inline; their IPs also on their NICs), the private DNS zones' virtual network links (the zone is
+#: the link's parent) and the Recovery Services vaults (privateEndpointConnections inline) — all tracked resources of
+#: the ``resources`` table (the ``recoveryservicesresources`` table holds the vaults' replication and backup items).
 NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.compute/virtualmachines",
     "microsoft.network/networkinterfaces",
     "microsoft.network/virtualnetworks",
     "microsoft.network/networksecuritygroups",
     "microsoft.network/routetables",
+    "microsoft.network/privateendpoints",
+    "microsoft.network/privatednszones/virtualnetworklinks",
+    "microsoft.recoveryservices/vaults",
 )
 #: The ARM envelope an estate file carries. ``id`` must be projected: Resource Graph pages stably only by id.
 PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, properties"

@@ -341,7 +341,11 @@ def parse_query(query: str) -> ParsedQuery:
 
 
 def _table_of(arg_type: str) -> str:
-    return "recoveryservicesresources" if arg_type.startswith("microsoft.recoveryservices/") else "resources"
+    """The vault itself is a tracked resource of ``resources``; its replication items are in
+    ``recoveryservicesresources``."""
+    if arg_type.startswith("microsoft.recoveryservices/") and arg_type != "microsoft.recoveryservices/vaults":
+        return "recoveryservicesresources"
+    return "resources"
 
 
 # --- the emulator -----------------------------------------------------------------------------------------
