@@ -3,8 +3,9 @@ item turns it into "confirmed" — through the Function App's functions, the ARM
 
 Azure behaviour relied on:
 * The protected item carries ``replicationHealth`` and ``healthErrors[]`` with ``errorCode`` / ``creationTimeUtc``
-  (the recorded A2A item in tests/data/arm, error 161011); ASR re-evaluates and updates them itself, which reaches
-  the bot as a ``replicationProtectedItems/write`` event — read again with ReplicationProtectedItems_Get.
+  (the recorded A2A item in tests/data/arm, error 161011). ASR updates them itself; when that reaches the bot as a
+  ``replicationProtectedItems/write`` event the item is read again with ReplicationProtectedItems_Get, and the
+  timer's scan (Resource Graph) sees it in any case — the docs do not say a health change raises an event.
 * 151196 is "Site Recovery configuration failed": no connection to Microsoft Entra ID
   (learn.microsoft.com/azure/site-recovery/azure-to-azure-troubleshoot-network-connectivity, Issue 2).
 """
@@ -73,3 +74,8 @@ def test_drift_not_yet_reported_then_confirmed_by_asrs_health_error(app_env: Arm
     assert [(e["code"], e["verdict"]) for e in health["errors"]] == [("161011", "other"), ("151196", "confirmed")]
     assert health["errors"][1]["explainedBy"] == ["nsg-deny in nsg-web (Deny-Internet-Out)"]
     assert app_env.count("PUT") == 0  # report-only: the cross-check never writes
+
+    # A health change is Site Recovery's own, not necessarily an ARM write with an event: the timer's scan of the
+    # whole estate sees it too (vm-app-01 and vm-vendor-01 confirmed already, vm-nva-01 unexplained).
+    timer = triggers.on_timer()
+    assert (timer["asrConfirmed"], timer["asrUnexplained"]) == (3, 1), timer
