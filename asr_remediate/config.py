@@ -61,6 +61,7 @@ class Settings:
     max_changes: int = 20  # ASR_MAX_CHANGES: per run
     read_effective_routes: bool = False  # ASR_READ_EFFECTIVE_ROUTES: opt-in, resolves BGP warnings
     read_effective_nsgs: bool = False  # ASR_READ_EFFECTIVE_NSG: opt-in, Azure's own VirtualNetwork per source NIC
+    read_admin_rules: bool = True  # ASR_READ_ADMIN_RULES: AVNM security admin rules, one POST per VNet on a path
     service_tags_location: str = "westeurope"  # ASR_SERVICE_TAGS_LOCATION: any region; the list is global
     service_tags_file: str = ""  # ASR_SERVICE_TAGS_FILE: fallback when the discovery API is unavailable
     audit_sink: str = "jsonl"  # ASR_AUDIT_SINK: jsonl | table
@@ -180,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_changes=_int(env, "ASR_MAX_CHANGES", 20),
         read_effective_routes=_bool(env, "ASR_READ_EFFECTIVE_ROUTES", False),
         read_effective_nsgs=_bool(env, "ASR_READ_EFFECTIVE_NSG", False),
+        read_admin_rules=_bool(env, "ASR_READ_ADMIN_RULES", True),
         service_tags_location=env.get("ASR_SERVICE_TAGS_LOCATION", "").strip() or "westeurope",
         service_tags_file=env.get("ASR_SERVICE_TAGS_FILE", "").strip(),
         audit_sink=_choice(env, "ASR_AUDIT_SINK", ("jsonl", "table"), "jsonl"),

@@ -53,6 +53,7 @@ EFFECTIVE_NSGS_RESOURCE_TYPE = "Microsoft.Network/networkInterfaces/effectiveNet
 #: Resource Graph's documented example quota of 15 queries per 5 s, and the gate keeps to what it reports.
 PARALLEL_FROM_ITEMS = 1000
 PARALLEL_BATCHES = 4
+ADMIN_RULES_RESOURCE_TYPE = "Microsoft.Network/virtualNetworks/networkManagerEffectiveSecurityAdminRules"
 
 Progress = Callable[[str], None]
 RECONCILE_FAILURES: tuple[type[Exception], ...] = (AuditError, *AZURE_FAILURES)
@@ -119,6 +120,8 @@ class Runtime:
         self._network = network
         self.progress = progress or (lambda message: log.info("%s", message))
         self._inventory_kwargs = dict(inventory_kwargs or {})
+        #: Effective security admin rules read in this invocation, by VNet key: each VNet is read once per run.
+        self._admin_rules: dict[str, dict[str, Any]] = {}
 
     # -- clients -------------------------------------------------------------------------------------------
     @property
@@ -149,11 +152,12 @@ class Runtime:
         return self._sink
 
     # -- reads ---------------------------------------------------------------------------------------------
-    def collect(self, scope: Scope) -> list[dict[str, Any]]:
+    def collect(self, scope: Scope, *, admin_rules: bool = True) -> list[dict[str, Any]]:
         """Protected items first, then the network of every subscription they reference (VM, NIC, recovery VNet).
 
         A VM, its vault and its recovery VNet are often in three subscriptions; reading only the scope's would
-        leave half of each path 'missing'.
+        leave half of each path 'missing'. ``admin_rules=False`` leaves the security admin rules to the caller
+        (an event reads them only for the VMs it affects).
         """
         from .azure.inventory import NETWORK_RESOURCES_QUERY, PROTECTED_ITEMS_QUERY
 
@@ -179,7 +183,53 @@ class Runtime:
             extra += self.effective_routes(resources)
         if self.settings.read_effective_nsgs:
             extra += self.effective_security_rules(resources)
+        if admin_rules:
+            extra += self.admin_rules(resources)
         return resources + extra
+
+    def admin_rules(self, resources: list[dict[str, Any]],
+                    items: Iterable[ProtectedItem] | None = None) -> list[dict[str, Any]]:
+        """ASR_READ_ADMIN_RULES (default on): the AVNM security admin rules in effect on every VNet that holds a
+        source NIC or a recovery subnet of ``items`` (default: every protected item in ``resources``) — one POST per
+        VNet, not per VM, and each VNet once per invocation (a Runtime is one invocation).
+
+        Pseudo-resources of type …/virtualNetworks/networkManagerEffectiveSecurityAdminRules with every page's
+        entries, read by ``build_estate`` and written by ``export``. A VNet whose rules cannot be read (403 without
+        the role's action, 404) gets ``{"error": …}``: a warning on the VMs that use it, not a failed scan."""
+        if not self.settings.read_admin_rules:
+            return []
+        from .azure.network import ArmError
+
+        estate = build_estate(resources)
+        vnet_ids: dict[str, str] = {}
+        for item in estate.protected_items if items is None else items:
+            for nic_id in estate.source_nic_ids(item):
+                nic = estate.nics.get(key(nic_id))
+                for config in nic.ip_configurations if nic else ():
+                    vnet = estate.vnet_of_subnet(config.subnet_id)
+                    if vnet is not None:
+                        vnet_ids.setdefault(key(vnet.id), vnet.id)
+            for rnic in item.recovery_nics:
+                recovery = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
+                if recovery is not None:
+                    vnet_ids.setdefault(key(recovery.id), recovery.id)
+        found = []
+        for vnet_key, vnet_id in sorted(vnet_ids.items()):
+            cached = self._admin_rules.get(vnet_key)
+            if cached is None:
+                self.progress(f"security admin rules of {vnet_id}")
+                try:
+                    properties: dict[str, Any] = {"value": self.network.list_effective_admin_rules(vnet_id)}
+                except ArmError as error:
+                    # No permission (the role predates the action) or a VNet just deleted: the VMs using it get an
+                    # admin-rules warning; every other VNet is still evaluated.
+                    self.progress(f"security admin rules of {vnet_id} not read: {one_line(error)}")
+                    properties = {"error": _arm_reason(error)}
+                cached = {"id": f"{vnet_id}/networkManagerEffectiveSecurityAdminRules",
+                          "type": ADMIN_RULES_RESOURCE_TYPE, "properties": properties}
+                self._admin_rules[vnet_key] = cached
+            found.append(cached)
+        return found
 
     def effective_routes(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Opt-in (ASR_READ_EFFECTIVE_ROUTES): one ARM call per source NIC whose VNet can learn BGP routes.
@@ -309,7 +359,7 @@ class Runtime:
             return RunResult("", empty, None, f"ignored: subscription {parsed.subscription} is not in scope")
         kind, resource_id = target
         subscriptions = self.settings.subscriptions or (parsed.subscription,)
-        raw = self.collect(Scope(tuple(subscriptions)))
+        raw = self.collect(Scope(tuple(subscriptions)), admin_rules=False)
         fresh = self._reread(kind, resource_id)
         indexed = next((r for r in raw if key(str(r.get("id", ""))) == key(resource_id)), None)
         lag = index_lag(kind, resource_id, indexed, fresh)
@@ -320,6 +370,10 @@ class Runtime:
         items = affected_items(estate, kind, resource_id)
         if not items:
             return RunResult("", empty, None, f"no replicated VM uses {resource_id}", recheck=lag)
+        # Only the affected VMs' VNets: an event must not cost one POST per VNet of the whole estate.
+        if self.settings.read_admin_rules:
+            estate = build_estate(raw + self.admin_rules(raw, items))
+            items = affected_items(estate, kind, resource_id)
         tags = self.service_tags(subscriptions[0])
         plan = self.evaluate(estate, tags, items)
         scope = Scope(tuple(subscriptions))

@@ -21,6 +21,7 @@ from typing import Any
 from benchmarks.generate import TAGS_FILE, generate, load_tags
 
 ARG_PATH = "/providers/microsoft.resourcegraph/resources"
+ADMIN_RULES_SUFFIX = "/listnetworkmanagereffectivesecurityadminrules"
 
 
 def _maxrss_mb() -> float:
@@ -41,6 +42,34 @@ def _event_nsg(resources: list[dict[str, Any]]) -> str:
                 if subnet is not None and subnet.nsg_id:
                     return subnet.nsg_id
     raise SystemExit("the synthetic estate has no replicated VM behind a subnet NSG")
+
+
+def path_vnets(resources: list[dict[str, Any]]) -> set[str]:
+    """The VNets holding a replicated VM's NIC or recovery subnet, straight from the generated ARM JSON (the VM's
+    NICs and the protected item's vmNics; each vmNic's recovery VNet, else the item's): what the security admin
+    rules POSTs (ASR_READ_ADMIN_RULES) must cover, each once."""
+    by_id = {str(r.get("id", "")).lower(): r for r in resources}
+    found: set[str] = set()
+    for item in resources:
+        if not str(item.get("type", "")).lower().endswith("/replicationprotecteditems"):
+            continue
+        details = (item.get("properties") or {}).get("providerSpecificDetails") or {}
+        vm = by_id.get(str(details.get("fabricObjectId", "")).lower()) or {}
+        nic_ids = [str(n.get("id", "")) for n in ((vm.get("properties") or {}).get("networkProfile") or {})
+                   .get("networkInterfaces") or []]
+        for vm_nic in details.get("vmNics") or []:
+            nic_ids.append(str(vm_nic.get("sourceNicArmId", "")))
+            recovery = str(vm_nic.get("recoveryVMNetworkId") or details.get("selectedRecoveryAzureNetworkId") or "")
+            if recovery.lower() in by_id:
+                found.add(recovery.lower())
+        for nic_id in nic_ids:
+            nic = by_id.get(nic_id.lower()) or {}
+            for config in (nic.get("properties") or {}).get("ipConfigurations") or []:
+                subnet = str(((config.get("properties") or {}).get("subnet") or {}).get("id", "")).lower()
+                vnet = subnet.rsplit("/subnets/", 1)[0]
+                if subnet and vnet in by_id:
+                    found.add(vnet)
+    return found
 
 
 def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bool) -> None:
@@ -67,7 +96,8 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
         "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
         "replicationprotecteditems", 0)
     info: dict[str, Any] = {"subscriptions": synthetic.subscriptions, "items": items,
-                            "network": len(synthetic.resources) - items}
+                            "network": len(synthetic.resources) - items,
+                            "path_vnets": len(path_vnets(synthetic.resources))}
     if want_event:
         info["event_nsg"] = _event_nsg(synthetic.resources)
     with TimedEmulator(ca=trustme.CA()) as arm:
@@ -90,9 +120,11 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
 def _requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, Any]:
     arg = [r for r in requests if r[0] == "POST" and r[1].lower().rstrip("/") == ARG_PATH]
     tags = [r for r in requests if r[0] == "GET" and r[1].lower().endswith("/servicetags")]
-    other = [r for r in requests if r not in arg and r not in tags]
+    admin = [r for r in requests if r[0] == "POST" and r[1].lower().endswith(ADMIN_RULES_SUFFIX)]
+    other = [r for r in requests if r not in arg and r not in tags and r not in admin]
     return {
         "requests": len(requests), "arg_requests": len(arg), "service_tag_calls": len(tags),
+        "admin_rule_posts": len(admin), "admin_rule_vnets": len({r[1].lower() for r in admin}),
         "other_requests": len(other), "other_paths": sorted({f"{m} {p}" for m, p, _ in other})[:5],
         "failed_requests": sum(1 for r in requests if r[2] is None or r[2] >= 400),
         "throttled_requests": sum(1 for r in requests if r[2] == 429),
@@ -129,6 +161,7 @@ def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = Fa
             "n": n, "latency_ms": latency_ms, "sequential": sequential, "wall_s": wall_s,
             "emulator_s": stats["serving_s"], "client_rss_mb": _maxrss_mb(), "client_rss_before_mb": rss_before,
             "emulator_rss_mb": stats["emulator_rss_mb"], "items": info["items"], "network": info["network"],
+            "path_vnets": info["path_vnets"],
             "subscriptions": len(info["subscriptions"]),
             "statuses": dict(Counter(r.status for r in result.plan.reports)),
             **_requests_summary(stats["requests"]),

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from examples.estate_builder import (
+    admin_rule,
+    admin_rules,
     dns_zone_link,
     health_error,
+    network_manager_id,
     nic,
     nsg,
     private_endpoint,
@@ -28,6 +31,7 @@ SUB = "11111111-2222-3333-4444-555555555555"
 DR_SUB = "66666666-7777-8888-9999-000000000000"
 RG, DR_RG = "rg-prod-eastus", "rg-dr-centralus"
 EU_RG, EU_DR_RG = "rg-prod-westeurope", "rg-dr-northeurope"
+PLATFORM_RG = "rg-platform-network"
 VAULT = "rsv-asr-centralus"
 
 
@@ -116,6 +120,41 @@ def build() -> list[dict[str, Any]]:
     replicated("vm-batch-01", "snet-web", "10.10.1.9", "snet-web", vm_tags={"asr-remediate-opt-out": "true"})
     # failed over, committed, not reprotected yet: skipped
     replicated("vm-old-01", "snet-web", "10.10.1.10", "snet-web", active="Recovery", state="UnplannedFailoverCommitted")
+
+    # Platform-managed spokes (eastus): the platform team's network manager decides before any NSG.
+    # vnet-spoke-api: an AlwaysAllow admin rule for ASR's tags overrides the spoke NSG's Deny-Internet-Out (compliant,
+    # nothing to plan). vnet-spoke-data: a Deny admin rule on Storage drops ASR's cache writes whatever the NSGs say
+    # (admin-deny: not fixable by the bot, the finding says what to ask the platform team for).
+    manager = network_manager_id(SUB, PLATFORM_RG, "avnm-platform")
+    spoke_nsg = nsg(SUB, RG, "nsg-spoke-api", "eastus", [
+        {"name": "Deny-Internet-Out", "priority": 4000, "access": "Deny", "destination": "Internet",
+         "description": "spoke egress lockdown"},
+    ])
+    api_vnet = vnet(SUB, RG, "vnet-spoke-api", "eastus", ["10.50.0.0/16"], [
+        {"name": "snet-api", "prefix": "10.50.1.0/24", "nsg": spoke_nsg["id"]},
+    ])
+    data_vnet = vnet(SUB, RG, "vnet-spoke-data", "eastus", ["10.60.0.0/16"], [
+        {"name": "snet-data", "prefix": "10.60.1.0/24"},
+    ])
+    out += [spoke_nsg, api_vnet, data_vnet,
+            admin_rules(api_vnet["id"], [
+                admin_rule(manager, "AlwaysAllow-ASR", 100, "AlwaysAllow",
+                           ["AzureSiteRecovery", "AzureActiveDirectory", "Storage.EastUS", "EventHub.CentralUS"],
+                           configuration="cfg-baseline", collection="rc-dr-egress",
+                           description="ASR replication egress, whatever the spoke NSGs say"),
+            ]),
+            admin_rules(data_vnet["id"], [
+                admin_rule(manager, "Deny-Storage-Exfiltration", 50, "Deny", ["Storage"],
+                           configuration="cfg-baseline", collection="rc-data-guardrails",
+                           description="no storage egress from data spokes"),
+            ])]
+    for name, spoke, subnet, ip in (("vm-api-01", api_vnet, "snet-api", "10.50.1.4"),
+                                    ("vm-data-01", data_vnet, "snet-data", "10.60.1.4")):
+        vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", name)
+        the_nic = nic(SUB, RG, f"{name}-nic", "eastus", f"{spoke['id']}/subnets/{subnet}", ip, vm_id)
+        out += [vm(SUB, RG, name, "eastus", [the_nic["id"]]), the_nic,
+                protected_item(DR_SUB, VAULT, vm_id, name, "eastus", "centralus", the_nic["id"], dr_vnet["id"],
+                               "snet-web")]
 
     # Europe: a NIC-level NSG allows top-level Storage but denies the rest; target VNet lacks the subnet.
     eu_nic_nsg = nsg(SUB, EU_RG, "nsg-nic-erp", "westeurope", [

@@ -131,6 +131,8 @@ param readEffectiveRoutes bool = false
 
 @description('ASR_READ_EFFECTIVE_NSG: read NIC effective security rules (Azure\'s VirtualNetwork expansion). Needs role.bicep with allowEffectiveNsgs=true.')
 param readEffectiveNsgs bool = false
+@description('ASR_READ_ADMIN_RULES: read the AVNM security admin rules in effect on each VNet of a replicated VM (one POST per VNet). Needs role.bicep with allowAdminRules=true (its default).')
+param readAdminRules bool = true
 
 @description('ASR_SERVICE_TAGS_LOCATION: region to call the Service Tag Discovery API in (the list is global).')
 param serviceTagsLocation string = location
@@ -469,6 +471,10 @@ var asrSettings = [
   {
     name: 'ASR_READ_EFFECTIVE_NSG'
     value: readEffectiveNsgs ? 'true' : 'false'
+  }
+  {
+    name: 'ASR_READ_ADMIN_RULES'
+    value: readAdminRules ? 'true' : 'false'
   }
   {
     name: 'ASR_SERVICE_TAGS_LOCATION'

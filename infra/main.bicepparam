@@ -12,3 +12,4 @@ param includeGuestManagement = false
 param fixRoutes = true
 param readEffectiveRoutes = false
 param readEffectiveNsgs = false
+param readAdminRules = true

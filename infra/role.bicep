@@ -22,6 +22,9 @@ param allowEffectiveRoutes bool = false
 @description('Allow reading NIC effective security rules (Azure\'s expansion of VirtualNetwork); needed only with ASR_READ_EFFECTIVE_NSG=true.')
 param allowEffectiveNsgs bool = false
 
+@description('Allow listing the AVNM security admin rules in effect on a VNet (a read-only POST); needed with ASR_READ_ADMIN_RULES=true, the default.')
+param allowAdminRules bool = true
+
 @description('Scopes the role can be assigned at: the monitored subscriptions (/subscriptions/<id>) or resource groups in them.')
 param assignableScopes array = [
   subscription().id
@@ -79,7 +82,12 @@ var effectiveNsgActions = [
   'Microsoft.Network/networkInterfaces/effectiveNetworkSecurityGroups/action'
 ]
 
-var actions = concat(readActions, allowWrites ? writeActions : [], allowFirewallWrites ? firewallWriteActions : [], allowEffectiveRoutes ? effectiveRouteActions : [], allowEffectiveNsgs ? effectiveNsgActions : [])
+// On by default: the AVNM security admin rules in effect on a VNet (a POST action that changes nothing).
+var adminRuleActions = [
+  'Microsoft.Network/virtualNetworks/listNetworkManagerEffectiveSecurityAdminRules/action'
+]
+
+var actions = concat(readActions, allowWrites ? writeActions : [], allowFirewallWrites ? firewallWriteActions : [], allowEffectiveRoutes ? effectiveRouteActions : [], allowEffectiveNsgs ? effectiveNsgActions : [], allowAdminRules ? adminRuleActions : [])
 
 resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(tenant().tenantId, roleName)

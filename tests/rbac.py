@@ -26,7 +26,8 @@ from tests.emulator.arm_emulator import parse_query
 
 ROLE = Path(__file__).resolve().parent.parent / "infra" / "role.bicep"
 # The role's action lists and the switch that adds each (readActions are always granted).
-ROLE_LISTS = ("readActions", "writeActions", "firewallWriteActions", "effectiveRouteActions", "effectiveNsgActions")
+ROLE_LISTS = ("readActions", "writeActions", "firewallWriteActions", "effectiveRouteActions", "effectiveNsgActions",
+              "adminRuleActions")
 
 _LOCATION_CALL = re.compile(r"^/subscriptions/[^/]+/providers/(?P<ns>[^/]+)/locations/[^/]+/(?P<what>[^/]+)(/[^/]+)?$",
                             re.I)

@@ -14,6 +14,9 @@ def test_defaults_are_report_only_and_safe() -> None:
     settings = load_settings({})
     assert settings == Settings()
     assert settings.apply is False and settings.max_changes == 20 and settings.scope_allowlist == ()
+    # Reading the AVNM security admin rules changes nothing and without it a network manager's Deny goes unseen.
+    assert settings.read_admin_rules is True
+    assert load_settings({"ASR_READ_ADMIN_RULES": "off"}).read_admin_rules is False
 
 
 def test_values_are_parsed() -> None:

@@ -229,7 +229,8 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     text = read_text(ROLE)
     read = bicep_var_array(text, "readActions")
     write = bicep_var_array(text, "writeActions") + bicep_var_array(text, "firewallWriteActions")
-    effective = bicep_var_array(text, "effectiveRouteActions") + bicep_var_array(text, "effectiveNsgActions")
+    effective = (bicep_var_array(text, "effectiveRouteActions") + bicep_var_array(text, "effectiveNsgActions")
+                 + bicep_var_array(text, "adminRuleActions"))
     for name, actions in (("readActions", read), ("writeActions", write), ("effective*Actions", effective)):
         assert len(actions) == len(set(actions)), f"duplicate action in {name}"
         assert not any("*" in action for action in actions), f"wildcard in {name}"
@@ -242,7 +243,8 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     assert re.search(
         r"^var actions = concat\(readActions, allowWrites \? writeActions : \[\], "
         r"allowFirewallWrites \? firewallWriteActions : \[\], "
-        r"allowEffectiveRoutes \? effectiveRouteActions : \[\], allowEffectiveNsgs \? effectiveNsgActions : \[\]\)$",
+        r"allowEffectiveRoutes \? effectiveRouteActions : \[\], allowEffectiveNsgs \? effectiveNsgActions : \[\], "
+        r"allowAdminRules \? adminRuleActions : \[\]\)$",
         clean,
         re.MULTILINE,
     ), "the role's actions must be read + (writes if allowWrites) + each opt-in read's action if switched on"
@@ -255,6 +257,8 @@ def test_custom_role_is_read_plus_switched_write_and_effective_route_actions():
     assert bicep_param_default(text, "allowWrites") == "false"
     assert bicep_param_default(text, "allowEffectiveRoutes") == "false"
     assert bicep_param_default(text, "allowEffectiveNsgs") == "false"
+    # The admin rules' POST changes nothing and without it a network manager's Deny goes unseen: on by default.
+    assert bicep_param_default(text, "allowAdminRules") == "true"
     assert bicep_param_default(text, "roleName") == "'ASR Remediate Operator'"
 
 

@@ -41,6 +41,9 @@ PROTECTED_ITEM_TYPE = ("microsoft.recoveryservices/vaults/replicationfabrics/rep
 #: ReplicationProtectedItems_Get: the newest stable Site Recovery API in Azure/azure-rest-api-specs
 #: (specification/recoveryservicessiterecovery/resource-manager/Microsoft.RecoveryServices/stable/2025-01-01).
 SITE_RECOVERY_API_VERSION = "2025-01-01"
+#: Most pages of one VNet's effective security admin rules (a network manager allows far fewer rules than this many
+#: default-size pages; the bound only stops a misbehaving skipToken).
+ADMIN_RULE_PAGE_LIMIT = 100
 
 
 # --- resource ids ----------------------------------------------------------------------------------------
@@ -422,6 +425,41 @@ class NetworkWriter:
                                                                     polling=self._polling()).result()
 
         return list(self._read(nic_id, "POST effectiveNetworkSecurityGroups", call).get("value") or [])
+
+    def list_effective_admin_rules(self, vnet_id: str) -> list[dict[str, Any]]:
+        """The AVNM security admin rules in effect on a VNet: POST …/virtualNetworks/{vnet}/
+        listNetworkManagerEffectiveSecurityAdminRules (ListNetworkManagerEffectiveSecurityAdminRules), every page.
+
+        Not a long-running operation: each POST answers 200 with ``{"value": [...], "skipToken": …}``; the next page
+        is asked for with the same POST and ``{"skipToken": <token>}`` as the body (QueryRequestOptions) — the
+        request and response of the NetworkManagerEffectiveSecurityAdminRulesList example in
+        Azure/azure-rest-api-specs, and azure-mgmt-network's ``list_network_manager_effective_security_admin_rules``
+        (an operation of the client itself, not of ``virtual_networks``). The first request sends ``{}``. A token
+        seen twice, or more than :data:`ADMIN_RULE_PAGE_LIMIT` pages, is an error rather than a loop."""
+        rid = _expect(vnet_id, VNET_TYPE)
+        client = self.client(rid.subscription_id)
+        entries: list[dict[str, Any]] = []
+        token: str | None = None
+        seen: set[str] = set()
+        for _page in range(ADMIN_RULE_PAGE_LIMIT):
+            body: dict[str, Any] = {"skipToken": token} if token else {}
+
+            def call(body: dict[str, Any] = body) -> Any:
+                return client.list_network_manager_effective_security_admin_rules(rid.resource_group, rid.name, body)
+
+            page = self._read(vnet_id, "POST listNetworkManagerEffectiveSecurityAdminRules", call)
+            entries += [e for e in page.get("value") or [] if isinstance(e, dict)]
+            token = page.get("skipToken") or None
+            if not token:
+                return entries
+            if token in seen:
+                raise ArmError(f"POST listNetworkManagerEffectiveSecurityAdminRules {vnet_id}: the skipToken repeats",
+                               status_code=None, code="SkipTokenRepeated", resource_id=vnet_id,
+                               detail="the skipToken repeats")
+            seen.add(token)
+        raise ArmError(f"POST listNetworkManagerEffectiveSecurityAdminRules {vnet_id}: more than "
+                       f"{ADMIN_RULE_PAGE_LIMIT} pages", status_code=None, code="TooManyPages", resource_id=vnet_id,
+                       detail=f"more than {ADMIN_RULE_PAGE_LIMIT} pages")
 
     # -- child resources (security rules, routes): one implementation, two kinds
 

@@ -42,6 +42,14 @@ Strict where ARM is strict (a lenient emulator hides production bugs); each poin
   Azure computes them on the VM's host).
 * every request needs a bearer token and an ``api-version``; unknown Resource Graph query forms are a 400.
 * Site Recovery: ``GET`` of a replication protected item (ReplicationProtectedItems_Get), read-only.
+* AVNM: ``POST …/virtualNetworks/{vnet}/listNetworkManagerEffectiveSecurityAdminRules``
+  (ListNetworkManagerEffectiveSecurityAdminRules; the NetworkManagerEffectiveSecurityAdminRulesList example) is a plain
+  200, not long-running: ``{"value": [...], "skipToken": …}`` in pages of :attr:`ArmEmulator.admin_rules_page_size`
+  (or ``$top``), the next page asked for by the same POST with ``{"skipToken": …}`` as its body. Strict: the body
+  must be a JSON object (QueryRequestOptions, required by the spec) whose ``skipToken`` is absent or one this
+  emulator issued for that VNet (else 400 ``InvalidSkipToken``); ``$top`` a positive integer; an api-version older
+  than the first stable one with the operation (2022-01-01) is a 400 ``NoRegisteredProviderFound``; an unknown VNet
+  is a 404 ``ResourceNotFound``; GET is a 405.
 * Resource Graph lag: :attr:`ArmEmulator.arg_lag` makes Resource Graph answer an older copy of a resource (or
   none yet) while ARM reads see the current one — ARG "lags behind the source of truth by a brief period"
   (learn.microsoft.com/azure/governance/resource-graph/choose-query-strategy).
@@ -113,6 +121,10 @@ MAX_PREFIXES_PER_RULE_SIDE = 4000
 # "Number of Rule Collection Groups in a firewall policy: … 90 for Firewall policies created after July 2022" (Azure
 # Firewall limits)
 MAX_RULE_COLLECTION_GROUPS = 90
+ADMIN_RULES_TYPE = "microsoft.network/virtualnetworks/networkmanagereffectivesecurityadminrules"
+#: The first stable api-version of ListNetworkManagerEffectiveSecurityAdminRules (before it: 2021-02-01-preview,
+#: 2021-05-01-preview, 2022-02-01-preview; azure-native's API version list).
+ADMIN_RULES_MIN_API_VERSION = "2022-01-01"
 # Words an NSG rule's address prefix may be besides CIDRs and service tags (ARM accepts these in any case).
 _RULE_WORDS = {"*", "any", "internet", "virtualnetwork", "azureloadbalancer"}
 
@@ -394,6 +406,11 @@ class ArmEmulator:
         #: NetworkInterfaceEffectiveNSGList shape: a list of {networkSecurityGroup, association,
         #: effectiveSecurityRules}); a NIC not listed gets an empty list
         self.effective_nsgs: dict[str, list[dict[str, Any]]] = {}
+        #: effective security admin rules per VNet id (lower case), served by POST
+        #: …/listNetworkManagerEffectiveSecurityAdminRules; a VNet not listed has none (an empty list)
+        self.admin_rules: dict[str, list[dict[str, Any]]] = {}
+        #: entries per page of those rules when the request gives no $top
+        self.admin_rules_page_size = 50
         self._tag_names: tuple[dict[str, Any], set[str]] | None = None
         #: Resource Graph result sets by query digest, continued by $skipToken pages
         self._arg_results: dict[str, list[dict[str, Any]]] = {}
@@ -444,6 +461,11 @@ class ArmEmulator:
         etag, provisioningState, NSG default rules, child ids/etags. Returns the stored copy."""
         with self._lock:
             doc = copy.deepcopy(dict(resource))
+            if str(doc.get("type") or "").lower() == ADMIN_RULES_TYPE:
+                # An export's pseudo-resource: the VNet's effective security admin rules, served by the POST.
+                vnet_id = str(doc["id"]).rstrip("/").rsplit("/", 1)[0]
+                self.admin_rules[vnet_id.lower()] = list((doc.get("properties") or {}).get("value") or [])
+                return doc
             rid = _parse_id(doc["id"])
             arg_type = rid.arg_type
             doc.setdefault("name", rid.names[-1])
@@ -597,6 +619,9 @@ class ArmEmulator:
             return self._operation_result(req, match.group(1))
         if low.endswith("/effectiveroutetable") and "/microsoft.network/networkinterfaces/" in low:
             return self._effective_routes(req, path.rsplit("/", 1)[0])
+        if (low.endswith("/listnetworkmanagereffectivesecurityadminrules")
+                and "/microsoft.network/virtualnetworks/" in low):
+            return self._admin_rules(req, path.rsplit("/", 1)[0])
         if low.endswith("/effectivenetworksecuritygroups") and "/microsoft.network/networkinterfaces/" in low:
             nic_id = path.rsplit("/", 1)[0]
             return self._nic_post(req, nic_id, {"value": copy.deepcopy(self.effective_nsgs.get(nic_id.lower(), []))},
@@ -658,6 +683,46 @@ class ArmEmulator:
         if self.lro_retry_after is not None:
             headers["Retry-After"] = str(self.lro_retry_after)
         return _Response(202, None, headers)
+
+    def _admin_rules(self, req: RecordedRequest, vnet_id: str) -> _Response:
+        """ListNetworkManagerEffectiveSecurityAdminRules: one page of the VNet's effective security admin rules."""
+        if req.method != "POST":
+            raise ArmError(405, "MethodNotAllowed", "Use POST for listNetworkManagerEffectiveSecurityAdminRules")
+        version = req.query.get("api-version", "")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(-preview)?", version) or version[:10] < ADMIN_RULES_MIN_API_VERSION:
+            raise ArmError(400, "NoRegisteredProviderFound",
+                           f"No registered resource provider found for API version '{version}' and type "
+                           "'virtualNetworks/listNetworkManagerEffectiveSecurityAdminRules'. The supported "
+                           f"api-versions start at '{ADMIN_RULES_MIN_API_VERSION}'.")
+        if self.resources.get(vnet_id.lower()) is None:
+            raise ArmError(404, "ResourceNotFound", f"The Resource '{vnet_id}' was not found.")
+        body = req.body
+        if not isinstance(body, dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be "
+                           "deserialized: the body must be a QueryRequestOptions object.")
+        top_text = req.query.get("$top")
+        size = self.admin_rules_page_size
+        if top_text is not None:
+            if not top_text.isdigit() or int(top_text) < 1:
+                raise ArmError(400, "InvalidParameter", f"$top must be a positive integer, not '{top_text}'.")
+            size = int(top_text)
+        token = body.get("skipToken")
+        start = 0
+        if token not in (None, ""):
+            try:
+                decoded = json.loads(base64.urlsafe_b64decode(str(token).encode()).decode())
+                if not isinstance(decoded, dict) or str(decoded.get("vnet", "")).lower() != vnet_id.lower():
+                    raise ValueError("another VNet's token")
+                start = int(decoded["offset"])
+            except (ValueError, KeyError, TypeError) as error:
+                raise ArmError(400, "InvalidSkipToken", f"The skipToken '{token}' is not valid for this request."
+                               ) from error
+        rules = self.admin_rules.get(vnet_id.lower(), [])
+        page: dict[str, Any] = {"value": copy.deepcopy(rules[start:start + size])}
+        if start + size < len(rules):
+            page["skipToken"] = base64.urlsafe_b64encode(
+                json.dumps({"vnet": vnet_id.lower(), "offset": start + size}).encode()).decode()
+        return _Response(200, page)
 
     def vm_running(self, vm_id: str) -> bool:
         """A VM counts as running unless its power state (Resource Graph's properties.extended.instanceView) says
