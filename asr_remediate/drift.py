@@ -49,8 +49,8 @@ COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 @dataclass(frozen=True)
 class Finding:
     kind: str  # admin-deny | admin-rules | nsg-deny | route-next-hop | route-appliance | firewall-deny
-    #            | firewall-egress | private-endpoint | private-dns | bgp-propagation | effective-nsg | legacy-ip-rule
-    #            | unknown | missing | skipped
+    #            | firewall-egress | private-endpoint | private-dns | cache-storage | bgp-propagation | effective-nsg
+    #            | legacy-ip-rule | unknown | missing | skipped
     severity: str  # error | warning
     side: str
     destination: str
@@ -677,7 +677,7 @@ def _private_stage(item: ProtectedItem, point: PathPoint, estate: Estate, sided:
     """Private endpoints of the vault and the cache storage accounts replace the public tags they make unnecessary
     (privatelink.py); a vault the side's VNet has no endpoint of, and a VNet not linked to the endpoint's private DNS
     zone, are findings."""
-    side = private_side(item, point.vnet, point.side, sided, estate)
+    side = private_side(item, point.vnet, point.side, sided, estate, point.subnet)
     for problem in side.problems:
         out.add(Finding(problem.kind, problem.severity, point.side, problem.destination, problem.resource_id,
                         problem.message))

@@ -21,6 +21,7 @@ from .model import (
     PrivateLinkConnection,
     PrivateLinks,
     RecoveryVault,
+    StorageAccount,
     key,
     parent_id,
 )
@@ -29,7 +30,9 @@ PRIVATE_ENDPOINT_TYPE = "microsoft.network/privateendpoints"
 PRIVATE_DNS_ZONE_TYPE = "microsoft.network/privatednszones"
 DNS_LINK_TYPE = "microsoft.network/privatednszones/virtualnetworklinks"
 VAULT_TYPE = "microsoft.recoveryservices/vaults"
-PRIVATE_LINK_TYPES = frozenset({PRIVATE_ENDPOINT_TYPE, PRIVATE_DNS_ZONE_TYPE, DNS_LINK_TYPE, VAULT_TYPE})
+STORAGE_ACCOUNT_TYPE = "microsoft.storage/storageaccounts"
+PRIVATE_LINK_TYPES = frozenset({PRIVATE_ENDPOINT_TYPE, PRIVATE_DNS_ZONE_TYPE, DNS_LINK_TYPE, VAULT_TYPE,
+                                STORAGE_ACCOUNT_TYPE})
 
 Mark = Callable[[str, str, str], None]
 
@@ -140,6 +143,26 @@ def parse_vault(resource: Mapping[str, Any]) -> RecoveryVault:
     )
 
 
+def parse_storage_account(resource: Mapping[str, Any]) -> StorageAccount:
+    """A storage account's network rules (StorageAccountGetProperties.json, Microsoft.Storage 2025-01-01)."""
+    props = _props(resource)
+    acls = _mapping(props.get("networkAcls"), "networkAcls")
+    subnets = frozenset(
+        key(_text(_mapping(rule, "virtualNetworkRules[]").get("id"), "virtualNetworkRules[].id"))
+        for rule in _list(acls.get("virtualNetworkRules"), "virtualNetworkRules")
+        if _text(_mapping(rule, "virtualNetworkRules[]").get("action") or "Allow", "action").lower() == "allow")
+    ips = tuple(_text(_mapping(rule, "ipRules[]").get("value"), "ipRules[].value")
+                for rule in _list(acls.get("ipRules"), "ipRules"))
+    return StorageAccount(
+        id=str(resource["id"]),
+        name=(_text(resource.get("name"), "name") or str(resource["id"]).rstrip("/").rsplit("/", 1)[-1]).lower(),
+        public_network_access=_text(props.get("publicNetworkAccess"), "publicNetworkAccess").lower(),
+        default_action=(_text(acls.get("defaultAction"), "networkAcls.defaultAction") or "Allow").lower(),
+        subnet_rules=frozenset(s for s in subnets if s),
+        ip_rules=ips,
+    )
+
+
 def parse_dns_link(resource: Mapping[str, Any]) -> str:
     """The VNet a private DNS zone's virtual network link links (its id, original spelling; "" when none)."""
     return _ref(_props(resource).get("virtualNetwork"), "virtualNetwork")
@@ -158,6 +181,7 @@ class PrivateLinkParts:
               failures: tuple[type[Exception], ...]) -> PrivateLinks:
         endpoints: dict[str, PrivateEndpoint] = {}
         vaults: dict[str, RecoveryVault] = {}
+        accounts: dict[str, StorageAccount] = {}
         zone_names: dict[str, tuple[str, str]] = {}  # zone key → (id, name)
         links: dict[str, set[str]] = {}
         for k, (rtype, doc) in sorted(self.docs.items()):
@@ -174,6 +198,8 @@ class PrivateLinkParts:
                     endpoints[k] = endpoint
                 elif rtype == VAULT_TYPE:
                     vaults[k] = parse_vault(doc)
+                elif rtype == STORAGE_ACCOUNT_TYPE:
+                    accounts[k] = parse_storage_account(doc)
                 elif rtype == PRIVATE_DNS_ZONE_TYPE:
                     zone_names.setdefault(k, (rid, _text(doc.get("name"), "name") or rid.rsplit("/", 1)[-1]))
                 elif rtype == DNS_LINK_TYPE:
@@ -191,7 +217,8 @@ class PrivateLinkParts:
                     mark(rid, rtype, reason)
         zones = {k: PrivateDnsZone(zid, name.lower(), frozenset(links.get(k, ()))) for k, (zid, name) in
                  zone_names.items()}
-        return PrivateLinks(MappingProxyType(endpoints), MappingProxyType(zones), MappingProxyType(vaults))
+        return PrivateLinks(MappingProxyType(endpoints), MappingProxyType(zones), MappingProxyType(vaults),
+                            MappingProxyType(accounts))
 
 
 def without(links: PrivateLinks, unreadable: Iterable[str]) -> PrivateLinks:
@@ -199,8 +226,9 @@ def without(links: PrivateLinks, unreadable: Iterable[str]) -> PrivateLinks:
     gone = set(unreadable)
     return PrivateLinks(MappingProxyType({k: v for k, v in links.endpoints.items() if k not in gone}),
                         MappingProxyType({k: v for k, v in links.dns_zones.items() if k not in gone}),
-                        MappingProxyType({k: v for k, v in links.vaults.items() if k not in gone}))
+                        MappingProxyType({k: v for k, v in links.vaults.items() if k not in gone}),
+                        MappingProxyType({k: v for k, v in links.storage_accounts.items() if k not in gone}))
 
 
-__all__ = ["PRIVATE_LINK_TYPES", "PrivateLinkParts", "parse_dns_link", "parse_private_endpoint", "parse_vault",
-           "without"]
+__all__ = ["PRIVATE_LINK_TYPES", "PrivateLinkParts", "parse_dns_link", "parse_private_endpoint",
+           "parse_storage_account", "parse_vault", "without"]

@@ -403,12 +403,25 @@ class RecoveryVault:
 
 
 @dataclass(frozen=True)
+class StorageAccount:
+    """A (cache) storage account's network rules: publicNetworkAccess and networkAcls."""
+
+    id: str
+    name: str  # lower case; storage account names are globally unique
+    public_network_access: str = ""  # "enabled" | "disabled" | "securedbyperimeter" | "" (not set: enabled)
+    default_action: str = "allow"  # networkAcls.defaultAction, lower case
+    subnet_rules: frozenset[str] = frozenset()  # key() of the subnets of Allow virtualNetworkRules
+    ip_rules: tuple[str, ...] = ()  # networkAcls.ipRules[].value (public addresses or ranges)
+
+
+@dataclass(frozen=True)
 class PrivateLinks:
     """Everything Private Link in the inventory, by key(id)."""
 
     endpoints: Mapping[str, PrivateEndpoint] = field(default_factory=lambda: MappingProxyType({}))
     dns_zones: Mapping[str, PrivateDnsZone] = field(default_factory=lambda: MappingProxyType({}))
     vaults: Mapping[str, RecoveryVault] = field(default_factory=lambda: MappingProxyType({}))
+    storage_accounts: Mapping[str, StorageAccount] = field(default_factory=lambda: MappingProxyType({}))
 
 
 # How findings name a resource of each ARM type (lower case) that could not be read.
@@ -427,6 +440,7 @@ RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.network/privateendpoints": "private endpoint",
     "microsoft.recoveryservices/vaults": "Recovery Services vault",
     "microsoft.network/privatednszones": "private DNS zone",
+    "microsoft.storage/storageaccounts": "storage account",
 })
 
 

@@ -58,7 +58,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .ipset import IdentityCache, IPSet, parse_ipv4_prefix
-from .model import Estate, PrivateEndpoint, ProtectedItem, Route, RouteTable, VirtualNetwork, key, parent_id
+from .model import (
+    Estate,
+    PrivateEndpoint,
+    ProtectedItem,
+    Route,
+    RouteTable,
+    Subnet,
+    VirtualNetwork,
+    key,
+    parent_id,
+)
 from .requirements import SOURCE, Requirement
 from .routes import Hop
 
@@ -73,7 +83,7 @@ _ROUTE_POLICIES = frozenset({"enabled", "routetableenabled"})
 class Problem:
     """A finding of the private endpoint stage, in plain data (drift turns it into a Finding)."""
 
-    kind: str  # "private-endpoint" (error) | "private-dns" (warning) | "unknown"
+    kind: str  # "private-endpoint" | "cache-storage" (errors) | "private-dns" (warning) | "unknown"
     severity: str
     destination: str
     resource_id: str
@@ -205,23 +215,23 @@ def _is_storage(req: Requirement) -> bool:
 
 
 def private_side(item: ProtectedItem, vnet: VirtualNetwork, side: str, requirements: list[Requirement],
-                 estate: Estate) -> PrivateSide:
+                 estate: Estate, subnet: Subnet | None = None) -> PrivateSide:
     """The requirements of one side as the vault's and cache accounts' private endpoints change them, and the
     stage's problems. Memoised: the VMs of a VNet share the Requirement objects (the engine memoises by identity)."""
     vault_id = vault_id_of(item)
     caches = item.cache_storage_accounts if side == SOURCE else ()
     links = estate.private_links
-    if not links.endpoints and not links.vaults:
+    if not links.endpoints and not links.vaults and not links.storage_accounts:
         return PrivateSide(tuple(requirements))
-    return _SIDES.get((links, vnet, *requirements), (key(vault_id), caches, side),
-                      lambda: _private_side(vault_id, caches, vnet, side, requirements, estate))
+    return _SIDES.get((links, vnet, subnet, *requirements), (key(vault_id), caches, side),
+                      lambda: _private_side(vault_id, caches, vnet, side, requirements, estate, subnet))
 
 
 _SIDES: IdentityCache[PrivateSide] = IdentityCache()
 
 
 def _private_side(vault_id: str, caches: tuple[str, ...], vnet: VirtualNetwork, side: str,
-                  requirements: list[Requirement], estate: Estate) -> PrivateSide:
+                  requirements: list[Requirement], estate: Estate, subnet: Subnet | None) -> PrivateSide:
     result: list[Requirement] = []
     problems: list[Problem] = []
     vault_key = key(vault_id)
@@ -260,6 +270,9 @@ def _private_side(vault_id: str, caches: tuple[str, ...], vnet: VirtualNetwork, 
                     found.setdefault(key(e.id), e)
             else:
                 missing.append(name)
+                problem = _storage_rules_problem(estate, name, vnet, subnet)
+                if problem is not None:
+                    problems.append(problem)
         storage = [_endpoint_requirement(side, e, "Storage (cache)", "write replication data to the cache storage "
                                                                       "account") for e in found.values()]
         storage_covered = bool(found) and not missing
@@ -279,6 +292,40 @@ def _private_side(vault_id: str, caches: tuple[str, ...], vnet: VirtualNetwork, 
             continue
         result.append(req)
     return PrivateSide(tuple(result), tuple(problems))
+
+
+def _storage_rules_problem(estate: Estate, name: str, vnet: VirtualNetwork, subnet: Subnet | None) -> Problem | None:
+    """A cache storage account reached over its public endpoint (no private endpoint reachable from the VNet) whose
+    network rules refuse the VM. ``publicNetworkAccess`` ``Disabled`` "disables access from any public address space
+    … and denies all logins that match IP or virtual network-based firewall rules" (Azure Policy built-in
+    StoragePublicNetworkAccess_AuditDeny, Azure/azure-policy); with ``networkAcls.defaultAction`` ``Deny`` only the
+    listed networks get in, a subnet through a virtual network rule with a Microsoft.Storage service endpoint on it
+    (learn.microsoft.com/azure/storage/common/storage-network-security). IP rules name public addresses, and the VM's
+    public egress address is not in the inventory: unknown, not a guess."""
+    account = next((a for a in estate.private_links.storage_accounts.values() if a.name == name), None)
+    if account is None:
+        return None
+    what = f"cache storage account {account.name}"
+    if account.public_network_access == "disabled":
+        return Problem("cache-storage", "error", "Storage", account.id,
+                       f"{what} disables public network access and VNet {vnet.name} has no approved blob private "
+                       f"endpoint of it (in the VNet or a peered VNet): ASR cannot write the replication data; create "
+                       f"one (target sub-resource blob, private DNS zone {BLOB_ZONE}) or allow public network access")
+    if account.default_action != "deny":
+        return None
+    if subnet is not None and key(subnet.id) in account.subnet_rules and any(
+            e.service.lower() == "microsoft.storage" for e in subnet.service_endpoints):
+        return None
+    where = f"subnet {subnet.name}" if subnet is not None else f"VNet {vnet.name}"
+    if account.ip_rules:
+        return Problem("unknown", "warning", "Storage", account.id,
+                       f"cannot tell whether {what} lets {where} in: its firewall denies by default, no virtual "
+                       f"network rule allows {where}, and its IP rules ({', '.join(account.ip_rules[:5])}) may or "
+                       "may not hold the VM's public egress address")
+    return Problem("cache-storage", "error", "Storage", account.id,
+                   f"the firewall of {what} denies by default and no virtual network rule allows {where} (with a "
+                   f"Microsoft.Storage service endpoint) nor a private endpoint serves VNet {vnet.name}: ASR cannot "
+                   f"write the replication data; add a virtual network rule for {where} or a blob private endpoint")
 
 
 def endpoint_routes(table: RouteTable | None, bgp: tuple[Route, ...], req: Requirement,

@@ -52,6 +52,7 @@ var readActions = [
   'Microsoft.Network/privateEndpoints/read'
   'Microsoft.Network/privateDnsZones/virtualNetworkLinks/read'
   'Microsoft.RecoveryServices/vaults/read'
+  'Microsoft.Storage/storageAccounts/read'
   'Microsoft.Network/locations/serviceTags/read'
   'Microsoft.Network/locations/operations/read'
   'Microsoft.Network/locations/operationResults/read'

@@ -292,3 +292,66 @@ def test_a_second_cache_account_without_an_endpoint_keeps_the_storage_tag() -> N
     plan = scan_resources(resources, Settings())
     assert by_side(plan, "source") == {"Storage.EastUS": {"nsg-deny"}}
     assert "Storage.EastUS" in planned_destinations(plan)
+
+
+# --- the cache storage account's network rules (no private endpoint serves the VNet) -------------------------------
+
+def storage_account(name: str, *, public: str = "", default: str = "Allow", subnets: tuple[str, ...] = (),
+                    ips: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The StorageAccountGetProperties example, renamed, with its network rules set."""
+    account = body("StorageAccountGetProperties.json")
+    account["id"] = rid(SUB, RG, "Microsoft.Storage", "storageAccounts", name)
+    account["name"] = name
+    if public:
+        account["properties"]["publicNetworkAccess"] = public
+    account["properties"]["networkAcls"].update({
+        "defaultAction": default,
+        "virtualNetworkRules": [{"id": s, "action": "Allow", "state": "Succeeded"} for s in subnets],
+        "ipRules": [{"value": ip, "action": "Allow"} for ip in ips]})
+    return account
+
+
+def test_the_real_storage_account_example_parses_its_network_rules() -> None:
+    """Golden: StorageAccountGetProperties (Microsoft.Storage 2025-01-01): networkAcls defaultAction Allow."""
+    (account,) = build_estate([body("StorageAccountGetProperties.json")]).private_links.storage_accounts.values()
+    assert (account.name, account.public_network_access, account.default_action) == ("sto8596", "", "allow")
+    assert account.subnet_rules == frozenset() and account.ip_rules == ()
+
+
+def storage_case(account: dict[str, Any], *, endpoint: bool = False,
+                 service_endpoint: bool = False) -> list[dict[str, Any]]:
+    resources = with_cache(Scenario(service_endpoints=[("Microsoft.Storage", ["eastus"])] if service_endpoint
+                                    else None).resources(), account["id"])
+    resources.append(account)
+    if endpoint:
+        subnet = add_subnet(resources, SRC_VNET, "snet-pe", "10.1.9.0/24")
+        resources += [private_endpoint(SUB, RG, "pe-cache", "eastus", subnet, account["id"], "blob", ["10.1.9.20"]),
+                      dns_zone_link(SUB, RG, BLOB_ZONE, "link-src", SRC_VNET)]
+    return resources
+
+
+def test_a_cache_account_without_public_access_and_without_an_endpoint_is_an_error() -> None:
+    plan = scan_resources(storage_case(storage_account("cacheeastus01", public="Disabled")))
+    (finding,) = plan.reports[0].findings
+    assert (finding.kind, finding.severity, finding.side, finding.fixable) == ("cache-storage", "error", "source",
+                                                                               False)
+    assert "disables public network access" in finding.message and BLOB_ZONE in finding.message
+    assert plan.changes == ()
+    # Its blob private endpoint in the VNet is the way in: no finding.
+    assert scan_resources(storage_case(storage_account("cacheeastus01", public="Disabled"),
+                                       endpoint=True)).reports[0].findings == ()
+
+
+def test_a_cache_account_firewall_lets_in_only_a_subnet_with_a_rule_and_a_storage_service_endpoint() -> None:
+    subnet = f"{SRC_VNET}/subnets/snet"
+    denied = scan_resources(storage_case(storage_account("cacheeastus01", default="Deny")))
+    (finding,) = denied.reports[0].findings
+    assert finding.kind == "cache-storage" and "virtual network rule" in finding.message
+    ruled = storage_account("cacheeastus01", default="Deny", subnets=(subnet,))
+    assert [f.kind for f in scan_resources(storage_case(ruled)).reports[0].findings] == ["cache-storage"], \
+        "a virtual network rule needs the subnet's Microsoft.Storage service endpoint"
+    assert scan_resources(storage_case(ruled, service_endpoint=True)).reports[0].findings == ()
+    guessed = scan_resources(storage_case(storage_account("cacheeastus01", default="Deny", ips=("20.1.2.3",))))
+    (unknown,) = guessed.reports[0].findings
+    assert unknown.kind == "unknown" and "20.1.2.3" in unknown.message
+    assert scan_resources(storage_case(storage_account("cacheeastus01"))).reports[0].findings == ()

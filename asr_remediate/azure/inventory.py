@@ -58,7 +58,8 @@ PROTECTED_ITEM_TYPE = (
 #: Everything the evaluation needs besides the protected items: VMs, their NICs, VNets (subnets inline),
 #: NSGs (rules inline), route tables (routes inline), and for Private Link the private endpoints (connections,
 #: customDnsConfigs inline; their IPs also on their NICs), the private DNS zones' virtual network links (the zone is
-#: the link's parent) and the Recovery Services vaults (privateEndpointConnections inline) — all tracked resources of
+#: the link's parent), the Recovery Services vaults (privateEndpointConnections inline) and the storage accounts (the
+#: cache accounts' network rules) — all tracked resources of
 #: the ``resources`` table (the ``recoveryservicesresources`` table holds the vaults' replication and backup items).
 NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.compute/virtualmachines",
@@ -69,6 +70,7 @@ NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.network/privateendpoints",
     "microsoft.network/privatednszones/virtualnetworklinks",
     "microsoft.recoveryservices/vaults",
+    "microsoft.storage/storageaccounts",
 )
 #: The ARM envelope an estate file carries. ``id`` must be projected: Resource Graph pages stably only by id.
 PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, properties"

@@ -75,7 +75,7 @@ def test_rows_have_the_resource_graph_shape_and_protected_items_come_first(arm, 
     arm.add_all(protected_items())
     arm.add(nsg("nsg1"))
     arm.add(route_table("rt1"))
-    arm.add({"id": rid("storageAccounts", "sa1", provider="Microsoft.Storage"), "location": "eastus"})
+    arm.add({"id": rid("vaults", "kv1", provider="Microsoft.KeyVault"), "location": "eastus"})
     a2a_sub = protected_items()[0]["id"].split("/")[2]
 
     rows = fetch(arm, credential, sleep, subscriptions=(SUB, a2a_sub))
