@@ -338,13 +338,19 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
         wanted = [*needed, *(args.subscription or settings.subscriptions)]
         scope = Scope(tuple(dict.fromkeys(sub.lower() for sub in wanted)))
         runtime = _runtime(settings)
-        estate = build_estate(runtime.collect(scope))
+        raw = runtime.collect(scope, admin_rules=False)
+        estate = build_estate(raw)
         tags = runtime.service_tags(scope.subscriptions[0])
     try:
         check_region(tags, args.target_region.lower())
         item = preflight_item(estate, args.vm, args.target_region, args.recovery_vnet, args.recovery_subnet)
     except ValueError as error:
         raise UsageError(f"preflight: {error}") from None
+    if not args.estate:
+        # The VM is not replicated yet: its VNets' security admin rules are read for it, not the estate's.
+        admin = runtime.admin_rules(raw, [item])
+        if admin:
+            estate = build_estate(raw + admin)
     plan = make_plan(estate, [evaluate_item(item, estate, tags, settings)], tags, settings, items=[item])
     print(RENDERERS[args.format](plan.reports, plan.changes))
     return exit_code(plan)

@@ -339,11 +339,16 @@ def preflight(method: str, params: Mapping[str, str], raw_body: bytes | None) ->
         return _error(400, error)
     runtime = runtime_factory(settings)
     try:
-        estate = build_estate(runtime.collect(Scope(subscriptions)))
+        raw = runtime.collect(Scope(subscriptions), admin_rules=False)
+        estate = build_estate(raw)
         try:
             item = preflight_item(estate, vm_id, target, recovery_vnet, recovery_subnet)
         except ValueError as error:  # the VM is not in the inventory
             return _error(404, error)
+        # The VM is not replicated yet: its VNets' security admin rules are read for it, not the estate's.
+        admin = runtime.admin_rules(raw, [item])
+        if admin:
+            estate = build_estate(raw + admin)
         tags = runtime.service_tags(subscription_of(vm_id))
     except READ_FAILURES as error:
         return _read_failure("preflight", error)

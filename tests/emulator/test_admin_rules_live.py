@@ -220,3 +220,27 @@ def test_an_event_reads_only_the_affected_vms_vnets(estate_arm: ArmEmulator, tmp
     assert _report(result, "vm-api-01").status == "compliant"  # the AlwaysAllow was read for the event too
     read = sorted(p.path.lower().rsplit("/", 1)[0] for p in arm.matching("POST", POST))
     assert read == sorted({_vnet(arm, "vnet-spoke-api").lower(), _vnet(arm, "vnet-dr-centralus").lower()})
+
+
+def test_a_preflight_reads_the_admin_rules_of_the_vm_it_checks(app_env: ArmEmulator) -> None:
+    """A VM not replicated yet is not among the protected items: the preflight reads its own VNets' admin rules (and
+    only those), so a network manager's Deny is reported before replication is enabled."""
+    import function_app
+    from examples.estate_builder import nic, vm
+    from examples.estate_builder import rid as arm_id
+    from examples.make_example_estate import RG
+    from tests.emulator.test_function_app import http, user_function
+
+    data = _vnet(app_env, "vnet-spoke-data")
+    dr_vnet = _vnet(app_env, "vnet-dr-centralus")
+    vm_id = arm_id(SUB, RG, "Microsoft.Compute", "virtualMachines", "vm-new-data")
+    new_nic = nic(SUB, RG, "vm-new-data-nic", "eastus", f"{data}/subnets/snet-data", "10.60.1.40", vm_id)
+    app_env.add_all([new_nic, vm(SUB, RG, "vm-new-data", "eastus", [new_nic["id"]])])
+    params = {"vm": vm_id, "targetRegion": "centralus", "recoveryVnet": dr_vnet, "recoverySubnet": "snet-web"}
+    response = user_function(function_app.preflight)(http("GET", params, route="preflight"))
+    assert response.status_code == 200
+    (report,) = json.loads(response.get_body())["vms"]
+    deny = [f for f in report["findings"] if f["kind"] == "admin-deny"]
+    assert deny and not any(f["fixable"] for f in deny) and "Deny-Storage-Exfiltration" in deny[0]["message"]
+    read = sorted(p.path.lower().rsplit("/", 1)[0] for p in app_env.matching("POST", POST))
+    assert read == sorted({data.lower(), dr_vnet.lower()})
