@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,10 @@ EFFECTIVE_NSGS_RESOURCE_TYPE = "Microsoft.Network/networkInterfaces/effectiveNet
 PARALLEL_FROM_ITEMS = 1000
 PARALLEL_BATCHES = 4
 ADMIN_RULES_RESOURCE_TYPE = "Microsoft.Network/virtualNetworks/networkManagerEffectiveSecurityAdminRules"
+#: Security admin rules POSTs in flight at once (one per VNet): like the Resource Graph batches, a handful — far
+#: inside ARM's per-subscription budget (a token bucket of 200-250 requests, refilled at 10-25 a second, "Request
+#: limits and throttling"), and the retry policy still honours a 429's Retry-After.
+ADMIN_RULE_READERS = 4
 
 Progress = Callable[[str], None]
 RECONCILE_FAILURES: tuple[type[Exception], ...] = (AuditError, *AZURE_FAILURES)
@@ -213,23 +218,29 @@ class Runtime:
                 recovery = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
                 if recovery is not None:
                     vnet_ids.setdefault(key(recovery.id), recovery.id)
-        found = []
-        for vnet_key, vnet_id in sorted(vnet_ids.items()):
-            cached = self._admin_rules.get(vnet_key)
-            if cached is None:
-                self.progress(f"security admin rules of {vnet_id}")
-                try:
-                    properties: dict[str, Any] = {"value": self.network.list_effective_admin_rules(vnet_id)}
-                except ArmError as error:
-                    # No permission (the role predates the action) or a VNet just deleted: the VMs using it get an
-                    # admin-rules warning; every other VNet is still evaluated.
-                    self.progress(f"security admin rules of {vnet_id} not read: {one_line(error)}")
-                    properties = {"error": _arm_reason(error)}
-                cached = {"id": f"{vnet_id}/networkManagerEffectiveSecurityAdminRules",
-                          "type": ADMIN_RULES_RESOURCE_TYPE, "properties": properties}
-                self._admin_rules[vnet_key] = cached
-            found.append(cached)
-        return found
+        def read(vnet_id: str) -> dict[str, Any]:
+            self.progress(f"security admin rules of {vnet_id}")
+            try:
+                properties: dict[str, Any] = {"value": self.network.list_effective_admin_rules(vnet_id)}
+            except ArmError as error:
+                # No permission (the role predates the action) or a VNet just deleted: the VMs using it get an
+                # admin-rules warning; every other VNet is still evaluated.
+                self.progress(f"security admin rules of {vnet_id} not read: {one_line(error)}")
+                properties = {"error": _arm_reason(error)}
+            return {"id": f"{vnet_id}/networkManagerEffectiveSecurityAdminRules", "type": ADMIN_RULES_RESOURCE_TYPE,
+                    "properties": properties}
+
+        missing = [(k, v) for k, v in sorted(vnet_ids.items()) if k not in self._admin_rules]
+        if len(missing) > 1 and ADMIN_RULE_READERS > 1:
+            # One round trip per VNet: a few in flight, so 250 VNets do not cost 250 sequential latencies.
+            with ThreadPoolExecutor(max_workers=min(ADMIN_RULE_READERS, len(missing)),
+                                    thread_name_prefix="admin-rules") as pool:
+                results = list(pool.map(read, [v for _, v in missing]))
+        else:
+            results = [read(v) for _, v in missing]
+        for (vnet_key, _), pseudo in zip(missing, results, strict=True):
+            self._admin_rules[vnet_key] = pseudo
+        return [self._admin_rules[k] for k in sorted(vnet_ids)]
 
     def effective_routes(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Opt-in (ASR_READ_EFFECTIVE_ROUTES): one ARM call per source NIC whose VNet can learn BGP routes.

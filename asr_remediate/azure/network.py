@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -325,11 +326,18 @@ class NetworkWriter:
         # Used only when ARM's responses carry no Retry-After; Network RP usually sends one.
         self._polling_interval = polling_interval
         self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle
 
     def client(self, subscription_id: str) -> Any:
+        """The subscription's client, made once even when several threads ask at the same time (the security admin
+        rules are read a few VNets at a time; SDK clients themselves are safe to share between threads)."""
         key = subscription_id.lower()
+        with self._clients_lock:
+            return self._client_locked(key, subscription_id)
+
+    def _client_locked(self, key: str, subscription_id: str) -> Any:
         if key not in self._clients:
             self._clients[key] = make_network_client(
                 self._credential, subscription_id, self._endpoint, ca_bundle=self._ca_bundle, sleep=self._sleep,

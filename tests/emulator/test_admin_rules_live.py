@@ -244,3 +244,18 @@ def test_a_preflight_reads_the_admin_rules_of_the_vm_it_checks(app_env: ArmEmula
     assert deny and not any(f["fixable"] for f in deny) and "Deny-Storage-Exfiltration" in deny[0]["message"]
     read = sorted(p.path.lower().rsplit("/", 1)[0] for p in app_env.matching("POST", POST))
     assert read == sorted({data.lower(), dr_vnet.lower()})
+
+
+def test_reads_in_parallel_still_honour_throttling_and_keep_their_order(estate_arm: ArmEmulator,
+                                                                       tmp_path: Path) -> None:
+    """A few VNets are read at a time: a 429 with Retry-After on one of them is retried by the SDK's policy (the
+    wait recorded, not slept), and the pseudo-resources come back in VNet order whatever finished first."""
+    arm = estate_arm
+    arm.inject("POST", "vnet-spoke-data" + POST, Fault.throttle(retry_after=2))
+    runtime = make_runtime(arm, tmp_path, apply=False)[0]
+    resources = runtime.collect(SCOPE)
+    pseudo = [r["id"].lower() for r in resources if r["type"] == ADMIN_RULES_RESOURCE_TYPE]
+    assert pseudo == sorted(pseudo) and {p.rsplit("/", 1)[0] for p in pseudo} == path_vnets(arm)
+    assert all("value" in r["properties"] for r in resources if r["type"] == ADMIN_RULES_RESOURCE_TYPE)
+    throttled = arm.matching("POST", "vnet-spoke-data" + POST)
+    assert [r.status for r in throttled] == [429, 200]
