@@ -1,8 +1,9 @@
 """The imperative shell: live inventory, service tags, the engine, guarded apply and audit, wired from settings.
 
 Used by the CLI's live commands and by every Function App trigger, so both behave the same. A scan costs the
-Resource Graph pages plus one Service Tags call: no per-VM ARM reads. ARM is read per resource only right before
-a write (and for the one resource an Event Grid event names, because Resource Graph lags ARM).
+Resource Graph pages plus one Service Tags call plus one security admin rules POST per VNet on a replicated VM's
+path (ASR_READ_ADMIN_RULES): no per-VM ARM reads. ARM is read per resource only right before a write (and for the
+one resource an Event Grid event names, because Resource Graph lags ARM).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ Strict where ARM is strict (a lenient emulator hides production bugs); each poin
   must be a JSON object (QueryRequestOptions, required by the spec) whose ``skipToken`` is absent or one this
   emulator issued for that VNet (else 400 ``InvalidSkipToken``); ``$top`` a positive integer; an api-version older
   than the first stable one with the operation (2022-01-01) is a 400 ``NoRegisteredProviderFound``; an unknown VNet
-  is a 404 ``ResourceNotFound``; GET is a 405.
+  is a 404 ``ResourceNotFound``; GET is a 405 (tested in test_admin_rules_live.py).
 * Resource Graph lag: :attr:`ArmEmulator.arg_lag` makes Resource Graph answer an older copy of a resource (or
   none yet) while ARM reads see the current one — ARG "lags behind the source of truth by a brief period"
   (learn.microsoft.com/azure/governance/resource-graph/choose-query-strategy).
