@@ -330,9 +330,10 @@ def _storage_rules_problem(estate: Estate, name: str, vnet: VirtualNetwork, subn
 
 def endpoint_routes(table: RouteTable | None, bgp: tuple[Route, ...], req: Requirement,
                     estate: Estate) -> tuple[RouteTable | None, tuple[Route, ...]]:
-    """The routes that can carry traffic to a private endpoint's IPs instead of its /32 system route: a /32 for the
-    IP, and — with route-table network policies on the endpoint's subnet — routes as wide as the endpoint VNet's
-    address space or wider. The others lose to the /32 (longest prefix match) and are left out."""
+    """The routes that can carry traffic to a private endpoint's IPs instead of its /32 system route. With route-table
+    network policies on the endpoint's subnet, a route as wide as the endpoint VNet's address space or wider
+    invalidates the /32 route: then every route competes as usual (longest prefix match). Otherwise only a /32 for
+    the IP beats it (equal length, user before system): the other routes are left out."""
     endpoint = estate.private_links.endpoints.get(key(req.private_endpoint)) if req.private_endpoint else None
     if endpoint is None or (table is None and not bgp):
         return table, bgp
@@ -355,19 +356,23 @@ def _endpoint_routes(table: RouteTable | None, bgp: tuple[Route, ...], endpoint:
                    if IPSet.from_prefixes((p,)).overlaps(ips)]
         widest = min(lengths, default=-1)
 
-    def wins(route: Route) -> bool:
-        prefix = route.address_prefix.strip()
+    def covers(route: Route, exact: bool) -> bool:
         try:
-            start, end = parse_ipv4_prefix(prefix)
+            start, end = parse_ipv4_prefix(route.address_prefix.strip())
         except ValueError:
             return False  # a service-tag route: tags hold public addresses, never a private endpoint's
         if not IPSet.of(((start, end),)).overlaps(ips):
             return False
         length = 32 - (end - start + 1).bit_length() + 1
-        return length == 32 or length <= widest
+        return length == 32 if exact else length <= widest
 
-    kept_table = replace(table, routes=tuple(r for r in table.routes if wins(r))) if table is not None else None
-    return kept_table, tuple(r for r in bgp if wins(r))
+    routes = (*(table.routes if table is not None else ()), *bgp)
+    if any(covers(r, exact=False) for r in routes):
+        return table, bgp  # the /32 route is invalidated: plain longest prefix match over every route
+    # Only a /32 for the IP beats the endpoint's own /32 route.
+    kept_table = replace(table, routes=tuple(r for r in table.routes if covers(r, exact=True))) \
+        if table is not None else None
+    return kept_table, tuple(r for r in bgp if covers(r, exact=True))
 
 
 def endpoint_verdict(hop: Hop) -> str:

@@ -669,3 +669,25 @@ def firewall_verdict(estate: Estate, firewall: AzureFirewall, source_ip: str, ad
         return "deny", None
 
     return decide(0)
+
+
+# --- Private endpoints --------------------------------------------------------------------------------------
+
+def endpoint_next_hop(table: RouteTable | None, vnet: VirtualNetwork, subnet: Subnet | None, address: Address,
+                      tags: ServiceTags, endpoint_space: Sequence[str], route_policies: bool) -> tuple[str, str]:
+    """The next hop of one packet to a private endpoint's IP, from the docs' wording, address by address: the endpoint
+    propagates a /32 route (next hop InterfaceEndpoint); with network policies for route tables on its subnet, a user
+    route whose prefix is as wide as the endpoint VNet's address space (``endpoint_space``) or wider invalidates it,
+    and the usual longest prefix match decides (learn.microsoft.com/azure/private-link/disable-private-endpoint-
+    network-policy). Otherwise only a user /32 for the address wins (equal length: user before system)."""
+    destination = _address(address)
+    spaces = [n for n in (_network(p) for p in endpoint_space) if n is not None and destination in n]
+    space_length = min((n.prefixlen for n in spaces), default=-1)
+    user = [(r, n) for r in (table.routes if table is not None else ()) if (n := _network(r.address_prefix.strip()))
+            is not None and destination in n]
+    if route_policies and any(n.prefixlen <= space_length for _, n in user):
+        return route_next_hop(table, vnet, subnet, address, tags)
+    for route, network in user:
+        if network.prefixlen == 32:
+            return route.next_hop_type, route.name
+    return "InterfaceEndpoint", "system: private endpoint"

@@ -27,12 +27,30 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from asr_remediate.config import Settings
 from asr_remediate.drift import COMPLIANT, DRIFT
 from asr_remediate.estate import build_estate
-from asr_remediate.privatelink import vault_uses_private_endpoints
+from asr_remediate.ipset import IPSet, address_to_int
+from asr_remediate.model import (
+    Estate,
+    PrivateEndpoint,
+    PrivateLinkConnection,
+    PrivateLinks,
+    Route,
+    RouteTable,
+    Subnet,
+    VirtualNetwork,
+    key,
+)
+from asr_remediate.privatelink import endpoint_routes, endpoint_verdict, vault_uses_private_endpoints
+from asr_remediate.requirements import Requirement
+from asr_remediate.routes import Hop, route_hops
 from examples.estate_builder import dns_zone_link, private_endpoint, recovery_vault, rid, vault_id
-from tests.scenario import DR_RG, RG, SUB, Scenario, allow, deny, scan_resources
+from tests.oracle import endpoint_next_hop
+from tests.scenario import DR_RG, RG, SUB, Scenario, allow, deny, full_tags, scan_resources
 
 ARM = Path(__file__).parent / "data" / "arm"
 VAULT = vault_id(SUB, "vault")
@@ -355,3 +373,49 @@ def test_a_cache_account_firewall_lets_in_only_a_subnet_with_a_rule_and_a_storag
     (unknown,) = guessed.reports[0].findings
     assert unknown.kind == "unknown" and "20.1.2.3" in unknown.message
     assert scan_resources(storage_case(storage_account("cacheeastus01"))).reports[0].findings == ()
+
+
+# --- the route rule against the per-address oracle ------------------------------------------------------------------
+
+_PREFIXES = ("0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.0.0/17", "10.1.8.0/21", "10.1.9.0/24", "10.1.9.0/28",
+             "10.1.9.4/32", "10.1.9.5/32", "10.1.9.16/32")
+_HOPS = ("None", "VirtualAppliance", "Internet", "VnetLocal", "VirtualNetworkGateway")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(routes=st.dictionaries(st.sampled_from(_PREFIXES), st.sampled_from(_HOPS), max_size=6),
+       policies=st.sampled_from(("Disabled", "Enabled", "RouteTableEnabled", "NetworkSecurityGroupEnabled")),
+       ips=st.sets(st.sampled_from(("10.1.9.4", "10.1.9.5", "10.1.9.6", "10.1.9.16", "10.1.9.200")), min_size=1,
+                   max_size=4))
+def test_routes_to_an_endpoint_agree_with_the_per_address_oracle(routes: dict[str, str], policies: str,
+                                                                  ips: set[str]) -> None:
+    pe_subnet = Subnet(f"{SRC_VNET}/subnets/snet-pe", "snet-pe", ("10.1.9.0/24",),
+                       private_endpoint_network_policies=policies.lower())
+    app = Subnet(f"{SRC_VNET}/subnets/snet", "snet", ("10.1.1.0/24",), route_table_id="/rt")
+    vnet = VirtualNetwork(SRC_VNET, "vnet-src", "eastus", ("10.1.0.0/16",), (app, pe_subnet))
+    table = RouteTable("/rt", "rt", "eastus", tuple(
+        Route(f"r{i}", prefix, hop, "10.0.0.4" if hop == "VirtualAppliance" else "")
+        for i, (prefix, hop) in enumerate(sorted(routes.items()))))
+    endpoint = PrivateEndpoint("/pe", "pe", "eastus", pe_subnet.id,
+                               (PrivateLinkConnection(VAULT, ("azuresiterecovery",), "approved"),), tuple(sorted(ips)))
+    estate = Estate(vnets={key(vnet.id): vnet}, subnets={key(s.id): s for s in vnet.subnets},
+                    route_tables={"/rt": table}, private_links=PrivateLinks(endpoints={"/pe": endpoint}))
+    req = Requirement("source", "pe", "pe-pe", "reach the vault", IPSet.from_prefixes(ips), style="prefix",
+                      private_endpoint="/pe")
+    assert req.prefixes is not None
+    kept, learned = endpoint_routes(table, (), req, estate)
+    hops = route_hops(kept, vnet, app, req.prefixes, full_tags(), learned)
+    covered = IPSet.of(())
+    for hop in hops:
+        covered = covered | hop.addresses
+        for ip in ips:
+            if not hop.addresses.contains(address_to_int(ip)):
+                continue
+            kind, name = endpoint_next_hop(table, vnet, app, ip, full_tags(), vnet.address_prefixes,
+                                           policies.lower() in ("enabled", "routetableenabled"))
+            expected = endpoint_verdict(Hop(IPSet.address(ip), kind, name, "user" if name.startswith("r") else
+                                            "system"))
+            assert endpoint_verdict(hop) == expected, (ip, hop, kind, name)
+            if name.startswith("r"):
+                assert hop.route_name == name, (ip, hop, name)
+    assert covered == req.prefixes
