@@ -44,6 +44,8 @@ from .service import (
     rollback,
 )
 from .servicetags import ServiceTags, load_service_tags_file, parse_service_tags
+from .telemetry import Telemetry, count_page
+from .telemetry import from_environment as telemetry_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,10 @@ class Runtime:
     def __init__(self, settings: Settings, credential: Any = None, *, sink: AuditSink | None = None,
                  network: NetworkClient | None = None, progress: Progress | None = None,
                  inventory_kwargs: Mapping[str, Any] | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        #: Metrics and structured logs per run; off unless APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+        self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.clock = clock
         #: When to stop starting writes (the triggers set it below the Function timeout); none for the CLI.
         self.deadline = Deadline()
@@ -294,6 +298,7 @@ class Runtime:
         from .azure.inventory import InventoryProgress, fetch_resources
 
         def report(p: InventoryProgress) -> None:
+            count_page()
             self.progress(f"resource graph: {p.query} page {p.page}, {p.rows} rows of {p.total_records}")
 
         return fetch_resources(self.credential, self.settings.arm_endpoint, subscriptions, progress=report,
@@ -326,6 +331,13 @@ class Runtime:
     def run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None = None,
             run_id: str | None = None, resources: list[dict[str, Any]] | None = None) -> RunResult:
         """Scan the scope; apply the plan when asked (and allowed by ASR_APPLY or an explicit --apply)."""
+        with self.telemetry.observe_run(trigger) as observed:
+            observed.result = self._run(scope, trigger=trigger, actor=actor, apply=apply, run_id=run_id,
+                                        resources=resources)
+        return observed.result
+
+    def _run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None, run_id: str | None,
+             resources: list[dict[str, Any]] | None) -> RunResult:
         estate = build_estate(resources if resources is not None else self.collect(scope))
         # The raw rows are not needed once parsed (a large estate's rows weigh more than the parsed model).
         tags = self.service_tags(scope.subscriptions[0] if scope.subscriptions else "")
@@ -360,6 +372,11 @@ class Runtime:
         ``RunResult.recheck`` says why the event should be handled again later: Resource Graph did not hold ARM's
         current state of the named resource yet (it lags ARM), so the rest of the path it returned may lag too.
         """
+        with self.telemetry.observe_run("eventgrid") as observed:
+            observed.result = self._handle_event(event, actor=actor, apply=apply)
+        return observed.result
+
+    def _handle_event(self, event: Mapping[str, Any], *, actor: str, apply: bool | None) -> RunResult:
         parsed = parse_event(event)
         target = watched(parsed)
         empty = Plan((), ())

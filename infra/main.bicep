@@ -399,6 +399,12 @@ var hostSettings = [
     value: appInsights.properties.ConnectionString
   }
   {
+    // host.json telemetryMode OpenTelemetry + this: the Python worker configures the Azure Monitor distro and streams
+    // its logs itself, without duplicate host entries (learn.microsoft.com/azure/azure-functions/opentelemetry-howto).
+    name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
+    value: 'true'
+  }
+  {
     name: 'AZURE_CLIENT_ID'
     value: identity.properties.clientId
   }

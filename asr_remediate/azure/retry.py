@@ -41,6 +41,8 @@ from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 
+from ..telemetry import count_request
+
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -460,6 +462,7 @@ class SleepingRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
             self._sleep_fn(float(wait))
 
     def send(self, request: Any) -> Any:
+        count_request(str(request.http_request.url))  # once per call, whatever its retries (asr.arm.calls)
         try:
             return super().send(request)
         except (ServiceRequestError, ServiceResponseError) as error:
