@@ -33,6 +33,12 @@ def test_json_output_follows_the_contract() -> None:
     statuses = {vm["name"]: vm["status"] for vm in doc["vms"]}
     assert statuses["vm-web-01"] == "compliant" and statuses["vm-app-01"] == "drift"
     assert statuses["vm-batch-01"] == "skipped" and statuses["vm-erp-01"] == "unknown"
+    # The estate file carries the VNets' effective security admin rules as export writes them: an AlwaysAllow wins
+    # over the spoke NSG's deny, a network manager's Deny is an error the bot cannot fix.
+    by_name = {vm["name"]: vm for vm in doc["vms"]}
+    assert statuses["vm-api-01"] == "compliant" and not by_name["vm-api-01"]["findings"]
+    (deny,) = by_name["vm-data-01"]["findings"]
+    assert (deny["kind"], deny["fixable"], deny["ruleName"]) == ("admin-deny", False, "Deny-Storage-Exfiltration")
     for vm in doc["vms"]:
         # asrHealth is additive (issue 15): present when the protected item carries Site Recovery's health.
         assert {"id", "name", "sourceRegion", "targetRegion", "direction", "status", "findings"} <= set(vm)
