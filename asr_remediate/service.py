@@ -190,14 +190,7 @@ class Applier:
         tags = document.get("tags") or {}
         if self.settings.opt_out_tag.lower() in {str(t).lower() for t in tags}:
             return None, f"opted out with tag {self.settings.opt_out_tag}"
-        vm_keys = {key(v) for v in change.vm_ids}
-        items = [i for i in self.estate.protected_items if key(i.vm_id) in vm_keys]
-        reports = [evaluate_item(i, self.estate, self.tags, self.settings) for i in items]
-        plan = make_plan(self.estate, reports, self.tags, self.settings)
-        for candidate in plan.changes:
-            if key(candidate.resource_id) == key(change.resource_id) and candidate.name.lower() == change.name.lower():
-                return candidate, ""
-        return None, "no longer needed after re-reading the resource"
+        return self._candidate(change)
 
     def _verify(self, change: Change) -> tuple[bool, str]:
         document = self._read(change)
