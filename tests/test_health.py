@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from asr_remediate.drift import Finding, VmReport
 from asr_remediate.estate import build_estate, parse_item_health, parse_protected_item, unwrap
 from asr_remediate.health import (
     CONFIRMED,
@@ -30,9 +34,11 @@ from asr_remediate.health import (
     UNEXPLAINED,
     UNEXPLAINED_KIND,
     code_table,
+    cross_check,
     destination_bases,
     shown_time,
 )
+from asr_remediate.model import HealthError, ItemHealth, ProtectedItem
 from asr_remediate.planner import Plan
 from asr_remediate.report import render_json, render_markdown, render_table
 from asr_remediate.requirements import TAG_FQDNS
@@ -136,6 +142,9 @@ def test_destination_bases_and_times():
     assert destination_bases("Storage.EastUS") == {"storage"}
     assert destination_bases("Storage (eastus)") == {"storage"}
     assert destination_bases("SiteRecovery-IPs-2017.centralus") == {"azuresiterecovery", "eventhub"}
+    # Through a private endpoint (privatelink.py names the requirement after the destination it replaces):
+    assert destination_bases("AzureSiteRecovery private endpoint pe-asr") == {"azuresiterecovery"}
+    assert destination_bases("Storage (cache) private endpoint pe-cache") == {"storage"}
     assert shown_time("2025-12-15T07:49:29.2320169Z") == "2025-12-15T07:49:29Z"
     assert shown_time("") == "an unknown time" and shown_time("yesterday") == "yesterday"
 
@@ -280,3 +289,67 @@ def test_json_carries_the_verdicts_additively_and_the_summary_counts_them():
     assert [f["kind"] for f in vm["findings"]].count("asr-unexplained") == 1
     summary = summarize(RunResult("run-1", plan))
     assert (summary["asrConfirmed"], summary["asrUnexplained"], summary["asrNotYetReported"]) == (1, 1, 0)
+
+
+# --- property: the verdicts against a brute-force definition ------------------------------------------------------
+
+DESTINATIONS = ("Storage.EastUS", "AzureActiveDirectory", "EventHub.CentralUS", "AzureSiteRecovery",
+                "SiteRecovery-IPs-2017.centralus", "Storage (cache) private endpoint pe-c", "all")
+CODES = ("151037", "151072", "151195", "151196", "151197", "151066", "153007", "161011", "999999")
+
+
+@st.composite
+def case(draw: Any) -> tuple[ProtectedItem, VmReport]:
+    findings = tuple(
+        Finding(draw(st.sampled_from(("nsg-deny", "route-next-hop", "route-appliance", "unknown", "firewall-deny"))),
+                draw(st.sampled_from(("error", "warning"))), draw(st.sampled_from(("source", "target"))),
+                draw(st.sampled_from(DESTINATIONS)), f"/r/{i}", f"m{i}")
+        for i in range(draw(st.integers(0, 6))))
+    errors = tuple(
+        HealthError(draw(st.sampled_from(CODES)), created=draw(st.sampled_from(("", SINCE, "2026-01-01T00:00:00Z"))),
+                    inner=tuple(HealthError(c) for c in draw(st.lists(st.sampled_from(CODES), max_size=2))))
+        for _ in range(draw(st.integers(0, 3))))
+    item = ProtectedItem("/pi", "vm", "/vm", "eastus", "centralus", health=ItemHealth("Normal", errors))
+    status = "drift" if any(f.severity == "error" for f in findings) else "compliant"
+    return item, VmReport("/vm", "vm", "eastus", "centralus", status, findings, "/pi")
+
+
+def oracle_confirms(code: str, findings: tuple[Finding, ...]) -> bool:
+    """By definition: an error finding on the source side whose destination is one the code names."""
+    wanted = {d.lower() for d in code_table()[code].destinations}
+    for f in findings:
+        name = f.destination.lower()
+        bases = ({"azuresiterecovery", "eventhub"} if name.startswith("siterecovery-ips-2017")
+                 else {name.replace("(", " ").replace(".", " ").split()[0]})
+        if f.severity == "error" and f.side == "source" and bases & wanted:
+            return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(case())
+def test_cross_check_agrees_with_the_definition_and_changes_nothing_else(data: tuple[ProtectedItem, VmReport]):
+    item, report = data
+    checked = cross_check(item, report)
+    assert checked.status == report.status  # a warning at most: the VM's status never moves
+    kept, added = checked.findings[:len(report.findings)], checked.findings[len(report.findings):]
+    for before, after in zip(report.findings, kept, strict=True):
+        assert replace(after, asr="", asr_note="") == before
+        assert after.asr == ("" if before.severity != "error" else after.asr)
+    check = checked.asr_health
+    assert check is not None and item.health is not None
+    flat = [pair for e in item.health.errors for pair in [(e, ""), *((i, e.code) for i in e.inner)]]
+    assert [(r.error, r.outer_code) for r in check.errors] == flat
+    for r in check.errors:
+        if r.error.code not in code_table():
+            assert r.verdict == OTHER
+        else:
+            assert r.verdict == (CONFIRMED if oracle_confirms(r.error.code, report.findings) else UNEXPLAINED)
+    assert {f.rule_name for f in added} == {r.error.code for r in check.errors if r.verdict == UNEXPLAINED}
+    assert all(f.kind == UNEXPLAINED_KIND and f.severity == "warning" for f in added)
+    for f in kept:
+        if f.severity == "error":
+            covered = any(r.meaning is not None and f.side == "source" and oracle_confirms(r.error.code, (f,))
+                          for r in check.errors)
+            assert f.asr == (CONFIRMED if covered else NOT_YET_REPORTED)
+    assert check.not_yet_reported == sum(1 for f in kept if f.asr == NOT_YET_REPORTED)
