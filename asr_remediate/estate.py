@@ -1166,6 +1166,13 @@ class _FirewallParts:
                                    RULE_COLLECTION_GROUP_TYPE: parse_rule_collection_group,
                                    IP_GROUP_TYPE: parse_ip_group}
         for k, (rtype, doc) in sorted(self.docs.items()):
+            failure = _props(doc).get("error") if isinstance(doc.get("properties"), Mapping) else None
+            if failure and rtype in (FIREWALL_POLICY_TYPE, RULE_COLLECTION_GROUP_TYPE):
+                # An ARM read that failed (azure/firewalls.py): the policy, or ``<policy>/ruleCollectionGroups``.
+                listed = rtype == RULE_COLLECTION_GROUP_TYPE
+                mark(str(doc["id"]).rstrip("/").rsplit("/", 1)[0] if listed else str(doc["id"]), FIREWALL_POLICY_TYPE,
+                     f"{'its rule collection groups' if listed else 'it'} could not be read: {_cut(str(failure), 300)}")
+                continue
             if rtype == FIREWALL_TYPE:
                 for ip in firewall_ips_of(doc):
                     ips.setdefault(ip, str(doc["id"]))

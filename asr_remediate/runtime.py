@@ -188,6 +188,11 @@ class Runtime:
         network = self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY),
                               concurrency=parallel)
         resources = items + network
+        if any(str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls" for r in network):
+            from .azure.firewalls import read_firewall_policies
+
+            # The rule collection groups of the firewalls on a replicated VM's path: one ARM list per policy.
+            resources = read_firewall_policies(resources, self.network, self.progress)
         extra: list[dict[str, Any]] = []
         if self.settings.read_effective_routes:
             extra += self.effective_routes(resources)

@@ -60,7 +60,9 @@ PROTECTED_ITEM_TYPE = (
 #: customDnsConfigs inline; their IPs also on their NICs), the private DNS zones' virtual network links (the zone is
 #: the link's parent), the Recovery Services vaults (privateEndpointConnections inline) and the storage accounts (the
 #: cache accounts' network rules) — all tracked resources of
-#: the ``resources`` table (the ``recoveryservicesresources`` table holds the vaults' replication and backup items).
+#: the ``resources`` table (the ``recoveryservicesresources`` table holds the vaults' replication and backup items);
+#: and for Azure Firewall the firewalls, Firewall Policies and IP groups (their rule collection groups are not in the
+#: ``resources`` table: ``azure/firewalls.py`` lists them from ARM).
 NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.compute/virtualmachines",
     "microsoft.network/networkinterfaces",
@@ -71,6 +73,9 @@ NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.network/privatednszones/virtualnetworklinks",
     "microsoft.recoveryservices/vaults",
     "microsoft.storage/storageaccounts",
+    "microsoft.network/azurefirewalls",
+    "microsoft.network/firewallpolicies",
+    "microsoft.network/ipgroups",
 )
 #: The ARM envelope an estate file carries. ``id`` must be projected: Resource Graph pages stably only by id.
 PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, properties"

@@ -357,6 +357,10 @@ def _table_of(arg_type: str) -> str:
     ``recoveryservicesresources``."""
     if arg_type.startswith("microsoft.recoveryservices/") and arg_type != "microsoft.recoveryservices/vaults":
         return "recoveryservicesresources"
+    if arg_type == "microsoft.network/firewallpolicies/rulecollectiongroups":
+        # Not a tracked resource of ``resources``: listed under ``networkresources`` only (Resource Graph table and
+        # resource type reference), which the emulator does not serve.
+        return "networkresources"
     return "resources"
 
 
