@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .firewall_paths import firewalls_of_item, policy_chain
 from .model import Estate, ProtectedItem, key, parent_id, subscription_of
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
@@ -32,6 +33,11 @@ WATCHED_TYPES: Mapping[str, tuple[str, int]] = {
     "microsoft.network/networkinterfaces": ("nic", 0),
     "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/replicationprotecteditems": (
         "protected-item", 0),
+    # Azure Firewall: the firewall (its IPs, classic rules, attached policy), its policy or a parent policy, and a
+    # policy's rule collection groups (→ the policy: the inventory lists its groups from ARM anyway).
+    "microsoft.network/azurefirewalls": ("firewall", 0),
+    "microsoft.network/firewallpolicies": ("firewall-policy", 0),
+    "microsoft.network/firewallpolicies/rulecollectiongroups": ("firewall-policy", 1),
 }
 
 
@@ -157,6 +163,8 @@ def _touches(estate: Estate, item: ProtectedItem, kind: str, target: str) -> boo
     vm = estate.vms.get(key(item.vm_id))
     if kind == "protected-item":
         return False
+    if kind in ("firewall", "firewall-policy"):
+        return _behind_firewall(estate, item, kind, target)
     nic_ids = list(vm.nic_ids) if vm else []
     nic_ids += [n.source_nic_id for n in item.recovery_nics]
     subnet_ids: list[str] = []
@@ -186,3 +194,13 @@ def _touches(estate: Estate, item: ProtectedItem, kind: str, target: str) -> boo
                 if kind == "route-table" and subnet.route_table_id and key(subnet.route_table_id) == target:
                     return True
     return kind == "nsg" and target in {key(n) for n in nsg_ids if n}
+
+
+def _behind_firewall(estate: Estate, item: ProtectedItem, kind: str, target: str) -> bool:
+    """The item's subnets route to the firewall ``target``, or to a firewall whose policy (or a parent of it) is
+    ``target`` (a deleted firewall: the runtime looks in Resource Graph's last copy of it)."""
+    firewalls = firewalls_of_item(estate, item)
+    if kind == "firewall":
+        return target in firewalls
+    return any(target in policy_chain(estate, firewall) for k in firewalls
+               if (firewall := estate.firewalls.get(k)) is not None)

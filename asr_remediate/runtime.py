@@ -397,17 +397,27 @@ class Runtime:
         fresh = self._reread(kind, resource_id)
         indexed = next((r for r in raw if key(str(r.get("id", ""))) == key(resource_id)), None)
         lag = index_lag(kind, resource_id, indexed, fresh)
+        indexed_raw = raw
         raw = [r for r in raw if key(str(r.get("id", ""))) != key(resource_id)]
         if fresh is not None:
             raw.append(fresh)
+        deleted_firewall = fresh is None and kind == "firewall" and indexed is not None
+
+        def affected(estate: Estate) -> list[ProtectedItem]:
+            if not deleted_firewall:
+                return affected_items(estate, kind, resource_id)
+            # A deleted firewall: its VMs are those whose routes named its IPs in Resource Graph's last copy of it.
+            before = {key(i.id) for i in affected_items(build_estate(indexed_raw), kind, resource_id)}
+            return [i for i in estate.protected_items if key(i.id) in before]
+
         estate = build_estate(raw)
-        items = affected_items(estate, kind, resource_id)
+        items = affected(estate)
         if not items:
             return RunResult("", empty, None, f"no replicated VM uses {resource_id}", recheck=lag)
         # Only the affected VMs' VNets: an event must not cost one POST per VNet of the whole estate.
         if self.settings.read_admin_rules:
             estate = build_estate(raw + self.admin_rules(raw, items))
-            items = affected_items(estate, kind, resource_id)
+            items = affected(estate)
         tags = self.service_tags(subscriptions[0])
         plan = self.evaluate(estate, tags, items)
         scope = Scope(tuple(subscriptions))
@@ -423,6 +433,8 @@ class Runtime:
             "vnet": self.network.get_virtual_network,
             "nic": self.network.get_network_interface,
             "protected-item": self.network.get_protected_item,
+            "firewall": self.network.get_azure_firewall,
+            "firewall-policy": self.network.get_firewall_policy,
         }
         reader = readers.get(kind)
         if reader is None:
@@ -501,6 +513,8 @@ def _type_for(kind: str) -> str:
         "nic": "Microsoft.Network/networkInterfaces",
         "protected-item": "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/"
                           "replicationProtectedItems",
+        "firewall": "Microsoft.Network/azureFirewalls",
+        "firewall-policy": "Microsoft.Network/firewallPolicies",
     }[kind]
 
 
@@ -526,6 +540,11 @@ def _parsed(kind: str, resource_id: str, document: Mapping[str, Any]) -> object:
     found: Mapping[str, object] = {
         "nsg": estate.nsgs, "route-table": estate.route_tables, "vnet": estate.vnets, "nic": estate.nics,
         "protected-item": {key(i.id): i for i in estate.protected_items},
+        "firewall": estate.firewalls,
+        # The groups are listed from ARM whatever Resource Graph holds (azure/firewalls.py): only the policy's own
+        # settings can lag, not its references nor the etag a group write changes.
+        "firewall-policy": {k: replace(p, etag="", rule_collection_group_ids=())
+                            for k, p in estate.firewall_policies.items()},
     }[kind]
     return found.get(key(resource_id))
 

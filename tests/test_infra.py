@@ -63,6 +63,12 @@ WATCHED_OPERATIONS = {
     "Microsoft.Network/virtualNetworks/subnets/write",
     "Microsoft.Network/networkInterfaces/write",
     "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems/write",
+    # Azure Firewall (issue 10): the firewall, its policy (or a parent) and the policy's rule collection groups.
+    "Microsoft.Network/azureFirewalls/write",
+    "Microsoft.Network/azureFirewalls/delete",
+    "Microsoft.Network/firewallPolicies/write",
+    "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",
+    "Microsoft.Network/firewallPolicies/ruleCollectionGroups/delete",
 }
 EVENT_GRID_MAX_FILTER_VALUES = 25  # across all advanced filters of one event subscription
 

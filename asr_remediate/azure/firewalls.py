@@ -26,13 +26,14 @@ IP groups outside the scanned subscriptions are not read: the rules naming them 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..errors import one_line
 from ..estate import FIREWALL_TYPE, build_estate
 from ..firewall import MAX_POLICY_DEPTH
-from ..model import Estate, key, parent_id
+from ..firewall_paths import firewalls_on_paths
+from ..model import key, parent_id
 from .network import ArmError
 
 FIREWALL_POLICY_ARM_TYPE = "Microsoft.Network/firewallPolicies"
@@ -44,40 +45,6 @@ class FirewallReader(Protocol):
 
     def get_firewall_policy(self, policy_id: str) -> dict[str, Any]: ...
     def list_rule_collection_groups(self, policy_id: str) -> list[dict[str, Any]]: ...
-
-
-def firewalls_on_paths(estate: Estate) -> list[str]:
-    """Ids of the firewalls some replicated VM's subnet routes to (sorted, each once).
-
-    Every route of the subnet's table counts, whatever its prefix: which required destination it carries is the
-    engine's business, and a route that carries none costs only the list of one policy's groups."""
-    found: dict[str, str] = {}
-
-    def routes_of(subnet_id: str) -> Iterable[tuple[str, str]]:
-        subnet = estate.subnets.get(key(subnet_id))
-        table = estate.route_tables.get(key(subnet.route_table_id)) if subnet and subnet.route_table_id else None
-        for route in table.routes if table else ():
-            yield route.next_hop_type, route.next_hop_ip
-
-    for item in estate.protected_items:
-        hops: list[tuple[str, str]] = []
-        for nic_id in estate.source_nic_ids(item):
-            nic = estate.nics.get(key(nic_id))
-            for config in nic.ip_configurations if nic else ():
-                hops += routes_of(config.subnet_id)
-            for route in estate.bgp_routes.get(key(nic_id), ()):
-                hops.append((route.next_hop_type, route.next_hop_ip))
-        for rnic in item.recovery_nics:
-            vnet = estate.vnets.get(key(rnic.recovery_vnet_id or item.recovery_vnet_id))
-            names = {n.lower() for n in rnic.recovery_subnet_names}
-            for subnet in vnet.subnets if vnet else ():
-                if subnet.name.lower() in names:
-                    hops += routes_of(subnet.id)
-        for hop_type, ip in hops:
-            firewall_id = estate.firewall_ips.get(ip.strip()) if hop_type.lower() == "virtualappliance" else None
-            if firewall_id:
-                found[key(firewall_id)] = firewall_id
-    return [found[k] for k in sorted(found)]
 
 
 def read_firewall_policies(resources: list[dict[str, Any]], network: FirewallReader,

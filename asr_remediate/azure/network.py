@@ -37,6 +37,7 @@ ROUTE_TABLE_TYPE = "microsoft.network/routetables"
 VNET_TYPE = "microsoft.network/virtualnetworks"
 NIC_TYPE = "microsoft.network/networkinterfaces"
 FIREWALL_POLICY_TYPE = "microsoft.network/firewallpolicies"
+FIREWALL_TYPE = "microsoft.network/azurefirewalls"
 PROTECTED_ITEM_TYPE = ("microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
                        "replicationprotecteditems")
 #: ReplicationProtectedItems_Get: the newest stable Site Recovery API in Azure/azure-rest-api-specs
@@ -566,6 +567,10 @@ class NetworkWriter:
         self._delete_child(route_table_id, "routes", name, if_match)
 
     # -- Firewall Policies: the policy (read) and its rule collection groups (the bot writes only its own)
+
+    def get_azure_firewall(self, firewall_id: str) -> dict[str, Any]:
+        """The firewall as ARM returns it (AzureFirewalls_Get), read when an event names it."""
+        return self._get(firewall_id, FIREWALL_TYPE, "azure_firewalls")
 
     def get_firewall_policy(self, policy_id: str) -> dict[str, Any]:
         """The policy as ARM returns it (``etag``, ``tags``, ``properties.basePolicy``, ``ruleCollectionGroups``)."""

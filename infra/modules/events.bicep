@@ -42,8 +42,9 @@ param tags object = {
 }
 
 // The ARM operations that can change what a replicated VM's outbound path allows. Advanced filter
-// limit: 25 values across all filters of one event subscription (12 used here). Deletes of VNets,
-// subnets, NICs and protected items are left out: they cannot open a gap on a VM that still replicates.
+// limit: 25 values across all filters of one event subscription (17 used here). Deletes of VNets,
+// subnets, NICs and protected items are left out: they cannot open a gap on a VM that still replicates; a firewall
+// policy in use cannot be deleted (it is attached to a firewall), a deleted firewall leaves its routes to nowhere.
 var watchedOperations = [
   'Microsoft.Network/networkSecurityGroups/write'
   'Microsoft.Network/networkSecurityGroups/delete'
@@ -57,6 +58,11 @@ var watchedOperations = [
   'Microsoft.Network/virtualNetworks/subnets/write'
   'Microsoft.Network/networkInterfaces/write'
   'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems/write'
+  'Microsoft.Network/azureFirewalls/write'
+  'Microsoft.Network/azureFirewalls/delete'
+  'Microsoft.Network/firewallPolicies/write'
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/write'
+  'Microsoft.Network/firewallPolicies/ruleCollectionGroups/delete'
 ]
 
 var createTopic = empty(existingSystemTopicName)

@@ -14,7 +14,8 @@ Scope (what ARM does that the bot relies on):
 * Network RP: NSGs (+ securityRules), route tables (+ routes) GET/PUT/DELETE, long-running writes
   (201/200/202 + ``Azure-AsyncOperation``; ``InProgress`` then ``Succeeded``; a DELETE also answers with a
   ``Location`` operation-result URL), validation with ARM's error codes; read-only virtual networks, subnets,
-  NICs; POST ``effectiveRouteTable`` and ``effectiveNetworkSecurityGroups``; the Service Tag Discovery API.
+  NICs, Azure Firewalls, IP groups; POST ``effectiveRouteTable`` and ``effectiveNetworkSecurityGroups``; the Service
+  Tag Discovery API.
 
 Strict where ARM is strict (a lenient emulator hides production bugs); each point has a test in test_emulator.py:
 
@@ -37,6 +38,8 @@ Strict where ARM is strict (a lenient emulator hides production bugs); each poin
   group and rule names per collection, known collection types and actions, network rules' ``ipProtocols``
   TCP/UDP/ICMP/Any, ports 1–64000 or ``*``, addresses as IPs / CIDRs / ranges (or known service tags as
   destinations), a source and a destination. Only that one code is Azure's; the others are the emulator's names.
+* Azure Firewalls and IP groups: GET only (their etag as stored); Firewall Policies carry an etag; rule collection
+  groups are not rows of Resource Graph's ``resources`` table (``networkresources`` only, not served).
 * ``effectiveRouteTable`` and ``effectiveNetworkSecurityGroups`` are long-running POSTs (202 + ``Location``) that
   fail for a NIC whose VM is not running (the NetworkInterfaceEffectiveRouteTableList / …EffectiveNSGList examples;
   Azure computes them on the VM's host).
@@ -125,6 +128,17 @@ ADMIN_RULES_TYPE = "microsoft.network/virtualnetworks/networkmanagereffectivesec
 #: The first stable api-version of ListNetworkManagerEffectiveSecurityAdminRules (before it: 2021-02-01-preview,
 #: 2021-05-01-preview, 2022-02-01-preview; azure-native's API version list).
 ADMIN_RULES_MIN_API_VERSION = "2022-01-01"
+# --- Azure Firewall reads (issue 10: the live inventory and events) -------------------------------------------------
+# AzureFirewalls_Get and IpGroups_Get are read-only GETs here (the firewall and its IP groups come from Resource Graph;
+# an event names a firewall); they, and the Firewall Policies, carry an etag like every Network RP resource (the
+# AzureFirewallGet / FirewallPolicyGet / IpGroupsGet examples all have one). Rule collection groups are not in
+# Resource Graph's ``resources`` table (see _table_of).
+_FIREWALL_READ_TYPES = {
+    "microsoft.network/azurefirewalls": "Microsoft.Network/azureFirewalls",
+    "microsoft.network/ipgroups": "Microsoft.Network/ipGroups",
+}
+_FIREWALL_ETAG_TYPES = {*_FIREWALL_READ_TYPES, "microsoft.network/firewallpolicies"}
+# --- end of the Azure Firewall reads --------------------------------------------------------------------------------
 # Words an NSG rule's address prefix may be besides CIDRs and service tags (ARM accepts these in any case).
 _RULE_WORDS = {"*", "any", "internet", "virtualnetwork", "azureloadbalancer"}
 
@@ -479,6 +493,9 @@ class ArmEmulator:
             # ARM GET bodies do not carry these Resource Graph columns.
             for column in ("resourceGroup", "subscriptionId"):
                 doc.pop(column, None)
+            if arg_type in _FIREWALL_ETAG_TYPES:
+                doc["type"] = _FIREWALL_READ_TYPES.get(arg_type, "Microsoft.Network/firewallPolicies")
+                doc["etag"] = doc.get("etag") or new_etag()
             if arg_type in _NETWORK_TYPES_WITH_ETAG:
                 doc["properties"].setdefault("provisioningState", "Succeeded")
                 if arg_type == "microsoft.network/networksecuritygroups":
@@ -1008,6 +1025,7 @@ class ArmEmulator:
             "microsoft.network/routetables": ("GET", "PUT"),
             "microsoft.network/virtualnetworks": ("GET",),
             "microsoft.network/networkinterfaces": ("GET",),
+            **{t: ("GET",) for t in _FIREWALL_READ_TYPES},
         }
         children = {
             ("microsoft.network/networksecuritygroups", "securityrules"): "securityRules",

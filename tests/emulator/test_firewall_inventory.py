@@ -149,3 +149,85 @@ def test_export_carries_the_firewall_so_an_offline_scan_agrees(arm: ArmEmulator,
     assert cli.main(["scan", "--estate", str(exported), "--service-tags", str(TAGS_FILE), "--format", "json"]) == 2
     assert json.loads(capsys.readouterr().out) == live
     assert any(f["kind"] == "firewall-deny" for vm in live["vms"] for f in vm["findings"])
+
+
+# -- events: writes to a firewall, its policy or a rule collection group re-evaluate the VMs behind it -----------------
+
+def write_event(resource_id: str, operation: str, *, delete: bool = False) -> dict[str, Any]:
+    from tests.emulator.test_events import event
+
+    return event(resource_id, operation, delete=delete)
+
+
+def policy_id(resources: list[dict[str, Any]], name: str) -> str:
+    return next(r["id"] for r in resources if r["id"].lower().endswith(f"/firewallpolicies/{name}"))
+
+
+@pytest.mark.parametrize("target, operation", [
+    ("child/ruleCollectionGroups/platform", "Microsoft.Network/firewallPolicies/ruleCollectionGroups/write"),
+    ("child", "Microsoft.Network/firewallPolicies/write"),
+    ("parent", "Microsoft.Network/firewallPolicies/write"),
+    ("fw-hub", "Microsoft.Network/azureFirewalls/write"),
+])
+def test_a_firewall_policy_or_group_write_re_evaluates_the_vms_behind_the_firewall(
+        arm: ArmEmulator, target: str, operation: str) -> None:
+    resources = hub(*policy_estate(deny_storage(), [group("base", 100, rule_collection("allow-aad", 100, "Allow", [
+        network_rule("aad", ["*"], ["AzureActiveDirectory"])]))]))
+    seeded(arm, resources)
+    subs = subscriptions(resources)
+    if target == "fw-hub":
+        resource_id = next(r["id"] for r in resources if r["id"].lower().endswith("/azurefirewalls/fw-hub"))
+    else:
+        name, _, rest = target.partition("/")
+        resource_id = policy_id(resources, name) + (f"/{rest}" if rest else "")
+    result = runtime(arm, subs).handle_event(write_event(resource_id, operation), actor="test")
+    [report] = result.plan.reports
+    assert report.status == DRIFT and any(f.kind == "firewall-deny" for f in report.findings)
+    assert result.recheck == ""  # Resource Graph already holds ARM's copy
+    if target == "fw-hub":
+        assert arm.count("GET", r"/azureFirewalls/fw-hub$") == 1  # re-read from ARM
+    elif "/" not in target:
+        assert arm.count("GET", rf"/firewallPolicies/{target}$") == 1
+
+
+def test_a_rule_collection_group_fix_by_someone_else_is_seen_by_its_event(arm: ArmEmulator) -> None:
+    """Someone adds an Allow group ahead of the deny: the event's evaluation reads the groups from ARM, not Resource
+    Graph, and finds the VM compliant on that firewall."""
+    resources = hub(*policy_estate(deny_storage()))
+    seeded(arm, resources)
+    subs = subscriptions(resources)
+    child = policy_id(resources, "child")
+    allow = rule_collection_group(child, "asr-by-hand", 150, [rule_collection("asr", 100, "Allow", [
+        network_rule("asr", ["*"], ["AzureActiveDirectory", "Storage", "EventHub", "AzureSiteRecovery"])])])
+    indexed = arm.resource(child)
+    with NetworkWriter(FakeCredential(), arm.base_url, ca_bundle=arm.ca_path, sleep=FakeSleep(), polling_interval=0,
+                       retry_backoff_factor=0.01) as other_writer:
+        other_writer.put_rule_collection_group(child, "asr-by-hand", allow["properties"])
+    arm.arg_lag[child.lower()] = indexed  # Resource Graph's policy does not list the new group yet
+    result = runtime(arm, subs).handle_event(write_event(allow["id"], "Microsoft.Network/firewallPolicies/"
+                                                                      "ruleCollectionGroups/write"), actor="test")
+    [report] = result.plan.reports
+    assert not [f for f in report.findings if f.kind == "firewall-deny"]
+
+
+def test_an_event_on_a_firewall_no_replicated_vm_uses_evaluates_nothing(arm: ArmEmulator) -> None:
+    resources = hub(*policy_estate(deny_storage()), routes=[("to-nva", "0.0.0.0/0", "VirtualAppliance", "10.0.9.4")])
+    seeded(arm, resources)
+    subs = subscriptions(resources)
+    result = runtime(arm, subs).handle_event(write_event(policy_id(resources, "child"),
+                                                         "Microsoft.Network/firewallPolicies/write"), actor="test")
+    assert result.plan.reports == () and "no replicated VM uses" in result.note
+
+
+def test_a_deleted_firewall_re_evaluates_the_vms_that_routed_to_it(arm: ArmEmulator) -> None:
+    resources = hub(*policy_estate(deny_storage()))
+    seeded(arm, resources)
+    subs = subscriptions(resources)
+    firewall = next(r["id"] for r in resources if r["id"].lower().endswith("/azurefirewalls/fw-hub"))
+    arm.arg_lag[firewall.lower()] = arm.resource(firewall)
+    del arm.resources[firewall.lower()]  # gone from ARM, still in Resource Graph
+    result = runtime(arm, subs).handle_event(write_event(firewall, "Microsoft.Network/azureFirewalls/delete",
+                                                         delete=True), actor="test")
+    assert len(result.plan.reports) == 1, result.note
+    [report] = result.plan.reports
+    assert any(f.kind == "route-appliance" for f in report.findings)  # the route now goes to an unknown appliance
