@@ -221,7 +221,7 @@ def private_side(item: ProtectedItem, vnet: VirtualNetwork, side: str, requireme
     vault_id = vault_id_of(item)
     caches = item.cache_storage_accounts if side == SOURCE else ()
     links = estate.private_links
-    if not links.endpoints and not links.vaults and not links.storage_accounts:
+    if not links.endpoints and not links.vaults and not links.storage_accounts and not estate.unreadable:
         return PrivateSide(tuple(requirements))
     return _SIDES.get((links, vnet, subnet, *requirements), (key(vault_id), caches, side),
                       lambda: _private_side(vault_id, caches, vnet, side, requirements, estate, subnet))
@@ -236,6 +236,11 @@ def _private_side(vault_id: str, caches: tuple[str, ...], vnet: VirtualNetwork, 
     problems: list[Problem] = []
     vault_key = key(vault_id)
     locked = bool(vault_id) and vault_uses_private_endpoints(estate, vault_id)
+    unreadable = estate.unreadable.get(vault_key) if vault_id else None
+    if unreadable is not None and not locked:
+        problems.append(Problem("unknown", "warning", "AzureSiteRecovery", unreadable.id,
+                                f"{unreadable.message}: whether it uses private endpoints for Site Recovery (and so "
+                                "whether AzureSiteRecovery goes to the public tag or to an endpoint) is not known"))
     site_recovery: list[Requirement] = []
     if locked:
         vault = estate.private_links.vaults.get(vault_key)

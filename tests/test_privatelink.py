@@ -419,3 +419,15 @@ def test_routes_to_an_endpoint_agree_with_the_per_address_oracle(routes: dict[st
             if name.startswith("r"):
                 assert hop.route_name == name, (ip, hop, name)
     assert covered == req.prefixes
+
+
+def test_an_unreadable_vault_makes_the_site_recovery_path_unknown_not_a_guess() -> None:
+    resources = Scenario(subnet_rules=[allow(100, "*")], recovery_rules=[allow(100, "*")]).resources()
+    vault = recovery_vault(SUB, "vault", "centralus")
+    vault["properties"]["privateEndpointConnections"] = {"not": "a list"}
+    plan = scan_resources([*resources, vault])
+    report = plan.reports[0]
+    assert report.status == "unknown"
+    unknown = [f for f in report.findings if f.kind == "unknown"]
+    assert {f.side for f in unknown} == {"source", "target"}
+    assert all("Recovery Services vault" in f.message and "is unreadable" in f.message for f in unknown)
