@@ -12,9 +12,12 @@ from typing import Any
 from examples.estate_builder import (
     admin_rule,
     admin_rules,
+    azure_firewall,
     dns_zone_link,
+    firewall_policy,
     health_error,
     network_manager_id,
+    network_rule,
     nic,
     nsg,
     private_endpoint,
@@ -22,6 +25,8 @@ from examples.estate_builder import (
     recovery_vault,
     rid,
     route_table,
+    rule_collection,
+    rule_collection_group,
     vault_id,
     vm,
     vnet,
@@ -178,6 +183,50 @@ def build() -> list[dict[str, Any]]:
             protected_item(SUB, "rsv-asr-northeurope", erp_vm_id, "vm-erp-01", "westeurope", "northeurope",
                            erp_nic["id"], eu_dr_vnet["id"], "snet-erp-dr")]
     out += private_spoke()
+    out += firewall_hub(dr_vnet["id"])
+    return out
+
+
+FIREWALL_IP = "10.100.1.4"
+
+
+def firewall_hub(dr_vnet_id: str) -> list[dict[str, Any]]:
+    """A Cloud Adoption Framework hub (eastus) whose Azure Firewall every spoke's 0.0.0.0/0 goes to, with a Firewall
+    Policy under the platform team's parent policy: spoke A is allowed what ASR needs (compliant), spoke B has no rule
+    (the firewall denies by default: the plan adds the asr-remediate rule collection group, written only with
+    ASR_APPLY_FIREWALL), spoke C is allowed by the child policy too, but the parent policy denies its Storage first
+    (network rules inherited from a parent go first: not fixable from the child policy)."""
+    rg = PLATFORM_RG
+    hub = vnet(SUB, rg, "vnet-hub-eastus", "eastus", ["10.100.0.0/16"], [
+        {"name": "AzureFirewallSubnet", "prefix": "10.100.1.0/26"},
+    ])
+    base = firewall_policy(SUB, rg, "afwp-platform-base", "eastus", group_names=["platform-guardrails"])
+    base_group = rule_collection_group(base["id"], "platform-guardrails", 100, [
+        rule_collection("deny-storage-from-data-spokes", 100, "Deny", [
+            network_rule("no-storage-egress", ["10.72.0.0/16"], ["Storage"])])])
+    child = firewall_policy(SUB, rg, "afwp-spokes-eastus", "eastus", base_policy=base["id"],
+                            group_names=["spoke-egress"])
+    asr = ["AzureActiveDirectory", "Storage.EastUS", "EventHub.CentralUS", "AzureSiteRecovery"]
+    child_group = rule_collection_group(child["id"], "spoke-egress", 200, [
+        rule_collection("allow-asr", 100, "Allow", [
+            network_rule("asr-spoke-a", ["10.70.0.0/16"], asr),
+            network_rule("asr-spoke-c", ["10.72.0.0/16"], asr)])])
+    firewall = azure_firewall(SUB, rg, "afw-hub-eastus", "eastus", f"{hub['id']}/subnets/AzureFirewallSubnet",
+                              FIREWALL_IP, policy_id=child["id"])
+    out = [hub, base, base_group, child, child_group, firewall]
+    for letter, name in (("a", "vm-fw-allowed-01"), ("b", "vm-fw-denied-01"), ("c", "vm-fw-parent-01")):
+        prefix = {"a": "10.70", "b": "10.71", "c": "10.72"}[letter]
+        table = route_table(SUB, RG, f"rt-spoke-{letter}", "eastus",
+                            [("default-to-hub-firewall", "0.0.0.0/0", "VirtualAppliance", FIREWALL_IP)],
+                            disable_bgp=True)
+        spoke = vnet(SUB, RG, f"vnet-spoke-{letter}-eastus", "eastus", [f"{prefix}.0.0/16"], [
+            {"name": "snet-app", "prefix": f"{prefix}.1.0/24", "route_table": table["id"]},
+        ])
+        vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", name)
+        the_nic = nic(SUB, RG, f"{name}-nic", "eastus", f"{spoke['id']}/subnets/snet-app", f"{prefix}.1.4", vm_id)
+        out += [table, spoke, vm(SUB, RG, name, "eastus", [the_nic["id"]]), the_nic,
+                protected_item(DR_SUB, VAULT, vm_id, name, "eastus", "centralus", the_nic["id"], dr_vnet_id,
+                               "snet-web")]
     return out
 
 

@@ -48,14 +48,15 @@ def test_json_output_follows_the_contract() -> None:
             assert {"kind", "severity", "side", "destination", "resourceId", "fixable", "message"} <= set(f)
             assert f["severity"] in ("error", "warning") and f["side"] in ("source", "target")
     actions = {c["action"] for c in doc["plan"]}
-    assert actions == {"create-security-rule", "create-route"}
+    assert actions == {"create-security-rule", "create-route", "create-rule-collection-group"}
     vm_ids = {vm["id"] for vm in doc["vms"]}
     for change in doc["plan"]:
         assert set(change) == {"action", "resourceId", "name", "properties", "fixes", "worksAround"}
         assert change["fixes"] and change["worksAround"]
         for fix in change["fixes"]:
             assert set(fix) == {"vmId", "side", "destination"} and fix["vmId"] in vm_ids
-            assert fix["destination"] == change["name"].removeprefix("asr-remediate-")
+            if change["action"] != "create-rule-collection-group":  # the firewall's group is asr-remediate itself
+                assert fix["destination"] == change["name"].removeprefix("asr-remediate-")
 
 
 def test_table_and_markdown_formats(tmp_path: Path) -> None:
@@ -232,7 +233,7 @@ def test_empty_service_tags_make_the_vms_unknown_and_exit_3(tmp_path: Path) -> N
     tags.write_text(json.dumps({"changeNumber": 1, "cloud": "Public", "values": []}))
     code, out, err = run("scan", "--estate", ESTATE, "--service-tags", str(tags))
     assert code == 3, err
-    assert "11 unknown, 2 skipped" in out
+    assert "14 unknown, 2 skipped" in out
 
 
 VM_ID = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.Compute/" \

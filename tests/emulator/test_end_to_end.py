@@ -83,7 +83,10 @@ def test_apply_then_rescan_is_compliant_idempotent_and_audited(estate_arm: ArmEm
     runtime, sink = make_runtime(estate_arm, tmp_path)
     first = runtime.run(SCOPE, trigger="cli", actor="test")
     assert first.applied is not None
-    assert first.applied.count(APPLIED) == len(first.plan.changes) == 13
+    # The hub firewall's rule collection group (vm-fw-denied-01) waits for ASR_APPLY_FIREWALL: skipped, not written.
+    assert first.applied.count(APPLIED) == len(first.plan.changes) - 1 == 13
+    [firewall_change] = [o for o in first.applied.outcomes if o.change.child_type == "ruleCollectionGroups"]
+    assert firewall_change.result == "skipped" and "ASR_APPLY_FIREWALL" in firewall_change.detail
     assert_every_write_audited(sink, first.run_id)
     assert all(n == 1 for n in managed_children(estate_arm).values())
     # The emulator (as strict as Network RP: CIDRs only in sourceAddressPrefixes) took the subnet-scoped sources.
@@ -101,7 +104,9 @@ def test_apply_then_rescan_is_compliant_idempotent_and_audited(estate_arm: ArmEm
     assert statuses(rescan)["vm-vendor-01"] == DRIFT  # not fixable, still reported
     estate_arm.clear_log()
     second = runtime.run(SCOPE, trigger="cli", actor="test")
-    assert second.plan.changes == () and second.applied is None
+    # Only the hub firewall's group is left: it waits for ASR_APPLY_FIREWALL (skipped again, nothing written).
+    assert [c.child_type for c in second.plan.changes] == ["ruleCollectionGroups"]
+    assert second.applied is not None and second.applied.count(APPLIED) == 0
     assert estate_arm.count("PUT") == 0
 
 
