@@ -35,6 +35,7 @@ from .model import (
 )
 from .nsg import FlowSource, Piece, nsg_pieces, sender_view
 from .privatelink import endpoint_routes, endpoint_verdict, private_side
+from .readiness import readiness_for_item
 from .requirements import SOURCE, URLS, Requirement, required_fqdns, requirements_for, seed_2017_addresses
 from .routes import Hop, bgp_may_override, route_hops
 from .servicetags import ServiceTags
@@ -394,9 +395,25 @@ def _route_findings_of(hops: tuple[Hop, ...], side: str, subnet: Subnet, table: 
             findings.append(Finding("route-next-hop", "error", side, req.destination, resource,
                                     _hop_message(subnet, req, hop) + f"; ASR needs it to {req.reason}"
                                     + (" (asr-remediate plans no route to a private endpoint: remove or narrow that "
-                                       "route)" if req.private_endpoint else ""),
+                                       "route)" if req.private_endpoint else _forced_tunnel_remedy(hop, req, subnet)),
                                     rule_name=hop.route_name, requirement=req, blocked=hop.addresses))
     return tuple(findings)
+
+
+def _forced_tunnel_remedy(hop: Hop, req: Requirement, subnet: Subnet) -> str:
+    """The seed's remedy for forced tunnelling (a 0.0.0.0/0 route to the VPN / ExpressRoute gateway): "The replication
+    traffic and Site Recovery service communication should not leave the Azure boundary … add user-defined routes
+    (UDRs) for these IP ranges"; for the cache storage traffic a Microsoft.Storage service endpoint on the subnet keeps
+    it on the Azure backbone (its system route wins for the region's Storage prefixes)."""
+    if hop.prefix.strip() != "0.0.0.0/0" or hop.next_hop_type.lower() != "virtualnetworkgateway":
+        return ""
+    storage = req.destination.lower().startswith("storage")
+    return (f"; this is forced tunnelling to on-premises, which the Site Recovery networking guidance does not "
+            f"recommend: add user-defined routes for {req.destination} with next hop Internet (service-tag routes, "
+            "which asr-remediate plans where it can)"
+            + (f", or enable a Microsoft.Storage service endpoint on subnet {subnet.name} for the cache storage "
+               "traffic" if storage else "")
+            + ", so that replication traffic does not leave Azure")
 
 
 def _hop_message(subnet: Subnet, req: Requirement, hop: Hop) -> str:
@@ -667,7 +684,9 @@ def evaluate_item(item: ProtectedItem, estate: Estate, tags: ServiceTags, settin
         if estate.firewall_ips:
             for req in sided:
                 _firewall_findings(point, estate, item, req, tags, out)
-    findings = tuple(out.items.values())
+    findings = tuple(out.items.values()) + tuple(
+        Finding(r.kind, "warning", r.side, "on-premises", r.resource_id, r.message)
+        for r in readiness_for_item(item, estate))
     return VmReport(vm_id, name, item.source_region, item.target_region, status_of(findings), findings, item.id,
                     item.direction)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .estate_connectivity import CONNECTIVITY_TYPES, ConnectivityParts
 from .estate_privatelink import PRIVATE_LINK_TYPES, PrivateLinkParts, without
 from .ipset import PrefixError, is_ipv4_prefix, is_ipv6_prefix, parse_ipv4_range
 from .jsonfile import read_json_file
@@ -398,11 +399,14 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
     subnets.update({key(s.id): s for s in extra_subnets})
     peered: list[str] = []
     remote_gateways = False
+    hubs: list[str] = []
     for peering in props.get("virtualNetworkPeerings") or []:
         peering_props = _props(peering)
         if str(peering_props.get("peeringState") or "Connected").lower() != "connected":
             continue
-        remote_gateways = remote_gateways or peering_props.get("useRemoteGateways") is True
+        if peering_props.get("useRemoteGateways") is True:
+            remote_gateways = True
+            hubs.extend(h for h in (_ref(peering_props.get("remoteVirtualNetwork")),) if h)
         space = peering_props.get("remoteVirtualNetworkAddressSpace") or peering_props.get("remoteAddressSpace") or {}
         peered.extend(_ipv4_prefixes(space.get("addressPrefixes"), "a peering's remote address space"))
     space = props.get("addressSpace") or {}
@@ -415,6 +419,7 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
         peered_address_prefixes=tuple(peered),
         has_gateway_subnet=any(s.name.lower() == "gatewaysubnet" for s in subnets.values()),
         uses_remote_gateways=remote_gateways,
+        remote_gateway_vnet_ids=tuple(hubs),
     )
 
 
@@ -701,6 +706,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
     unreadable: dict[str, UnreadableResource] = {}
     firewall_parts = _FirewallParts()
     private_link_parts = PrivateLinkParts()
+    connectivity_parts = ConnectivityParts()
 
     def mark(resource_id: str, resource_type: str, reason: str) -> None:
         """The first reason wins: an unreadable resource stays unreadable, whatever copy of it comes later."""
@@ -752,6 +758,8 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
                 firewall_parts.collect(rtype, rid, resource)
             elif rtype in PRIVATE_LINK_TYPES:
                 private_link_parts.collect(rtype, rid, resource)
+            elif rtype in CONNECTIVITY_TYPES:
+                connectivity_parts.collect(rtype, rid, resource)
             elif rtype == PROTECTED_ITEM_TYPE:
                 item = parse_protected_item(resource)
                 if item is not None and key(item.id) not in unreadable:
@@ -811,6 +819,7 @@ def build_estate(resources: Iterable[Mapping[str, Any]]) -> Estate:
         unreadable=MappingProxyType(unreadable),
         **{name: MappingProxyType(value) for name, value in firewall.items()},
         private_links=without(links, unreadable.keys()),
+        connectivity=connectivity_parts.build(mark, PARSE_FAILURES),
     )
 
 

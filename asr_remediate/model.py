@@ -122,6 +122,8 @@ class VirtualNetwork:
     has_gateway_subnet: bool = False  # a GatewaySubnet means a VPN/ExpressRoute gateway may inject BGP routes
     # A connected peering with useRemoteGateways: the hub's gateway injects its learned routes here too.
     uses_remote_gateways: bool = False
+    # The remote VNets of those peerings (the hubs whose gateway this VNet uses): failover readiness (issue 12).
+    remote_gateway_vnet_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -424,6 +426,54 @@ class PrivateLinks:
     storage_accounts: Mapping[str, StorageAccount] = field(default_factory=lambda: MappingProxyType({}))
 
 
+# -- On-premises connectivity: gateways, connections, ExpressRoute circuits (failover readiness, issue 12) ---------
+
+@dataclass(frozen=True)
+class VirtualNetworkGateway:
+    """A VPN or ExpressRoute gateway (Microsoft.Network/virtualNetworkGateways); its VNet is the parent of the
+    GatewaySubnet its ipConfigurations name."""
+
+    id: str
+    name: str
+    location: str
+    gateway_type: str  # gatewayType, lower case: "vpn" | "expressroute" | "localgateway"
+    vnet_id: str  # "" when no ipConfiguration names a subnet
+
+
+@dataclass(frozen=True)
+class GatewayConnection:
+    """A gateway connection (Microsoft.Network/connections): to on-premises (IPsec through a local network gateway,
+    ExpressRoute through a circuit), to another VNet's gateway (Vnet2Vnet) or for VPN clients."""
+
+    id: str
+    name: str
+    location: str
+    connection_type: str  # connectionType, lower case: "ipsec" | "expressroute" | "vnet2vnet" | "vpnclient"
+    gateway_id: str  # virtualNetworkGateway1
+    circuit_id: str = ""  # peer (ExpressRoute: the circuit)
+    local_gateway_id: str = ""  # localNetworkGateway2 (IPsec)
+    status: str = ""  # connectionStatus, lower case: "connected" | "connecting" | "notconnected" | "unknown" | ""
+
+
+@dataclass(frozen=True)
+class ExpressRouteCircuit:
+    id: str
+    name: str
+    location: str
+    sku_tier: str  # sku.tier, lower case: "standard" | "premium" | "basic" | "local"
+    peering_location: str = ""  # serviceProviderProperties.peeringLocation (absent for ExpressRoute Direct)
+    provider: str = ""  # serviceProviderProperties.serviceProviderName
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """Everything on-premises connectivity in the inventory, by key(id)."""
+
+    gateways: Mapping[str, VirtualNetworkGateway] = field(default_factory=lambda: MappingProxyType({}))
+    connections: Mapping[str, GatewayConnection] = field(default_factory=lambda: MappingProxyType({}))
+    circuits: Mapping[str, ExpressRouteCircuit] = field(default_factory=lambda: MappingProxyType({}))
+
+
 # How findings name a resource of each ARM type (lower case) that could not be read.
 RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.compute/virtualmachines": "VM",
@@ -440,6 +490,9 @@ RESOURCE_LABELS: Mapping[str, str] = MappingProxyType({
     "microsoft.network/privateendpoints": "private endpoint",
     "microsoft.recoveryservices/vaults": "Recovery Services vault",
     "microsoft.network/privatednszones": "private DNS zone",
+    "microsoft.network/virtualnetworkgateways": "virtual network gateway",
+    "microsoft.network/connections": "gateway connection",
+    "microsoft.network/expressroutecircuits": "ExpressRoute circuit",
     "microsoft.storage/storageaccounts": "storage account",
 })
 
@@ -495,6 +548,9 @@ class Estate:
     firewall_ips: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # Private endpoints, private DNS zones and Recovery Services vaults (issue 11).
     private_links: PrivateLinks = field(default_factory=PrivateLinks)
+
+    # Gateways, connections and ExpressRoute circuits (failover readiness, issue 12).
+    connectivity: Connectivity = field(default_factory=Connectivity)
 
     def source_nic_ids(self, item: ProtectedItem) -> tuple[str, ...]:
         """The VM's NICs; from the protected item's vmNics when the VM itself is not in the inventory."""

@@ -11,6 +11,7 @@ from .drift import Finding, VmReport
 from .health import HealthCheck
 from .model import FAILBACK
 from .planner import Change
+from .readiness import READINESS_KINDS
 
 SCHEMA_VERSION = 1
 
@@ -223,12 +224,26 @@ def render_markdown(reports: Iterable[VmReport], changes: Iterable[Change]) -> s
             for reported in r.asr_health.errors:
                 out.append(f"| {_md(reported.error.code)} | {_md(reported.error.level)} | {_md(reported.since)} | "
                            f"{reported.verdict} | {_md(reported.error.message)} |")
+    out += _readiness_section(reports)
     if changes:
         out += ["", "## Plan", "", "| Action | Resource | Name | Change | Fixes |", "| --- | --- | --- | --- | --- |"]
         for c in changes:
             out.append(f"| {c.action} | {_md(_short(c.resource_id))} | {_md(c.name)} | {_md(_describe(c))} | "
                        f"{_md(_fixes(c).removeprefix('fixes '))} |")
     return "\n".join(out) + "\n"
+
+
+def _readiness_section(reports: list[VmReport]) -> list[str]:
+    """Failover readiness (on-premises connectivity after failover) on its own: warnings that no plan fixes."""
+    rows = [(r, f) for r in reports for f in r.findings if f.kind in READINESS_KINDS]
+    if not rows:
+        return []
+    out = ["", "## Failover readiness", "",
+           "On-premises connectivity after failover (warnings; asr-remediate never changes gateways, connections or "
+           "circuits).", "", "| VM | Check | Side | Resource | Detail |", "| --- | --- | --- | --- | --- |"]
+    for r, f in rows:
+        out.append(f"| {_md(r.name)} | {f.kind} | {f.side} | {_md(_short(f.resource_id))} | {_md(f.message)} |")
+    return out
 
 
 RENDERERS = {"json": render_json, "table": render_table, "markdown": render_markdown}

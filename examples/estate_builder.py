@@ -358,3 +358,58 @@ def ip_group(sub: str, rg: str, name: str, location: str, addresses: list[str]) 
             "type": "microsoft.network/ipgroups", "location": location, "resourceGroup": rg.lower(),
             "subscriptionId": sub, "tags": {}, "properties": {"provisioningState": "Succeeded",
                                                                "ipAddresses": addresses}}
+
+
+# -- On-premises connectivity (failover readiness): the fields of VirtualNetworkGatewayGet.json,
+# VirtualNetworkGatewayConnectionGet.json and ExpressRouteCircuitGet.json (azure-rest-api-specs, 2025-05-01) that the
+# engine reads.
+
+def use_remote_gateways(spoke: Resource, hub: Resource) -> Resource:
+    """Adds to ``spoke`` a connected peering to ``hub`` with useRemoteGateways (the hub's gateway serves the spoke)."""
+    spoke["properties"]["virtualNetworkPeerings"].append({
+        "name": f"peer-{hub['name']}", "properties": {
+            "peeringState": "Connected", "useRemoteGateways": True, "allowGatewayTransit": False,
+            "remoteVirtualNetwork": {"id": hub["id"]},
+            "remoteAddressSpace": {"addressPrefixes": hub["properties"]["addressSpace"]["addressPrefixes"]}}})
+    return spoke
+
+
+def virtual_network_gateway(sub: str, rg: str, name: str, location: str, vnet_id: str,
+                            gateway_type: str = "ExpressRoute") -> Resource:
+    gateway_id = rid(sub, rg, "Microsoft.Network", "virtualNetworkGateways", name)
+    return {"id": gateway_id, "name": name, "type": "microsoft.network/virtualnetworkgateways", "location": location,
+            "resourceGroup": rg.lower(), "subscriptionId": sub, "tags": {}, "sku": None,
+            "properties": {"provisioningState": "Succeeded", "gatewayType": gateway_type,
+                           "sku": {"name": "ErGw1AZ" if gateway_type == "ExpressRoute" else "VpnGw1AZ",
+                                   "tier": "ErGw1AZ" if gateway_type == "ExpressRoute" else "VpnGw1AZ"},
+                           "ipConfigurations": [{
+                               "name": "gwipconfig1", "id": f"{gateway_id}/ipConfigurations/gwipconfig1",
+                               "properties": {"privateIPAllocationMethod": "Dynamic",
+                                              "subnet": {"id": f"{vnet_id}/subnets/GatewaySubnet"}}}]}}
+
+
+def gateway_connection(sub: str, rg: str, name: str, location: str, gateway_id: str, *, circuit_id: str = "",
+                       local_gateway_id: str = "", status: str = "Connected") -> Resource:
+    props: dict[str, Any] = {"provisioningState": "Succeeded", "virtualNetworkGateway1": {"id": gateway_id},
+                             "connectionType": "ExpressRoute" if circuit_id else "IPsec", "routingWeight": 0,
+                             "connectionStatus": status}
+    if circuit_id:
+        props["peer"] = {"id": circuit_id}
+    if local_gateway_id:
+        props["localNetworkGateway2"] = {"id": local_gateway_id}
+    return {"id": rid(sub, rg, "Microsoft.Network", "connections", name), "name": name,
+            "type": "microsoft.network/connections", "location": location, "resourceGroup": rg.lower(),
+            "subscriptionId": sub, "tags": {}, "sku": None, "properties": props}
+
+
+def expressroute_circuit(sub: str, rg: str, name: str, location: str, peering_location: str, *,
+                         tier: str = "Standard", provider: str = "Equinix") -> Resource:
+    return {"id": rid(sub, rg, "Microsoft.Network", "expressRouteCircuits", name), "name": name,
+            "type": "microsoft.network/expressroutecircuits", "location": location, "resourceGroup": rg.lower(),
+            "subscriptionId": sub, "tags": {},
+            "sku": {"name": f"{tier}_MeteredData", "tier": tier, "family": "MeteredData"},
+            "properties": {"provisioningState": "Succeeded", "circuitProvisioningState": "Enabled",
+                           "serviceProviderProvisioningState": "Provisioned",
+                           "serviceProviderProperties": {"serviceProviderName": provider,
+                                                         "peeringLocation": peering_location,
+                                                         "bandwidthInMbps": 1000}}}

@@ -76,9 +76,16 @@ NETWORK_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.network/azurefirewalls",
     "microsoft.network/firewallpolicies",
     "microsoft.network/ipgroups",
+    # Failover readiness (on-premises connectivity): gateways, their connections, ExpressRoute circuits (``sku`` is a
+    # top-level column, projected below).
+    "microsoft.network/virtualnetworkgateways",
+    "microsoft.network/connections",
+    "microsoft.network/expressroutecircuits",
 )
 #: The ARM envelope an estate file carries. ``id`` must be projected: Resource Graph pages stably only by id.
 PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, properties"
+#: Network resources also carry ``sku``: an ExpressRoute circuit's tier (Premium or not) is a top-level field.
+NETWORK_PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, sku, properties"
 
 PROTECTED_ITEMS_QUERY = (
     "recoveryservicesresources"
@@ -90,7 +97,7 @@ PROTECTED_ITEMS_QUERY = (
 NETWORK_RESOURCES_QUERY = (
     "resources"
     " | where type in~ (" + ", ".join(f"'{t}'" for t in NETWORK_RESOURCE_TYPES) + ")"
-    f" | project {PROJECTION}"
+    f" | project {NETWORK_PROJECTION}"
     " | order by id asc"
 )
 #: (label, query) in the order they run: protected items first, they say which VMs matter.
