@@ -14,7 +14,9 @@ from examples.estate_builder import (
     admin_rules,
     azure_firewall,
     dns_zone_link,
+    expressroute_circuit,
     firewall_policy,
+    gateway_connection,
     health_error,
     network_manager_id,
     network_rule,
@@ -27,7 +29,9 @@ from examples.estate_builder import (
     route_table,
     rule_collection,
     rule_collection_group,
+    use_remote_gateways,
     vault_id,
+    virtual_network_gateway,
     vm,
     vnet,
 )
@@ -184,6 +188,7 @@ def build() -> list[dict[str, Any]]:
                            erp_nic["id"], eu_dr_vnet["id"], "snet-erp-dr")]
     out += private_spoke()
     out += firewall_hub(dr_vnet["id"])
+    out += hybrid_spoke()
     return out
 
 
@@ -227,6 +232,39 @@ def firewall_hub(dr_vnet_id: str) -> list[dict[str, Any]]:
         out += [table, spoke, vm(SUB, RG, name, "eastus", [the_nic["id"]]), the_nic,
                 protected_item(DR_SUB, VAULT, vm_id, name, "eastus", "centralus", the_nic["id"], dr_vnet_id,
                                "snet-web")]
+    return out
+
+
+def hybrid_spoke() -> list[dict[str, Any]]:
+    """Failover readiness (issue 12): a spoke reaching on-premises through its hub's ExpressRoute gateway (a Standard
+    circuit at Washington DC). vm-hybrid-01 fails over to centralus into a VNet with the same range and no gateway at
+    all (failover-expressroute, with the seed's advice to keep the connection disconnected until failover);
+    vm-hybrid-02 fails over to westeurope, whose VNet has a gateway but no connection, and a Standard circuit cannot
+    reach Europe (failover-expressroute + failover-geopolitical)."""
+    hub = vnet(SUB, PLATFORM_RG, "vnet-hub-er-eastus", "eastus", ["10.0.0.0/16"], [
+        {"name": "GatewaySubnet", "prefix": "10.0.255.0/27"},
+    ])
+    spoke = use_remote_gateways(vnet(SUB, RG, "vnet-spoke-hybrid-eastus", "eastus", ["10.80.0.0/16"], [
+        {"name": "snet-app", "prefix": "10.80.1.0/24"},
+    ]), hub)
+    circuit = expressroute_circuit(SUB, PLATFORM_RG, "er-onprem-washingtondc", "eastus", "Washington DC")
+    gateway = virtual_network_gateway(SUB, PLATFORM_RG, "ergw-hub-eastus", "eastus", hub["id"])
+    connection = gateway_connection(SUB, PLATFORM_RG, "conn-hub-eastus-er", "eastus", gateway["id"],
+                                    circuit_id=circuit["id"])
+    dr_us = vnet(DR_SUB, DR_RG, "vnet-dr-hybrid-centralus", "centralus", ["10.80.0.0/16"], [
+        {"name": "snet-app", "prefix": "10.80.1.0/24"},
+    ])
+    dr_eu = vnet(DR_SUB, EU_DR_RG, "vnet-dr-hybrid-westeurope", "westeurope", ["10.81.0.0/16"], [
+        {"name": "snet-app", "prefix": "10.81.1.0/24"}, {"name": "GatewaySubnet", "prefix": "10.81.255.0/27"},
+    ])
+    eu_gateway = virtual_network_gateway(DR_SUB, EU_DR_RG, "ergw-dr-westeurope", "westeurope", dr_eu["id"])
+    out = [hub, spoke, circuit, gateway, connection, dr_us, dr_eu, eu_gateway]
+    for name, ip, target, dr in (("vm-hybrid-01", "10.80.1.4", "centralus", dr_us),
+                                 ("vm-hybrid-02", "10.80.1.5", "westeurope", dr_eu)):
+        vm_id = rid(SUB, RG, "Microsoft.Compute", "virtualMachines", name)
+        the_nic = nic(SUB, RG, f"{name}-nic", "eastus", f"{spoke['id']}/subnets/snet-app", ip, vm_id)
+        out += [vm(SUB, RG, name, "eastus", [the_nic["id"]]), the_nic,
+                protected_item(DR_SUB, VAULT, vm_id, name, "eastus", target, the_nic["id"], dr["id"], "snet-app")]
     return out
 
 

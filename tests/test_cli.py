@@ -233,7 +233,7 @@ def test_empty_service_tags_make_the_vms_unknown_and_exit_3(tmp_path: Path) -> N
     tags.write_text(json.dumps({"changeNumber": 1, "cloud": "Public", "values": []}))
     code, out, err = run("scan", "--estate", ESTATE, "--service-tags", str(tags))
     assert code == 3, err
-    assert "14 unknown, 2 skipped" in out
+    assert "16 unknown, 2 skipped" in out
 
 
 VM_ID = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.Compute/" \

@@ -265,8 +265,9 @@ def test_effective_routes_are_read_only_when_opted_in(estate_arm: ArmEmulator, t
     runtime = make_runtime(estate_arm, tmp_path, apply=False, read_effective_routes=True)[0]
     opted = runtime.run(SCOPE, trigger="cli", actor="test")
     # One read per source NIC in a VNet that can learn BGP routes (vnet-prod-eastus has a gateway;
-    # vm-nva-01's route table disables propagation, vm-erp-01's VNet has no gateway).
-    assert estate_arm.count("POST", r"effectiveRouteTable") == 8
+    # vm-nva-01's route table disables propagation, vm-erp-01's VNet has no gateway; vm-hybrid-01 / -02's spoke uses its
+    # hub's gateway through useRemoteGateways).
+    assert estate_arm.count("POST", r"effectiveRouteTable") == 10
     assert statuses(opted)["vm-web-01"] == DRIFT
     web = next(r for r in opted.plan.reports if r.name == "vm-web-01")
     assert all("BGP route 0.0.0.0/0" in f.message for f in web.findings if f.severity == "error")

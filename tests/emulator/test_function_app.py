@@ -229,7 +229,7 @@ def test_timer_scans_inline_when_one_batch(app_env: ArmEmulator, caplog: pytest.
     user_function(function_app.scheduled_scan)(TimerRequest(past_due=True))
     summary = json.loads(next(r.getMessage() for r in caplog.records if "scheduled scan" in r.getMessage())
                          .split(": ", 1)[1])
-    assert summary["vms"] == 16 and summary["drift"] == 8 and summary["applied"] == 0  # vm-data-01: admin-deny
+    assert summary["vms"] == 18 and summary["drift"] == 8 and summary["applied"] == 0  # vm-data-01: admin-deny
 
 
 def test_timer_fans_out_batches_on_a_queue_consumed_by_the_queue_trigger(
@@ -395,7 +395,7 @@ def test_dry_run_with_one_malformed_nsg_reports_its_vms_unknown_and_the_rest(app
     response = user_function(function_app.dry_run)(http("GET", {"subscription": f"{SUB},{DR_SUB}"}))
     assert response.status_code == 200
     reports = {vm["name"]: vm for vm in json.loads(response.get_body())["vms"]}
-    assert len(reports) == 16
+    assert len(reports) == 18
     for name in ("vm-app-01", "vm-app-02"):
         unknown = [f for f in reports[name]["findings"]
                    if f["kind"] == "unknown" and f["resourceId"].lower() == app_nsg]
