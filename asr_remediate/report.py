@@ -10,6 +10,7 @@ from typing import Any
 from .drift import Finding, VmReport
 from .health import HealthCheck
 from .model import FAILBACK
+from .plan_formats import PLAN_RENDERERS
 from .planner import Change
 from .readiness import READINESS_KINDS
 
@@ -246,4 +247,4 @@ def _readiness_section(reports: list[VmReport]) -> list[str]:
     return out
 
 
-RENDERERS = {"json": render_json, "table": render_table, "markdown": render_markdown}
+RENDERERS = {"json": render_json, "table": render_table, "markdown": render_markdown, **PLAN_RENDERERS}

@@ -33,6 +33,8 @@ from .fanout import (
 )
 from .jsonfile import parse_json
 from .model import subscription_of
+from .plan_formats import CONTENT_TYPES as PLAN_CONTENT_TYPES
+from .plan_formats import PLAN_RENDERERS
 from .report import render_json, render_markdown
 from .runtime import RunResult, Runtime, RuntimeConfigError, Scope
 from .service import APPLIED, DEFERRED, FAILED, Deadline
@@ -258,10 +260,13 @@ def _body(raw: bytes | None) -> Mapping[str, Any]:
     return body
 
 
+HTTP_FORMATS = ("json", "markdown", *PLAN_RENDERERS)
+
+
 def _format(params: Mapping[str, str], body: Mapping[str, Any]) -> str:
     fmt = (_text(params, body, "format") or "json").lower()
-    if fmt not in ("json", "markdown"):
-        raise BadRequest(f"format must be json or markdown, not {_shown(fmt)}")
+    if fmt not in HTTP_FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(HTTP_FORMATS)}, not {_shown(fmt)}")
     return fmt
 
 
@@ -288,6 +293,8 @@ def _scope(params: Mapping[str, str], body: Mapping[str, Any], settings: Setting
 
 
 def _render(fmt: str, plan_reports: Any, changes: Any) -> HttpAnswer:
+    if fmt in PLAN_RENDERERS:
+        return HttpAnswer(200, PLAN_RENDERERS[fmt](plan_reports, changes), PLAN_CONTENT_TYPES[fmt])
     if fmt == "markdown":
         return HttpAnswer(200, render_markdown(plan_reports, changes), "text/markdown; charset=utf-8")
     return HttpAnswer(200, render_json(plan_reports, changes), "application/json")

@@ -99,7 +99,7 @@ def test_dry_run_post_scoped_to_a_vm_in_markdown(app_env: ArmEmulator) -> None:
     ("method", "params", "body", "message"),
     [
         ("GET", {"subscription": "not-a-guid"}, b"", "not a subscription id"),
-        ("GET", {"subscription": SUB, "format": "xml"}, b"", "format must be json or markdown"),
+        ("GET", {"subscription": SUB, "format": "xml"}, b"", "format must be one of json, markdown"),
         ("POST", {}, b"{broken", "not valid JSON"),
         ("POST", {}, b"[1, 2]", "must be a JSON object"),
         ("POST", {}, json.dumps({"subscriptions": 5}).encode(), "subscriptions must be"),
@@ -363,7 +363,7 @@ HUGE = b"9" * 5000
     (b'{"subscriptions": 1e400}', "subscriptions must be a string or a list of strings"),
     (b'{"format": ' + HUGE + b"}", "format must be a string"),
     (b'{"format": NaN}', "format must be a string"),
-    (b'{"format": "' + b"x" * 100_000 + b'"}', "format must be json or markdown"),
+    (b'{"format": "' + b"x" * 100_000 + b'"}', "format must be one of json, markdown"),
     (b'{"subscriptions": ["' + b"x" * 100_000 + b'"]}', "not a subscription id"),
 ])
 def test_dry_run_awkward_bodies_are_400(app_env: ArmEmulator, body: bytes, message: str) -> None:
