@@ -75,6 +75,14 @@ param appInsightsEntraAuth bool = true
 @description('ASR_SCAN_SCHEDULE: NCRONTAB schedule of the full scan (six fields, UTC).')
 param scanSchedule string = '0 */30 * * * *'
 
+@description('Minutes between two scans of scanSchedule: the "no completed scan" alert fires after twice this without one.')
+@minValue(5)
+@maxValue(1440)
+param scanIntervalMinutes int = 30
+
+@description('E-mail address for the alerts (VM newly in drift, failed write, no completed scan). Empty: no alerts.')
+param alertEmail string = ''
+
 @description('ASR_APPLY: write fixes. Keep false (report-only) until the reports have been reviewed.')
 param apply bool = false
 
@@ -599,7 +607,21 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
 // Outputs (the per-subscription deployment takes several of them as parameters)
 // ---------------------------------------------------------------------------------------------
 
+// The operator's view: workbook, action group and scheduled-query alerts over the app's telemetry (README, Telemetry).
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'asr-remediate-monitoring'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: namePrefix
+    workspaceId: workspace.id
+    alertEmail: alertEmail
+    scanIntervalMinutes: scanIntervalMinutes
+  }
+}
+
 output functionAppName string = functionApp.name
+output workbookId string = monitoring.outputs.workbookId
 output functionAppResourceId string = functionApp.id
 output identityResourceId string = identity.id
 output identityPrincipalId string = identity.properties.principalId
