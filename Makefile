@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@$(BIN)/python -m asr_remediate scan --estate $(ESTATE) --service-tags $(SERVICE_TAGS); \
 	  code=$$?; if [ $$code -eq 2 ]; then echo "(exit code 2: drift found, as expected for the example estate)"; \
 	  elif [ $$code -ne 0 ]; then exit $$code; fi
-	@echo "Same scan, other formats: --format json|markdown (report), azcli|bicep|terraform (the plan as code), e.g."
+	@echo "Same scan, other formats: --format json|markdown|html (report), azcli|bicep|terraform (the plan as code), e.g."
 	@echo "  $(BIN)/python -m asr_remediate scan --estate $(ESTATE) --service-tags $(SERVICE_TAGS) --format terraform"
 
 lint: $(STAMP)

@@ -9,6 +9,7 @@ from typing import Any
 
 from .drift import Finding, VmReport
 from .health import HealthCheck
+from .html_report import render_html
 from .model import FAILBACK
 from .plan_formats import PLAN_RENDERERS
 from .planner import Change
@@ -247,4 +248,5 @@ def _readiness_section(reports: list[VmReport]) -> list[str]:
     return out
 
 
-RENDERERS = {"json": render_json, "table": render_table, "markdown": render_markdown, **PLAN_RENDERERS}
+RENDERERS = {"json": render_json, "table": render_table, "markdown": render_markdown, **PLAN_RENDERERS,
+             "html": render_html}

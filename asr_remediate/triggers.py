@@ -31,6 +31,7 @@ from .fanout import (
     enqueue_batches,
     send_recheck,
 )
+from .html_report import render_html
 from .jsonfile import parse_json
 from .model import subscription_of
 from .plan_formats import CONTENT_TYPES as PLAN_CONTENT_TYPES
@@ -260,7 +261,7 @@ def _body(raw: bytes | None) -> Mapping[str, Any]:
     return body
 
 
-HTTP_FORMATS = ("json", "markdown", *PLAN_RENDERERS)
+HTTP_FORMATS = ("json", "markdown", *PLAN_RENDERERS, "html")
 
 
 def _format(params: Mapping[str, str], body: Mapping[str, Any]) -> str:
@@ -295,6 +296,8 @@ def _scope(params: Mapping[str, str], body: Mapping[str, Any], settings: Setting
 def _render(fmt: str, plan_reports: Any, changes: Any) -> HttpAnswer:
     if fmt in PLAN_RENDERERS:
         return HttpAnswer(200, PLAN_RENDERERS[fmt](plan_reports, changes), PLAN_CONTENT_TYPES[fmt])
+    if fmt == "html":
+        return HttpAnswer(200, render_html(plan_reports, changes), "text/html; charset=utf-8")
     if fmt == "markdown":
         return HttpAnswer(200, render_markdown(plan_reports, changes), "text/markdown; charset=utf-8")
     return HttpAnswer(200, render_json(plan_reports, changes), "application/json")
