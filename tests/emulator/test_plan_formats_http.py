@@ -1,5 +1,5 @@
-"""The HTTP dry run returns the verified plan as az CLI, Bicep or Terraform (``format=azcli|bicep|terraform``):
-the same text the renderers give for the dry run's own JSON plan, and still no write."""
+"""The HTTP dry run returns the verified plan as az CLI, Bicep or Terraform (``format=azcli|bicep|terraform``), or
+the HTML report (``format=html``), naming every change of the dry run's own JSON plan, and still no write."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ __all__ = ["app_env"]  # the fixture, shared with the Function App tests
     ("azcli", "text/x-shellscript", "az network nsg rule create"),
     ("bicep", "text/plain", "'Microsoft.Network/networkSecurityGroups/securityRules@"),
     ("terraform", "text/plain", 'resource "azurerm_network_security_rule"'),
+    ("html", "text/html", "<!DOCTYPE html>"),
 ])
 def test_dry_run_returns_the_plan_as_code(app_env: ArmEmulator, fmt: str, mimetype: str, marker: str) -> None:
     as_json = user_function(function_app.dry_run)(http("GET", {"subscription": f"{SUB},{DR_SUB}"}))
@@ -28,4 +29,4 @@ def test_dry_run_returns_the_plan_as_code(app_env: ArmEmulator, fmt: str, mimety
     assert response.status_code == 200 and response.mimetype == mimetype
     text = response.get_body().decode()
     assert marker in text and all(name in text for name in names) and len(names) == 13
-    assert fmt in PLAN_RENDERERS and app_env.count("PUT") == 0
+    assert (fmt in PLAN_RENDERERS or fmt == "html") and app_env.count("PUT") == 0
