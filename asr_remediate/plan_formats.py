@@ -14,7 +14,9 @@ The same changes as the JSON plan (``Change.properties`` are ARM's ``SecurityRul
   one aliased ``azurerm`` provider per subscription. An *update* of an existing rule needs it in the state first:
   the block carries the ``terraform import`` line as a comment.
 
-Only what the plan holds is written; nothing is widened or added.
+Only what the plan holds is written; nothing is widened or added. A Firewall Policy rule collection group change
+(firewall_planner.py) is not written as code yet: each format names it in a comment, with the ``az rest`` PUT that
+makes it, and the JSON plan carries its properties.
 """
 
 from __future__ import annotations
@@ -69,6 +71,19 @@ def _is_update(change: Change) -> bool:
     return change.action.startswith("update-")
 
 
+def is_coded(change: Change) -> bool:
+    """NSG rules and routes are written as code; other changes (rule collection groups) as a comment."""
+    return change.child_type in ("securityRules", "routes")
+
+
+def _uncoded(change: Change, mark: str) -> list[str]:
+    url = f"https://management.azure.com{change.resource_id}/{change.child_type}/{change.name}?api-version=" \
+          f"{NETWORK_API_VERSION}"
+    return [f"{mark} not written in this format: {change.action} {change.name} on {change.resource_id}",
+            f"{mark} (its properties are in the JSON plan: az rest --method put --url '{url}' --body @<properties>)",
+            ""]
+
+
 # -- az CLI --------------------------------------------------------------------------------------------------
 
 def render_azcli(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
@@ -78,6 +93,9 @@ def render_azcli(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
     if not changes:
         lines.append("# nothing to change")
     for change in changes:
+        if not is_coded(change):
+            lines += _uncoded(change, "#")
+            continue
         subscription, group, parent = _parts(change.resource_id)
         verb = "update" if _is_update(change) else "create"
         if change.child_type == "securityRules":
@@ -138,12 +156,16 @@ def _symbol(*texts: str) -> str:
 
 def render_bicep(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
     groups: dict[tuple[str, str], list[Change]] = {}
+    uncoded: list[str] = []
     for change in changes:
+        if not is_coded(change):
+            uncoded += _uncoded(change, "//")
+            continue
         subscription, group, _ = _parts(change.resource_id)
         groups.setdefault((subscription, group), []).append(change)
-    if not groups:
+    if not groups and not uncoded:
         return "// asr-remediate plan: nothing to change\n"
-    out: list[str] = []
+    out: list[str] = list(uncoded)
     for (subscription, group), members in groups.items():
         out += [f"// ---- {subscription}/{group}.bicep: az deployment group create --subscription {subscription} "
                 f"--resource-group {group} --template-file {group}.bicep",
@@ -202,6 +224,8 @@ def _hcl_value(value: Any) -> str:
 
 def render_terraform(reports: Iterable[VmReport], changes: Iterable[Change]) -> str:
     changes = list(changes)
+    uncoded = [line for c in changes if not is_coded(c) for line in _uncoded(c, "#")]
+    changes = [c for c in changes if is_coded(c)]
     out = ["# asr-remediate plan as Terraform (azurerm): the NSGs and route tables exist; only the rules and routes "
            "below are managed.", ""]
     subscriptions = list(dict.fromkeys(_parts(c.resource_id)[0] for c in changes))
@@ -209,7 +233,8 @@ def render_terraform(reports: Iterable[VmReport], changes: Iterable[Change]) -> 
     for subscription in subscriptions:
         out += ['provider "azurerm" {', f"  alias           = {_hcl_value(aliases[subscription])}",
                 f"  subscription_id = {_hcl_value(subscription)}", "  features {}", "}", ""]
-    if not changes:
+    out += uncoded
+    if not changes and not uncoded:
         out.append("# nothing to change")
     for change in changes:
         subscription, group, parent = _parts(change.resource_id)

@@ -28,5 +28,5 @@ def test_dry_run_returns_the_plan_as_code(app_env: ArmEmulator, fmt: str, mimety
     response = user_function(function_app.dry_run)(http("GET", {"subscription": f"{SUB},{DR_SUB}", "format": fmt}))
     assert response.status_code == 200 and response.mimetype == mimetype
     text = response.get_body().decode()
-    assert marker in text and all(name in text for name in names) and len(names) == 13
+    assert marker in text and names and all(name in text for name in names)
     assert (fmt in PLAN_RENDERERS or fmt == "html") and app_env.count("PUT") == 0

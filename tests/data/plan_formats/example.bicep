@@ -1,3 +1,6 @@
+// not written in this format: create-rule-collection-group asr-remediate on /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-platform-network/providers/Microsoft.Network/firewallPolicies/afwp-spokes-eastus
+// (its properties are in the JSON plan: az rest --method put --url 'https://management.azure.com/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-platform-network/providers/Microsoft.Network/firewallPolicies/afwp-spokes-eastus/ruleCollectionGroups/asr-remediate?api-version=2024-05-01' --body @<properties>)
+
 // ---- 11111111-2222-3333-4444-555555555555/rg-prod-eastus.bicep: az deployment group create --subscription 11111111-2222-3333-4444-555555555555 --resource-group rg-prod-eastus --template-file rg-prod-eastus.bicep
 // asr-remediate plan: the NSGs and route tables exist; only the rules and routes below are deployed.
 

@@ -181,3 +181,6 @@ az network route-table route create \
     --name asr-remediate-Storage.EastUS \
     --address-prefix Storage.EastUS \
     --next-hop-type Internet
+
+# not written in this format: create-rule-collection-group asr-remediate on /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-platform-network/providers/Microsoft.Network/firewallPolicies/afwp-spokes-eastus
+# (its properties are in the JSON plan: az rest --method put --url 'https://management.azure.com/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-platform-network/providers/Microsoft.Network/firewallPolicies/afwp-spokes-eastus/ruleCollectionGroups/asr-remediate?api-version=2024-05-01' --body @<properties>)

@@ -12,6 +12,9 @@ provider "azurerm" {
   features {}
 }
 
+# not written in this format: create-rule-collection-group asr-remediate on /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-platform-network/providers/Microsoft.Network/firewallPolicies/afwp-spokes-eastus
+# (its properties are in the JSON plan: az rest --method put --url 'https://management.azure.com/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-platform-network/providers/Microsoft.Network/firewallPolicies/afwp-spokes-eastus/ruleCollectionGroups/asr-remediate?api-version=2024-05-01' --body @<properties>)
+
 # ASR needs outbound TCP 443 to AzureActiveDirectory: authenticate to Site Recovery; goes before Deny-Internet-Out (priority 4000) in NSG nsg-app
 resource "azurerm_network_security_rule" "nsg_app_asr_remediate_AzureActiveDirectory" {
   provider                    = azurerm.sub_11111111_2222_3333_4444_555555555555
