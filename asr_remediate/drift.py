@@ -51,7 +51,8 @@ COMPLIANT, DRIFT, UNKNOWN, SKIPPED = "compliant", "drift", "unknown", "skipped"
 class Finding:
     kind: str  # admin-deny | admin-rules | nsg-deny | route-next-hop | route-appliance | firewall-deny
     #            | firewall-egress | private-endpoint | private-dns | cache-storage | bgp-propagation | effective-nsg
-    #            | legacy-ip-rule | unknown | missing | skipped
+    #            | legacy-ip-rule | asr-unexplained | failover-connectivity | failover-expressroute
+    #            | failover-address-clash | failover-geopolitical | unknown | missing | skipped
     severity: str  # error | warning
     side: str
     destination: str
