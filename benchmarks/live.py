@@ -24,7 +24,8 @@ ARG_PATH = "/providers/microsoft.resourcegraph/resources"
 ADMIN_RULES_SUFFIX = "/listnetworkmanagereffectivesecurityadminrules"
 
 
-def _maxrss_mb() -> float:
+def maxrss_mb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
@@ -110,7 +111,7 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
             command = conn.recv()
             if command == "stats":
                 requests = [(r.method, r.path, r.status) for r in arm.requests]
-                conn.send({"requests": requests, "serving_s": serving[0], "emulator_rss_mb": _maxrss_mb()})
+                conn.send({"requests": requests, "serving_s": serving[0], "emulator_rss_mb": maxrss_mb()})
                 arm.clear_log()
                 serving[0] = 0.0
             else:
@@ -147,7 +148,7 @@ def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = Fa
     server.start()
     try:
         info = parent.recv()
-        rss_before = _maxrss_mb()
+        rss_before = maxrss_mb()
         settings = Settings(arm_endpoint=info["base_url"], arm_ca_bundle=info["ca_path"],
                             subscriptions=tuple(info["subscriptions"]))
         pages: list[str] = []
@@ -159,7 +160,7 @@ def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = Fa
         stats = parent.recv()
         figures: dict[str, Any] = {
             "n": n, "latency_ms": latency_ms, "sequential": sequential, "wall_s": wall_s,
-            "emulator_s": stats["serving_s"], "client_rss_mb": _maxrss_mb(), "client_rss_before_mb": rss_before,
+            "emulator_s": stats["serving_s"], "client_rss_mb": maxrss_mb(), "client_rss_before_mb": rss_before,
             "emulator_rss_mb": stats["emulator_rss_mb"], "items": info["items"], "network": info["network"],
             "path_vnets": info["path_vnets"],
             "subscriptions": len(info["subscriptions"]),

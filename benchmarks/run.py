@@ -36,7 +36,6 @@ import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.generate import DEFAULT_SEED, REPO, TAGS_FILE, generate, load_tags
+from benchmarks.live import maxrss_mb
 
 PAGE_SIZE = 1000  # Resource Graph rows per page (asr_remediate.azure.inventory.MAX_PAGE_SIZE)
 TARGET_VMS, TARGET_SECONDS, TARGET_MB = 10_000, 5.0, 500
@@ -77,10 +77,6 @@ def _pin_cpus(limit: int = CPUS) -> tuple[int, int]:
     available = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, set(available[:limit]))
     return min(len(available), limit), len(available)
-
-
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
 def clear_engine_memos() -> None:
@@ -139,7 +135,7 @@ def engine_worker(n: int, seed: int) -> dict[str, Any]:
     clear_engine_memos()
     gc.collect()
     plan, scan_s = _timed(lambda: scan(estate, tags, settings))
-    peak_rss = _maxrss_mb()
+    peak_rss = maxrss_mb()
     statuses = Counter(r.status for r in plan.reports)
     kinds = Counter(f.kind for r in plan.reports for f in r.findings)
     fixable = sum(1 for r in plan.reports for f in r.findings if f.fixable)
