@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .armjson import properties_of
 from .estate_connectivity import CONNECTIVITY_TYPES, ConnectivityParts
 from .estate_privatelink import PRIVATE_LINK_TYPES, PrivateLinkParts, without
 from .ipset import PrefixError, is_ipv4_prefix, is_ipv6_prefix, parse_ipv4_range
@@ -98,9 +99,7 @@ def _shown(value: Any) -> str:
     return f"a JSON {'object' if isinstance(value, Mapping) else 'array' if isinstance(value, list) else 'value'}"
 
 
-def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    props = resource.get("properties")
-    return props if isinstance(props, Mapping) else resource
+_props = properties_of
 
 
 def _ref(value: Any) -> str:

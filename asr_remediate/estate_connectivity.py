@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .armjson import optional_text, properties_of
 from .model import Connectivity, ExpressRouteCircuit, GatewayConnection, VirtualNetworkGateway, key, parent_id
 
 GATEWAY_TYPE = "microsoft.network/virtualnetworkgateways"
@@ -34,17 +35,11 @@ class ConnectivityShapeError(ValueError):
     """A gateway, connection or circuit whose JSON is not ARM's shape (caught per resource by build_estate)."""
 
 
-def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    props = resource.get("properties")
-    return props if isinstance(props, Mapping) else resource
+_props = properties_of
 
 
 def _text(value: Any, what: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ConnectivityShapeError(f"{what} is not a string")
-    return value.strip()
+    return optional_text(value, what, ConnectivityShapeError).strip()
 
 
 def _ref(value: Any, what: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .armjson import optional_text, properties_of
 from .ipset import is_ipv4_prefix
 from .model import (
     NetworkInterface,
@@ -41,9 +42,7 @@ class PrivateLinkShapeError(ValueError):
     """A Private Link resource whose JSON is not ARM's shape (caught per resource by build_estate)."""
 
 
-def _props(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    props = resource.get("properties")
-    return props if isinstance(props, Mapping) else resource
+_props = properties_of
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -63,11 +62,7 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
 
 
 def _text(value: Any, what: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise PrivateLinkShapeError(f"{what} is not a string")
-    return value
+    return optional_text(value, what, PrivateLinkShapeError)
 
 
 def _ref(value: Any, what: str) -> str:
