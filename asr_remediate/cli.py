@@ -348,7 +348,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"preflight: {error}") from None
     if not args.estate:
         # The VM is not replicated yet: its VNets' security admin rules are read for it, not the estate's.
-        admin = runtime.admin_rules(raw, [item])
+        admin = runtime.admin_rules(estate, [item])
         if admin:
             estate = build_estate(raw + admin)
     plan = make_plan(estate, [evaluate_item(item, estate, tags, settings)], tags, settings, items=[item])

@@ -194,19 +194,23 @@ class Runtime:
             # The rule collection groups of the firewalls on a replicated VM's path: one ARM list per policy.
             resources = read_firewall_policies(resources, self.network, self.progress)
         extra: list[dict[str, Any]] = []
-        if self.settings.read_effective_routes:
-            extra += self.effective_routes(resources)
-        if self.settings.read_effective_nsgs:
-            extra += self.effective_security_rules(resources)
-        if admin_rules:
-            extra += self.admin_rules(resources)
+        wanted = (self.settings.read_effective_routes, self.settings.read_effective_nsgs,
+                  admin_rules and self.settings.read_admin_rules)
+        if any(wanted):
+            parsed = build_estate(resources)  # once, for every per-NIC / per-VNet read below
+            if self.settings.read_effective_routes:
+                extra += self.effective_routes(parsed)
+            if self.settings.read_effective_nsgs:
+                extra += self.effective_security_rules(parsed)
+            if admin_rules:
+                extra += self.admin_rules(parsed)
         return resources + extra
 
-    def admin_rules(self, resources: list[dict[str, Any]],
-                    items: Iterable[ProtectedItem] | None = None) -> list[dict[str, Any]]:
+    def admin_rules(self, estate: Estate, items: Iterable[ProtectedItem] | None = None) -> list[dict[str, Any]]:
         """ASR_READ_ADMIN_RULES (default on): the AVNM security admin rules in effect on every VNet that holds a
         source NIC or a recovery subnet of ``items`` (default: every protected item in ``resources``) — one POST per
-        VNet, not per VM, and each VNet once per invocation (a Runtime is one invocation).
+        VNet, not per VM, and each VNet once per invocation (a Runtime is one invocation). ``estate``: the parsed
+        inventory the caller already holds.
 
         Pseudo-resources of type …/virtualNetworks/networkManagerEffectiveSecurityAdminRules with every page's
         entries, read by ``build_estate`` and written by ``export``. A VNet whose rules cannot be read (403 without
@@ -215,7 +219,6 @@ class Runtime:
             return []
         from .azure.network import ArmError
 
-        estate = build_estate(resources)
         vnet_ids: dict[str, str] = {}
         for item in estate.protected_items if items is None else items:
             for nic_id in estate.source_nic_ids(item):
@@ -252,13 +255,12 @@ class Runtime:
             self._admin_rules[vnet_key] = pseudo
         return [self._admin_rules[k] for k in sorted(vnet_ids)]
 
-    def effective_routes(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def effective_routes(self, estate: Estate) -> list[dict[str, Any]]:
         """Opt-in (ASR_READ_EFFECTIVE_ROUTES): one ARM call per source NIC whose VNet can learn BGP routes.
 
         Returned as pseudo-resources of type …/networkInterfaces/effectiveRouteTable, which ``build_estate``
         reads (and ``export`` writes), so an offline scan of an export sees the same BGP routes.
         """
-        estate = build_estate(resources)
         nic_ids: dict[str, str] = {}
         for item in estate.protected_items:
             for nic_id in estate.source_nic_ids(item):
@@ -272,11 +274,10 @@ class Runtime:
         return self._per_nic(nic_ids.values(), "effective routes", self.network.get_effective_routes,
                              "effectiveRouteTable", EFFECTIVE_ROUTES_RESOURCE_TYPE)
 
-    def effective_security_rules(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def effective_security_rules(self, estate: Estate) -> list[dict[str, Any]]:
         """Opt-in (ASR_READ_EFFECTIVE_NSG): one ARM call per source NIC of a replicated VM, for Azure's own expansion
         of the VirtualNetwork tag. Pseudo-resources of type …/networkInterfaces/effectiveNetworkSecurityGroups, read
         by ``build_estate`` and written by ``export``."""
-        estate = build_estate(resources)
         nic_ids = {key(n): n for item in estate.protected_items for n in estate.source_nic_ids(item)
                    if key(n) in estate.nics}
         return self._per_nic(nic_ids.values(), "effective security rules", self.network.get_effective_security_rules,
@@ -416,7 +417,7 @@ class Runtime:
             return RunResult("", empty, None, f"no replicated VM uses {resource_id}", recheck=lag)
         # Only the affected VMs' VNets: an event must not cost one POST per VNet of the whole estate.
         if self.settings.read_admin_rules:
-            estate = build_estate(raw + self.admin_rules(raw, items))
+            estate = build_estate(raw + self.admin_rules(estate, items))
             items = affected(estate)
         tags = self.service_tags(subscriptions[0])
         plan = self.evaluate(estate, tags, items)

@@ -356,7 +356,7 @@ def preflight(method: str, params: Mapping[str, str], raw_body: bytes | None) ->
         except ValueError as error:  # the VM is not in the inventory
             return _error(404, error)
         # The VM is not replicated yet: its VNets' security admin rules are read for it, not the estate's.
-        admin = runtime.admin_rules(raw, [item])
+        admin = runtime.admin_rules(estate, [item])
         if admin:
             estate = build_estate(raw + admin)
         tags = runtime.service_tags(subscription_of(vm_id))
