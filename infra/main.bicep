@@ -72,13 +72,16 @@ param appInsightsEntraAuth bool = true
 // App behaviour (each becomes an ASR_* app setting; docs/deployment.md has the table)
 // ---------------------------------------------------------------------------------------------
 
-@description('ASR_SCAN_SCHEDULE: NCRONTAB schedule of the full scan (six fields, UTC).')
-param scanSchedule string = '0 */30 * * * *'
-
-@description('Minutes between two scans of scanSchedule: the "no completed scan" alert fires after twice this without one.')
+@description('Minutes between two full scans: a divisor of 60 below an hour, or whole hours dividing 24. The "no completed scan" alert fires after twice this without one, and scanSchedule follows it unless set.')
 @minValue(5)
 @maxValue(1440)
 param scanIntervalMinutes int = 30
+
+// Derived from scanIntervalMinutes (a parameter default may reference another parameter, Bicep BCP072), so the alert
+// window and the timer cannot drift apart. A custom schedule is still possible: then set scanIntervalMinutes to its
+// largest gap.
+@description('ASR_SCAN_SCHEDULE: NCRONTAB schedule of the full scan (six fields, UTC). Default: every scanIntervalMinutes.')
+param scanSchedule string = scanIntervalMinutes < 60 ? '0 */${scanIntervalMinutes} * * * *' : '0 0 */${scanIntervalMinutes / 60} * * *'
 
 @description('E-mail address for the alerts (VM newly in drift, failed write, no completed scan). Empty: no alerts.')
 param alertEmail string = ''

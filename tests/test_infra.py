@@ -404,7 +404,22 @@ def test_app_settings_use_the_identity_and_avoid_flex_deprecated_settings():
     assert re.search(r"name: 'ASR_AUDIT_TABLE_ENDPOINT'\s*value: storage.properties.primaryEndpoints.table", clean)
     assert re.search(r"name: 'ASR_APPLY'\s*value: apply \? 'true' : 'false'", clean)
     assert bicep_param_default(read_text(MAIN), "apply") == "false"
-    assert bicep_param_default(read_text(MAIN), "scanSchedule") == "'0 */30 * * * *'"
+
+
+def test_scan_schedule_follows_the_alert_interval():
+    """The no-completed-scan alert waits twice ``scanIntervalMinutes``; the timer's schedule defaults to every
+    ``scanIntervalMinutes`` (a parameter default may reference another parameter: Bicep diagnostic BCP072), and the
+    parameters file sets only the interval, so the two cannot drift apart unless an operator sets a custom schedule.
+    At the default of 30 the expression gives the documented '0 */30 * * * *' (docs/deployment.md's table)."""
+    main = read_text(MAIN)
+    assert bicep_param_default(main, "scanIntervalMinutes") == "30"
+    assert bicep_param_default(main, "scanSchedule") == (
+        "scanIntervalMinutes < 60 ? '0 */${scanIntervalMinutes} * * * *' : '0 0 */${scanIntervalMinutes / 60} * * *'"
+    )
+    params = read_text(MAIN.with_suffix(".bicepparam"))
+    assert re.search(r"^param scanIntervalMinutes = 30\b", params, re.MULTILINE)
+    assert not re.search(r"^param scanSchedule\b", params, re.MULTILINE)
+    assert "| `ASR_SCAN_SCHEDULE` | `0 */30 * * * *` |" in read_text(DOCS)
 
 
 def test_main_outputs_what_the_other_deployments_need():
