@@ -352,23 +352,86 @@ class Applier:
         return ChangeOutcome(change, FAILED, "conflict persisted after re-planning")
 
     def apply(self, plan: Plan) -> ApplyResult:
-        outcomes: list[ChangeOutcome] = []
+        """Write the plan's changes, VM group by VM group (:func:`vm_groups`), within ASR_MAX_CHANGES.
+
+        A group the remaining budget cannot hold is deferred whole, so the cap never leaves a VM with half of the
+        rules it needs (its path stays as broken as before, and the next run writes the group together). A group
+        larger than the cap itself could never be written whole: it is written in plan order up to the cap, as the
+        cap's purpose (a bound on one run's writes) comes first. Outcomes are returned in plan order."""
+        limit = self.settings.max_changes
+        outcomes: dict[int, ChangeOutcome] = {}
         writes = 0
-        for change in plan.changes:
-            if change.child_type == "ruleCollectionGroups" and not self.settings.apply_firewall:
-                outcomes.append(ChangeOutcome(change, SKIPPED, FIREWALL_REPORT_ONLY))
+        for group in vm_groups(plan.changes):
+            writable = [i for i in group if self._may_write(plan.changes[i])]
+            if writable and len(writable) <= limit < writes + len(writable):
+                for index in group:
+                    change = plan.changes[index]
+                    outcomes[index] = self._skipped(change) or ChangeOutcome(
+                        change, DEFERRED, f"ASR_MAX_CHANGES={limit} reached (the {len(writable)} change(s) its "
+                                          f"VMs need are left together for the next run)")
                 continue
-            if writes >= self.settings.max_changes:
-                outcomes.append(ChangeOutcome(change, DEFERRED, f"ASR_MAX_CHANGES={self.settings.max_changes} reached"))
-                continue
-            if self.deadline.passed():
-                outcomes.append(ChangeOutcome(change, DEFERRED, DEADLINE_NOTE))
-                continue
-            self.progress(f"{change.action} {change.name} on {change.resource_id}")
-            outcome = self.apply_change(change)
-            writes += outcome.result in (APPLIED, FAILED)  # a failed write may still have landed: count it
-            outcomes.append(outcome)
-        return ApplyResult(self.auditor.run_id, tuple(outcomes), plan.reports)
+            for index in group:
+                change = plan.changes[index]
+                if (skipped := self._skipped(change)) is not None:
+                    outcomes[index] = skipped
+                    continue
+                if writes >= limit:
+                    outcomes[index] = ChangeOutcome(change, DEFERRED, f"ASR_MAX_CHANGES={limit} reached")
+                    continue
+                if self.deadline.passed():
+                    outcomes[index] = ChangeOutcome(change, DEFERRED, DEADLINE_NOTE)
+                    continue
+                self.progress(f"{change.action} {change.name} on {change.resource_id}")
+                outcome = self.apply_change(change)
+                writes += outcome.result in (APPLIED, FAILED)  # a failed write may still have landed: count it
+                outcomes[index] = outcome
+        return ApplyResult(self.auditor.run_id, tuple(outcomes[i] for i in range(len(plan.changes))), plan.reports)
+
+    def _skipped(self, change: Change) -> ChangeOutcome | None:
+        """The outcome of a change no switch allows to write now (firewall groups without ASR_APPLY_FIREWALL)."""
+        if change.child_type == "ruleCollectionGroups" and not self.settings.apply_firewall:
+            return ChangeOutcome(change, SKIPPED, FIREWALL_REPORT_ONLY)
+        return None
+
+    def _may_write(self, change: Change) -> bool:
+        """Whether the change would count toward ASR_MAX_CHANGES: allowed by its switch and inside the allowlist
+        (a change outside it is skipped by ``apply_change`` without a write)."""
+        return self._skipped(change) is None and in_scope(change.resource_id, self.settings)
+
+
+def vm_groups(changes: Iterable[Change]) -> list[tuple[int, ...]]:
+    """Indexes of ``changes`` grouped so that every VM's changes are in one group (changes sharing a VM are
+    joined, transitively: a subnet NSG rule that fixes two VMs ties their changes together), in plan order, the
+    groups ordered by their first change. A change that names no VM is a group of its own.
+
+    >>> from asr_remediate.planner import Change
+    >>> plan = [Change("create-security-rule", "nsg1", "a", {}, vm_ids=("vm1",)),
+    ...         Change("create-route", "rt1", "b", {}, vm_ids=("vm2",)),
+    ...         Change("create-security-rule", "nsg2", "c", {}, vm_ids=("vm1", "vm3")),
+    ...         Change("create-route", "rt2", "d", {}, vm_ids=("vm3",))]
+    >>> vm_groups(plan)
+    [(0, 2, 3), (1,)]
+    """
+    parent: dict[int, int] = {}
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    first_by_vm: dict[str, int] = {}
+    for index, change in enumerate(changes):
+        parent[index] = index
+        for vm_id in change.vm_ids:
+            other = first_by_vm.setdefault(key(vm_id), index)
+            a, b = root(index), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for index in parent:
+        groups.setdefault(root(index), []).append(index)
+    return [tuple(members) for _, members in sorted(groups.items())]
 
 
 # -- reconcile and rollback ---------------------------------------------------------------------------------------

@@ -152,6 +152,31 @@ def test_max_changes_defers_the_rest(estate_arm: ArmEmulator, tmp_path: Path) ->
     assert estate_arm.count("PUT") == 3
 
 
+def test_max_changes_never_leaves_a_vm_half_fixed(estate_arm: ArmEmulator, tmp_path: Path) -> None:
+    """The example plan's VM groups (service.vm_groups) are 5 changes (vm-app-01/-02 share their subnet NSG), 4
+    (vm-legacy-01) and 4 (vm-db-01): with ASR_MAX_CHANGES=6 the first run writes the first group only — the old
+    cut after 6 writes left vm-legacy-01 with one of its four rules — and each later run writes the next group
+    whole. A VM is fixed completely or not touched: its error findings before and after are all or none."""
+    def errors(result: Any) -> dict[str, int]:
+        return {r.name: sum(f.severity == "error" for f in r.findings) for r in result.plan.reports}
+
+    before = errors(make_runtime(estate_arm, tmp_path, apply=False)[0].run(SCOPE, trigger="cli", actor="test"))
+    assert all(before[vm] > 0 for vm in FIXABLE_VMS)
+    writes = []
+    for _ in range(3):
+        puts = estate_arm.count("PUT")
+        result = make_runtime(estate_arm, tmp_path, max_changes=6)[0].run(SCOPE, trigger="cli", actor="test")
+        assert result.applied is not None
+        writes.append(estate_arm.count("PUT") - puts)
+        deferred = [o for o in result.applied.outcomes if o.result == DEFERRED]
+        assert all("left together for the next run" in o.detail for o in deferred)
+        rescan = errors(make_runtime(estate_arm, tmp_path, apply=False)[0].run(SCOPE, trigger="cli", actor="test"))
+        for vm in FIXABLE_VMS:
+            assert rescan[vm] in (0, before[vm]), (vm, rescan[vm], before[vm])
+    assert writes == [5, 4, 4]
+    assert all(rescan[vm] == 0 for vm in FIXABLE_VMS)
+
+
 def test_scope_allowlist_blocks_writes_elsewhere(estate_arm: ArmEmulator, tmp_path: Path) -> None:
     runtime, _ = make_runtime(estate_arm, tmp_path, scope_allowlist=(f"/subscriptions/{DR_SUB}",))
     result = runtime.run(SCOPE, trigger="cli", actor="test")
