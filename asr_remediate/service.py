@@ -38,6 +38,7 @@ from .servicetags import ServiceTags
 log = logging.getLogger(__name__)
 
 APPLIED, SKIPPED, FAILED, DEFERRED, UNCHANGED = "applied", "skipped", "failed", "deferred", "unchanged"
+OUTSIDE_SCOPE = "outside the write scope (ASR_SCOPE_ALLOWLIST)"
 
 
 class NetworkClient(Protocol):
@@ -322,7 +323,7 @@ class Applier:
 
     def apply_change(self, change: Change) -> ChangeOutcome:
         if not in_scope(change.resource_id, self.settings):
-            return ChangeOutcome(change, SKIPPED, "outside the write scope (ASR_SCOPE_ALLOWLIST)")
+            return ChangeOutcome(change, SKIPPED, OUTSIDE_SCOPE)
         if change.child_type == "ruleCollectionGroups":
             return self._apply_group(change)
         for attempt in (1, 2):
@@ -364,11 +365,14 @@ class Applier:
         for group in vm_groups(plan.changes):
             writable = [i for i in group if self._may_write(plan.changes[i])]
             if writable and len(writable) <= limit < writes + len(writable):
+                waits = (f"ASR_MAX_CHANGES={limit} reached (the {len(writable)} change(s) its VMs need are left "
+                         "together for the next run)")
                 for index in group:
                     change = plan.changes[index]
-                    outcomes[index] = self._skipped(change) or ChangeOutcome(
-                        change, DEFERRED, f"ASR_MAX_CHANGES={limit} reached (the {len(writable)} change(s) its "
-                                          f"VMs need are left together for the next run)")
+                    if index in writable:
+                        outcomes[index] = ChangeOutcome(change, DEFERRED, waits)
+                    else:
+                        outcomes[index] = self._skipped(change) or ChangeOutcome(change, SKIPPED, OUTSIDE_SCOPE)
                 continue
             for index in group:
                 change = plan.changes[index]
@@ -599,5 +603,5 @@ def _rollback_refusal(record: AuditRecord, child_type: str, settings: Settings) 
     if not parent.is_type(_PARENT_TYPE[child_type]):
         return f"{record.resource_id} is not a {_PARENT_TYPE[child_type]}"
     if not in_scope(record.resource_id, settings):
-        return "outside the write scope (ASR_SCOPE_ALLOWLIST)"
+        return OUTSIDE_SCOPE
     return ""
