@@ -291,7 +291,8 @@ def _groups(stage: FirewallStage, ids: Sequence[str]) -> tuple[IPSet, str]:
     for group_id in ids:
         group = stage.ip_groups.get(key(group_id))
         if group is None:
-            why = why or stage.unreadable_ip_groups.get(key(group_id), f"IP group {group_id} is not in the inventory")
+            absent = f"IP group {group_id} is not in the inventory (its subscription was not read, or it was deleted)"
+            why = why or stage.unreadable_ip_groups.get(key(group_id), absent)
             continue
         result = result | _ip_set(group.addresses)
     return result, why

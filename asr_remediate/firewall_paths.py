@@ -51,6 +51,23 @@ def firewalls_of_item(estate: Estate, item: ProtectedItem) -> dict[str, str]:
     return found
 
 
+def unmatched_next_hops(estate: Estate) -> tuple[str, ...]:
+    """The next-hop IPs of ``VirtualAppliance`` routes on replicated VMs' paths that are no Azure Firewall's in
+    ``estate`` (sorted, each once): where a firewall in a subscription not read yet may be (firewall_search.py).
+
+    Every such route counts, whatever its prefix, as for :func:`firewalls_on_paths`: which routes carry a required
+    destination is known only once the Service Tags are read, and a route that carries none costs at most the one
+    extra query. Another appliance at such an IP stays another appliance (route-appliance warning).
+
+    >>> from asr_remediate.estate import build_estate
+    >>> unmatched_next_hops(build_estate([]))
+    ()
+    """
+    found = {ip.strip() for item in estate.protected_items for hop_type, ip in _hops(estate, item)
+             if hop_type.lower() == "virtualappliance" and ip.strip()}
+    return tuple(sorted(found - set(estate.firewall_ips)))
+
+
 def firewalls_on_paths(estate: Estate) -> list[str]:
     """Ids of the firewalls some replicated VM's subnet routes to (sorted, each once)."""
     found: dict[str, str] = {}

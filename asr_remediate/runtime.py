@@ -2,8 +2,9 @@
 
 Used by the CLI's live commands and by every Function App trigger, so both behave the same. A scan costs the
 Resource Graph pages plus one Service Tags call plus one security admin rules POST per VNet on a replicated VM's
-path (ASR_READ_ADMIN_RULES): no per-VM ARM reads. ARM is read per resource only right before a write (and for the
-one resource an Event Grid event names, because Resource Graph lags ARM).
+path (ASR_READ_ADMIN_RULES), and one more query when a route hands traffic to an IP no firewall read so far holds
+(a hub firewall in a connectivity subscription of ASR_SUBSCRIPTIONS): no per-VM ARM reads. ARM is read per resource
+only right before a write (and for the one resource an Event Grid event names, because Resource Graph lags ARM).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from .audit import (
 from .config import Settings
 from .drift import evaluate_item
 from .errors import AZURE_FAILURES, one_line
-from .estate import build_estate, parse_protected_item
+from .estate import build_estate, firewall_ips_of, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
+from .firewall_paths import unmatched_next_hops
+from .firewall_search import firewalls_at, ip_groups_named, routes_to_an_appliance
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
 from .routes import bgp_may_override
@@ -166,8 +169,9 @@ class Runtime:
         """Protected items first, then the network of every subscription they reference (VM, NIC, recovery VNet).
 
         A VM, its vault and its recovery VNet are often in three subscriptions; reading only the scope's would
-        leave half of each path 'missing'. ``admin_rules=False`` leaves the security admin rules to the caller
-        (an event reads them only for the VMs it affects).
+        leave half of each path 'missing'. A next hop no firewall read so far holds costs one more query over the rest
+        of ASR_SUBSCRIPTIONS (a hub firewall in a connectivity subscription). ``admin_rules=False`` leaves the
+        security admin rules to the caller (an event reads them only for the VMs it affects).
         """
         from .azure.inventory import NETWORK_RESOURCES_QUERY, PROTECTED_ITEMS_QUERY
 
@@ -187,17 +191,24 @@ class Runtime:
         parallel = PARALLEL_BATCHES if len(items) >= PARALLEL_FROM_ITEMS else 1
         network = self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY),
                               concurrency=parallel)
-        resources = items + network
-        if any(str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls" for r in network):
+        # ``estate``: the resources parsed, once for every step below that needs it; None whenever a step adds some.
+        resources, estate, ip_groups = self._firewalls_elsewhere(items + network, network, scoped | referenced,
+                                                                 allowed)
+        if any(str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls" for r in resources):
             from .azure.firewalls import read_firewall_policies
 
             # The rule collection groups of the firewalls on a replicated VM's path: one ARM list per policy.
-            resources = read_firewall_policies(resources, self.network, self.progress)
+            listed = read_firewall_policies(resources, self.network, self.progress, estate=estate)
+            if listed is not resources:
+                resources, estate = listed, None
+        named = ip_groups_named(resources, ip_groups) if ip_groups else []
+        if named:  # the IP groups the elsewhere-found firewalls' rules name (known once their groups are listed)
+            resources, estate = resources + named, None
         extra: list[dict[str, Any]] = []
         wanted = (self.settings.read_effective_routes, self.settings.read_effective_nsgs,
                   admin_rules and self.settings.read_admin_rules)
         if any(wanted):
-            parsed = build_estate(resources)  # once, for every per-NIC / per-VNet read below
+            parsed = estate if estate is not None else build_estate(resources)  # once, for every read below
             if self.settings.read_effective_routes:
                 extra += self.effective_routes(parsed)
             if self.settings.read_effective_nsgs:
@@ -205,6 +216,47 @@ class Runtime:
             if admin_rules:
                 extra += self.admin_rules(parsed)
         return resources + extra
+
+    def _firewalls_elsewhere(self, resources: list[dict[str, Any]], network: list[dict[str, Any]], read: set[str],
+                             allowed: set[str]) -> tuple[list[dict[str, Any]], Estate | None, list[dict[str, Any]]]:
+        """A hub firewall in a connectivity subscription no protected item names (firewall_search.py): when a route on
+        a replicated VM's path has next hop VirtualAppliance at an IP no firewall in ``resources`` holds, ONE Resource
+        Graph query for firewalls, Firewall Policies and IP groups over the subscriptions of ASR_SUBSCRIPTIONS not
+        ``read`` yet (none: no query); the firewalls at those IPs and their policies are added.
+
+        Returns (resources, their parsed estate if it was parsed and is still current, the IP groups found: kept by
+        the caller once the policies' groups are listed and say which are named). Without ASR_SUBSCRIPTIONS (the CLI
+        with --subscription only) nothing more is read and the progress says where the firewall was looked for."""
+        unread = sorted(allowed - read)
+        if (allowed and not unread) or not routes_to_an_appliance(network):
+            return resources, None, []  # nothing more to read, or no appliance route: not worth a parse
+        estate = build_estate(resources)
+        hops = unmatched_next_hops(estate)
+        if not hops:
+            return resources, estate, []
+        if not unread:
+            self.progress(f"warning: next hop(s) {', '.join(hops)} of routes on replicated VMs' paths belong to no "
+                          f"Azure Firewall in the subscriptions read ({', '.join(sorted(read))}); without "
+                          "ASR_SUBSCRIPTIONS a firewall was looked for only there (a hub firewall in a connectivity "
+                          "subscription is found when ASR_SUBSCRIPTIONS lists that subscription)")
+            return resources, estate, []
+        from .azure.inventory import FIREWALL_RESOURCES_QUERY
+
+        self.progress(f"next hop(s) {', '.join(hops)} belong to no Azure Firewall read so far: looking in "
+                      f"{len(unread)} more subscription(s) of ASR_SUBSCRIPTIONS")
+        rows = self._fetch(unread, ("firewall-resources", FIREWALL_RESOURCES_QUERY))
+        found = firewalls_at(rows, hops)
+        firewalls = [r for r in found if str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls"]
+        for firewall in firewalls:
+            self.progress(f"Azure Firewall {firewall.get('id')} found in subscription "
+                          f"{subscription_of(str(firewall.get('id', '')))}")
+        held = {ip for f in firewalls for ip in firewall_ips_of(f)}
+        rest = [ip for ip in hops if ip not in held]
+        if rest:
+            self.progress(f"next hop(s) {', '.join(rest)}: no Azure Firewall in ASR_SUBSCRIPTIONS holds them (other "
+                          "appliances)")
+        ip_groups = [r for r in rows if str(r.get("type", "")).lower() == "microsoft.network/ipgroups"]
+        return (resources + found, None, ip_groups) if found else (resources, estate, [])
 
     def admin_rules(self, estate: Estate, items: Iterable[ProtectedItem] | None = None) -> list[dict[str, Any]]:
         """ASR_READ_ADMIN_RULES (default on): the AVNM security admin rules in effect on every VNet that holds a

@@ -21,7 +21,10 @@ rest; the rule collection groups are child resources it does not hold (README, *
   — which ``build_estate`` reads as an unreadable policy, so only the VMs behind that firewall are ``unknown``, with
   the reason. ``export`` writes all of it, so ``scan --estate`` of an export sees the same firewall.
 
-IP groups outside the scanned subscriptions are not read: the rules naming them are ``unknown`` (firewall.py).
+A firewall at a next hop that no firewall of the network query holds is looked for once in the rest of
+ASR_SUBSCRIPTIONS (runtime.collect, firewall_search.py); it, its policies and the IP groups its rules name join the
+resources before this runs. IP groups in no subscription read are not read: the rules naming them are ``unknown``
+(firewall.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ..errors import one_line
 from ..estate import FIREWALL_TYPE, build_estate
 from ..firewall import MAX_POLICY_DEPTH
 from ..firewall_paths import firewalls_on_paths
-from ..model import key, parent_id
+from ..model import Estate, key, parent_id
 from .network import ArmError
 
 FIREWALL_POLICY_ARM_TYPE = "Microsoft.Network/firewallPolicies"
@@ -48,13 +51,15 @@ class FirewallReader(Protocol):
 
 
 def read_firewall_policies(resources: list[dict[str, Any]], network: FirewallReader,
-                           progress: Callable[[str], None] = lambda message: None) -> list[dict[str, Any]]:
+                           progress: Callable[[str], None] = lambda message: None, *,
+                           estate: Estate | None = None) -> list[dict[str, Any]]:
     """``resources`` (the Resource Graph rows) with what ARM adds for the firewalls on a replicated VM's path: their
     policies' rule collection groups (and the policies Resource Graph did not return), policies relinked to the
-    groups listed. Nothing is read when no firewall is on a path (an estate without firewalls costs no call)."""
+    groups listed. Nothing is read when no firewall is on a path (an estate without firewalls costs no call), and then
+    ``resources`` itself is returned. ``estate``: ``resources`` already parsed, if the caller has it."""
     if not any(str(r.get("type", "")).lower() == FIREWALL_TYPE for r in resources):
         return resources
-    estate = build_estate(resources)
+    estate = estate if estate is not None else build_estate(resources)
     by_id = {key(str(r.get("id", ""))): r for r in resources}
     replaced: dict[str, dict[str, Any]] = {}
     added: list[dict[str, Any]] = []
@@ -92,6 +97,8 @@ def read_firewall_policies(resources: list[dict[str, Any]], network: FirewallRea
                 added += [{**g, "type": g.get("type") or RULE_COLLECTION_GROUP_ARM_TYPE} for g in groups
                           if key(parent_id(str(g.get("id", "")))) == key(policy_id)]
             policy_id = _base_ref(document)
+    if not replaced and not added:
+        return resources
     kept = [replaced.get(key(str(r.get("id", ""))), r) for r in resources]
     return kept + added
 

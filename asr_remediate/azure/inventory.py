@@ -100,6 +100,20 @@ NETWORK_RESOURCES_QUERY = (
     f" | project {NETWORK_PROJECTION}"
     " | order by id asc"
 )
+#: A hub Azure Firewall in a connectivity subscription the protected items do not name: when a route on a replicated
+#: VM's path has next hop VirtualAppliance at an IP no firewall of the network query holds, the runtime sends this query
+#: once over the subscriptions of ASR_SUBSCRIPTIONS not read yet (firewall_search.py keeps what the paths need).
+FIREWALL_RESOURCE_TYPES: tuple[str, ...] = (
+    "microsoft.network/azurefirewalls",
+    "microsoft.network/firewallpolicies",
+    "microsoft.network/ipgroups",
+)
+FIREWALL_RESOURCES_QUERY = (
+    "resources"
+    " | where type in~ (" + ", ".join(f"'{t}'" for t in FIREWALL_RESOURCE_TYPES) + ")"
+    f" | project {PROJECTION}"
+    " | order by id asc"
+)
 #: (label, query) in the order they run: protected items first, they say which VMs matter.
 INVENTORY_QUERIES: tuple[tuple[str, str], ...] = (
     ("protected-items", PROTECTED_ITEMS_QUERY),
