@@ -79,6 +79,10 @@ def firewalls_at(rows: Iterable[Mapping[str, Any]], next_hops: Iterable[str]) ->
     >>> policy = {"id": "/s/x/p", "type": "microsoft.network/firewallpolicies", "properties": {}}
     >>> [r["id"] for r in firewalls_at([fw, policy], ["10.0.1.4"])], firewalls_at([fw, policy], ["10.9.9.9"])
     (['/s/x/fw', '/s/x/p'], [])
+    >>> hub = {"id": "/s/x/vwan-fw", "type": "Microsoft.Network/azureFirewalls", "properties": {
+    ...     "hubIPAddresses": {"privateIPAddress": "10.64.0.132"}, "virtualHub": {"id": "/s/x/hub"}}}
+    >>> [r["id"] for r in firewalls_at([hub], ["10.64.0.132"])]  # a secured virtual hub's firewall
+    ['/s/x/vwan-fw']
     """
     wanted = {ip.strip() for ip in next_hops}
     rows = list(rows)

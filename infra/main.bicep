@@ -123,7 +123,7 @@ param fixRoutes bool = true
 @description('ASR_APPLY_FIREWALL: with apply, also write the asr-remediate rule collection group in the Firewall Policy of an Azure Firewall on the path. Needs role.bicep with allowFirewallWrites=true.')
 param applyFirewall bool = false
 
-@description('ASR_SUBSCRIPTIONS (required): comma-separated subscription ids to scan. Each needs infra/subscription.bicep deployed in it.')
+@description('ASR_SUBSCRIPTIONS (required): comma-separated subscription ids to scan, with the connectivity (hub) subscription of an Azure Firewall the spokes route to. Each needs infra/subscription.bicep deployed in it (role reads, Event Grid topic).')
 @minLength(36)
 param monitoredSubscriptions string
 
