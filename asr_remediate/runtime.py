@@ -235,14 +235,14 @@ class Runtime:
         if not hops:
             return resources, estate, []
         if not unread:
-            self.progress(f"warning: next hop(s) {', '.join(hops)} of routes on replicated VMs' paths belong to no "
-                          f"Azure Firewall in the subscriptions read ({', '.join(sorted(read))}); without "
+            self.progress(f"warning: next hop(s) {_few(hops)} of routes on replicated VMs' paths belong to no "
+                          f"Azure Firewall in the subscriptions read ({_few(sorted(read))}); without "
                           "ASR_SUBSCRIPTIONS a firewall was looked for only there (a hub firewall in a connectivity "
                           "subscription is found when ASR_SUBSCRIPTIONS lists that subscription)")
             return resources, estate, []
         from .azure.inventory import FIREWALL_RESOURCES_QUERY
 
-        self.progress(f"next hop(s) {', '.join(hops)} belong to no Azure Firewall read so far: looking in "
+        self.progress(f"next hop(s) {_few(hops)} belong to no Azure Firewall read so far: looking in "
                       f"{len(unread)} more subscription(s) of ASR_SUBSCRIPTIONS")
         rows = self._fetch(unread, ("firewall-resources", FIREWALL_RESOURCES_QUERY))
         found = firewalls_at(rows, hops)
@@ -253,7 +253,7 @@ class Runtime:
         held = {ip for f in firewalls for ip in firewall_ips_of(f)}
         rest = [ip for ip in hops if ip not in held]
         if rest:
-            self.progress(f"next hop(s) {', '.join(rest)}: no Azure Firewall in ASR_SUBSCRIPTIONS holds them (other "
+            self.progress(f"next hop(s) {_few(rest)}: no Azure Firewall in ASR_SUBSCRIPTIONS holds them (other "
                           "appliances)")
         ip_groups = [r for r in rows if str(r.get("type", "")).lower() == "microsoft.network/ipgroups"]
         return (resources + found, None, ip_groups) if found else (resources, estate, [])
@@ -534,6 +534,17 @@ class Runtime:
             self.progress(f"reconciled {outcome.change.action} {outcome.change.name} on "
                           f"{outcome.change.resource_id}: {outcome.result}")
         return outcomes
+
+
+def _few(values: Iterable[str], shown: int = 5) -> str:
+    """At most ``shown`` values for a progress line, and how many there are when that is more.
+
+    >>> _few(["a", "b"]), _few([str(i) for i in range(7)], 3)
+    ('a, b', '0, 1, 2, … (7 in all)')
+    """
+    values = list(values)
+    head = ", ".join(values[:shown])
+    return head if len(values) <= shown else f"{head}, … ({len(values)} in all)"
 
 
 def _arm_reason(error: Exception) -> str:
