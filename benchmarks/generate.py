@@ -9,8 +9,15 @@ Topology
     direction); pairs are Azure's published region pairs, kept only where the real Service Tags file
     (``examples/ServiceTags_Public_20251028.json``) has the regional Storage, EventHub and AzureCloud tags;
   * per region pair a DR subscription holding the Recovery Services vault (all protected items of the pair),
-    a hub VNet per region (GatewaySubnet, firewall NVA) and a shared recovery VNet per region; half of the
-    workload subscriptions bring their own recovery VNet instead (cross-subscription references either way);
+    a hub VNet per region (GatewaySubnet, AzureFirewallSubnet, a third-party NVA in snet-nva) and a shared recovery
+    VNet per region; half of the workload subscriptions bring their own recovery VNet instead (cross-subscription
+    references either way);
+  * an Azure Firewall per hub with a Firewall Policy (~60% under a parent basePolicy), rule collection groups (DNAT,
+    platform network rules, the spokes' egress: a Storage deny, an ASR service-tag allow for an IP group, ASR's URLs
+    as application rules, web categories) and IP groups; ~12% of the spoke and recovery subnets send 0.0.0.0/0 to it,
+    each set up for one outcome (allowed by tags or by URLs, denied by a rule, by default or by the parent policy,
+    unknown), drawn from a third ``random.Random`` (the other draws are unchanged). The rule collection groups are
+    resources of their own, as ``export`` writes ARM's list of them (they are not Resource Graph rows);
   * spoke VNets of 3–6 /24 subnets with 6–20 VMs each, peered to the hub; ~10% have a GatewaySubnet;
   * NSGs per subnet (some subnets share a baseline NSG, a few have none), NIC NSGs on ~15% of NICs, recovery
     NIC NSGs on ~10% of protected items; 4–200 rules each: inbound allows, east-west ASG rules, outbound allows
@@ -42,7 +49,23 @@ from typing import Any
 
 from asr_remediate.requirements import seed_2017_table
 from asr_remediate.servicetags import ServiceTags, load_service_tags_file
-from examples.estate_builder import health_error, nic, nsg, protected_item, rid, route_table, vm, vnet
+from examples.estate_builder import (
+    application_rule,
+    azure_firewall,
+    firewall_policy,
+    health_error,
+    ip_group,
+    network_rule,
+    nic,
+    nsg,
+    protected_item,
+    rid,
+    route_table,
+    rule_collection,
+    rule_collection_group,
+    vm,
+    vnet,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TAGS_FILE = REPO / "examples" / "ServiceTags_Public_20251028.json"
@@ -87,6 +110,16 @@ ON_PREM_SPACES = ("192.168.0.0/16", "172.16.0.0/12", "10.200.0.0/14")
 PUBLIC_BLOCKS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24", "185.199.108.0/22", "45.33.0.0/17",
                  "5.44.16.0/20", "91.198.174.0/24", "151.101.0.0/16", "104.16.0.0/13", "34.64.0.0/10")
 DENIED_PORTS = (["25"], ["445"], ["23"], ["135-139"], ["21", "69"], ["22", "3389"])
+#: Share of the spoke and recovery subnets whose default route goes to their hub's Azure Firewall (a VM has a source
+#: and a recovery subnet: about a fifth of the replicated VMs have one side or both behind a firewall), the share of
+#: hub policies under a parent (basePolicy), and what the firewall is set up to do with such a subnet's ASR traffic.
+FIREWALL_SHARE = 0.12
+FIREWALL_BASE_POLICY_SHARE = 0.6
+FIREWALL_OUTCOMES = (("allowed-network", 30), ("allowed-application", 15), ("denied-by-rule", 15),
+                     ("default-deny", 20), ("parent-deny", 10), ("unknown", 10))
+#: Site Recovery's URL table (learn.microsoft.com/azure/site-recovery/azure-to-azure-about-networking).
+ASR_URLS = ("*.blob.core.windows.net", "login.microsoftonline.com", "*.hypervrecoverymanager.windowsazure.com",
+            "*.servicebus.windows.net")
 INBOUND_PORTS = (["443"], ["80", "443"], ["22"], ["3389"], ["1433"], ["5985-5986"], ["8080-8090"], ["445"])
 
 
@@ -129,6 +162,16 @@ def _block(index: int) -> str:
     return f"172.{16 + index - 1000}" if index >= 1000 else f"10.{index}"
 
 
+def _nva_ip(hub_space: str) -> str:
+    """A third-party appliance in the hub's snet-nva (no Azure Firewall: routes to it keep the appliance warning)."""
+    return f"{hub_space}.5.4"
+
+
+def _firewall_ip(hub_space: str) -> str:
+    """The hub's Azure Firewall: the first usable address of AzureFirewallSubnet (x.x.4.0/26; Azure keeps .0-.3)."""
+    return f"{hub_space}.4.4"
+
+
 class _Generator:
     # Posture weights: what decides ASR's traffic in an NSG or route table (see posture_rules / make_route_table).
     ROUTE_POSTURES = (("onprem", 30), ("nva-default", 22), ("nva-with-tags", 10), ("forced-tunnel-tagged", 20),
@@ -143,6 +186,9 @@ class _Generator:
     def __init__(self, n_vms: int, seed: int, tags: ServiceTags, vms_per_subscription: int) -> None:
         self.rng = random.Random(seed)
         self.health_rng = random.Random(f"{seed}:asr-health")  # its own stream: health errors change nothing else
+        self.fw_rng = random.Random(f"{seed}:azure-firewall")  # its own stream too (see hub_firewall)
+        self.hub_firewalls: dict[str, dict[str, Any]] = {}  # hub space → its Azure Firewall (emitted at the end)
+        self.firewall_tables: dict[tuple[str, str], str] = {}  # (subscription, hub space) → the route table to it
         self.nsg_postures: dict[str, str] = {}
         self.tags = tags
         self.n_vms = n_vms
@@ -432,6 +478,132 @@ class _Generator:
         self.route_count += len(routes)
         return str(table["id"])
 
+    # -- Azure Firewall in the hubs (issue 10) ----------------------------------------------------------------------
+    # Drawn from self.fw_rng only, so every other draw of the estate is unchanged (the firewall-routed VNets' subnets
+    # trade their route table for the firewall's); the shapes follow AzureFirewallGet.json and
+    # FirewallPolicyRuleCollectionGroup*.json (azure-rest-api-specs, through examples.estate_builder).
+
+    def hub_firewall(self, sub: str, rg: str, region: str, hub_space: str, hub_vnet_id: str) -> None:
+        """Registers the hub's Azure Firewall; its policies, groups and IP groups are written by emit_firewalls once the
+        spokes routed to it (and what each is meant to meet there) are known."""
+        self.hub_firewalls[hub_space] = {
+            "sub": sub, "rg": rg, "region": region, "ip": _firewall_ip(hub_space),
+            "subnet_id": f"{hub_vnet_id}/subnets/AzureFirewallSubnet",
+            "base": self.fw_rng.random() < FIREWALL_BASE_POLICY_SHARE, "dns_proxy": self.fw_rng.random() < 0.5,
+            "spokes": {outcome: [] for outcome, _ in FIREWALL_OUTCOMES},
+        }
+
+    def firewall_routing(self, sub: str, rg: str, location: str, hub_space: str,
+                         subnets: list[dict[str, Any]]) -> None:
+        """For FIREWALL_SHARE of the subnets: 0.0.0.0/0 (and on-premises) goes to the hub's Azure Firewall through one
+        route table per subscription and hub; the subnet's prefix is what the firewall's rules name for it, with the
+        outcome drawn from FIREWALL_OUTCOMES (parent-deny only under a policy with a parent)."""
+        hub = self.hub_firewalls.get(hub_space)
+        if hub is None:
+            return
+        outcomes = [(o, w) for o, w in FIREWALL_OUTCOMES if hub["base"] or o != "parent-deny"]
+        for entry in subnets:
+            if self.fw_rng.random() >= FIREWALL_SHARE:
+                continue
+            outcome = self.fw_rng.choices([o for o, _ in outcomes], [w for _, w in outcomes])[0]
+            hub["spokes"][outcome].append(entry["prefix"])
+            entry["route_table"] = self.firewall_table(sub, rg, location, hub_space, hub)
+
+    def firewall_table(self, sub: str, rg: str, location: str, hub_space: str, hub: Mapping[str, Any]) -> str:
+        """The subscription's route table to the hub's firewall (created on first use)."""
+        table_key = (sub, hub_space)
+        if table_key not in self.firewall_tables:
+            routes: list[tuple[str, ...]] = [("default-to-azfw", "0.0.0.0/0", "VirtualAppliance", hub["ip"])]
+            for i, prefix in enumerate(ON_PREM_SPACES[: self.fw_rng.randint(1, 3)]):
+                routes.append((f"onprem-{i:03d}-via-azfw", prefix, "VirtualAppliance", hub["ip"]))
+            name = f"rt-azfw-{hub['region']}-{len(self.firewall_tables):03d}"
+            table = route_table(sub, rg, name, location, routes, disable_bgp=True)
+            self.out.append(table)
+            self.route_count += len(routes)
+            self.firewall_tables[table_key] = str(table["id"])
+        return self.firewall_tables[table_key]
+
+    def emit_firewalls(self) -> None:
+        """Each hub's firewall, its policy (under a parent for some), the rule collection groups and IP groups; the
+        groups are resources of their own, as ``export`` writes them (Resource Graph does not hold them)."""
+        rng = self.fw_rng
+        for hub in self.hub_firewalls.values():
+            sub, rg, region, spokes = hub["sub"], hub["rg"], hub["region"], hub["spokes"]
+
+            def group_of(name: str, addresses: list[str], hub: Mapping[str, Any] = hub) -> list[str]:
+                if not addresses:
+                    return []
+                doc = ip_group(hub["sub"], hub["rg"], name, hub["region"], sorted(addresses))
+                self.out.append(doc)
+                return [str(doc["id"])]
+
+            allowed = group_of(f"ipg-asr-egress-{region}", [*spokes["allowed-network"], *spokes["denied-by-rule"],
+                                                            *spokes["parent-deny"]])
+            restricted = group_of(f"ipg-restricted-{region}", spokes["parent-deny"])
+            no_storage = group_of(f"ipg-no-storage-{region}", spokes["denied-by-rule"])
+            blocklist = rng.sample(PUBLIC_BLOCKS, rng.randint(2, 5))
+            base_id = ""
+            if hub["base"]:
+                guardrails = [network_rule("deny-known-bad", ["*"], blocklist, ports=["*"], protocols=["Any"])]
+                if restricted:
+                    guardrails.append(network_rule("no-azure-egress-restricted", [], ["AzureCloud"],
+                                                   source_ip_groups=restricted))
+                base = firewall_policy(sub, rg, f"afwp-platform-base-{region}", region,
+                                       group_names=["rcg-platform-guardrails"])
+                base_id = str(base["id"])
+                self.out += [base, rule_collection_group(base_id, "rcg-platform-guardrails", 100, [
+                    rule_collection("deny-guardrails", 100, "Deny", guardrails),
+                    rule_collection("allow-os-updates", 500, "Allow", [
+                        application_rule("linux-repos", ["*"], ["*.ubuntu.com", "packages.microsoft.com"])]),
+                ])]
+            groups = self.child_groups(hub, allowed, no_storage, blocklist if not base_id else [])
+            policy = firewall_policy(sub, rg, f"afwp-hub-{region}", region, base_policy=base_id,
+                                     group_names=[name for name, _ in groups], dns_proxy=hub["dns_proxy"])
+            self.out.append(policy)
+            self.out += [rule_collection_group(str(policy["id"]), name, priority, collections)
+                         for name, (priority, collections) in groups]
+            self.out.append(azure_firewall(sub, rg, f"afw-hub-{region}", region, hub["subnet_id"], hub["ip"],
+                                           policy_id=str(policy["id"])))
+
+    def child_groups(self, hub: Mapping[str, Any], allowed: list[str], no_storage: list[str], blocklist: list[str]
+                     ) -> list[tuple[str, tuple[int, list[Resource]]]]:
+        """The hub policy's rule collection groups: platform flows (DNS, NTP, monitoring), the spokes' egress (a
+        Storage deny before the ASR allow, ASR's URLs as application rules, web categories) and a DNAT group."""
+        rng = self.fw_rng
+        spokes = hub["spokes"]
+        platform = [network_rule("dns-to-onprem", ["*"], ["10.200.0.4", "10.200.0.5"], ports=["53"],
+                                 protocols=["UDP", "TCP"]),
+                    network_rule("ntp", ["*"], ["*"], ports=["123"], protocols=["UDP"]),
+                    network_rule("azure-monitor", ["*"], ["AzureMonitor"], ports=["443"])]
+        if blocklist:
+            platform.insert(0, network_rule("deny-known-bad", ["*"], blocklist, ports=["*"], protocols=["Any"]))
+        egress: list[Resource] = []
+        if no_storage:
+            egress.append(rule_collection("deny-storage-egress", 100, "Deny", [
+                network_rule("no-storage-from-restricted-spokes", [], ["Storage"], source_ip_groups=no_storage)]))
+        if allowed:
+            egress.append(rule_collection("allow-asr-service-tags", 200, "Allow", [
+                network_rule("asr-tags", [], ["AzureActiveDirectory", "Storage", "EventHub", "AzureSiteRecovery"],
+                             source_ip_groups=allowed)]))
+        partner = [self._partner_cidr() for _ in range(rng.randint(1, 4))]
+        egress.append(rule_collection("allow-partners", 250, "Allow", [
+            network_rule("partner-apis", ["*"], partner, ports=["443", "8443"])]))
+        if spokes["allowed-application"]:
+            egress.append(rule_collection("allow-asr-urls", 300, "Allow", [
+                application_rule("asr-urls", sorted(spokes["allowed-application"]), list(ASR_URLS))]))
+        if spokes["unknown"]:
+            categories = application_rule("business-web-categories", sorted(spokes["unknown"]), [])
+            categories["webCategories"] = ["ComputersAndTechnology", "SearchEnginesAndPortals"]
+            egress.append(rule_collection("allow-web-categories", 400, "Allow", [categories]))
+        dnat = {"ruleCollectionType": "FirewallPolicyNatRuleCollection", "name": "inbound-web", "priority": 100,
+                "action": {"type": "DNAT"}, "rules": [{
+                    "ruleType": "NatRule", "name": "https-to-web", "sourceAddresses": ["*"],
+                    "destinationAddresses": ["203.0.113.10"], "destinationPorts": ["443"], "ipProtocols": ["TCP"],
+                    "translatedAddress": "10.200.1.10", "translatedPort": "443"}]}
+        return [("rcg-dnat", (100, [dnat])),
+                ("rcg-platform", (200, [rule_collection("allow-platform", 100, "Allow", platform)])),
+                ("rcg-spoke-egress", (300, egress))]
+
     # -- recovery side --------------------------------------------------------------------------------------
 
     def recovery_vnet(self, sub: str, rg: str, name: str, here: str, there: str, hub_space: str) -> dict[str, Any]:
@@ -440,7 +612,7 @@ class _Generator:
         asgs = [rid(sub, rg, "Microsoft.Network", "applicationSecurityGroups", f"asg-dr-{role}") for role in ROLES]
         ctx_base = {"here": here, "there": there, "asgs": asgs, "asr_asg": asgs[0]}
         tables = [self.make_route_table(sub, rg, f"rt-{name}-{i}", here, self.pick(self.ROUTE_POSTURES), here, there,
-                                        f"{hub_space}.4.4") for i in range(2)]
+                                        _nva_ip(hub_space)) for i in range(2)]
         subnets = []
         for k, role in enumerate(ROLES):
             prefix = f"{space}.{k + 1}.0/24"
@@ -453,6 +625,7 @@ class _Generator:
             if self.chance(0.1):
                 entry["service_endpoints"] = [("Microsoft.Storage", [here])]
             subnets.append(entry)
+        self.firewall_routing(sub, rg, here, hub_space, subnets)
         doc = vnet(sub, rg, name, here, [f"{space}.0.0/16"], subnets, peered=[f"{hub_space}.0.0/16"])
         self.out.append(doc)
         nic_nsgs = [self.make_nsg(sub, rg, f"nsg-{name}-nic-{i}", here, self.pick(self.NIC_POSTURES),
@@ -474,8 +647,10 @@ class _Generator:
             self.out.append(vnet(sub, rg, f"vnet-hub-{region}", region, [f"{hub_space}.0.0/16"], [
                 {"name": "GatewaySubnet", "prefix": f"{hub_space}.0.0/27"},
                 {"name": "AzureFirewallSubnet", "prefix": f"{hub_space}.4.0/26"},
+                {"name": "snet-nva", "prefix": f"{hub_space}.5.0/27"},
             ]))
             ctx["hubs"][region] = hub_space
+            self.hub_firewall(sub, rg, region, hub_space, self.out[-1]["id"])
         for region in ordered:
             other = ordered[1] if region == ordered[0] else ordered[0]
             ctx["recovery"][region] = self.recovery_vnet(sub, f"rg-dr-{region}", f"vnet-dr-{region}", region, other,
@@ -504,7 +679,7 @@ class _Generator:
         asr_asg = rid(sub, net_rg, "Microsoft.Network", "applicationSecurityGroups", "asg-asr-egress")
         ctx_base = {"here": here, "there": there, "asgs": asgs, "asr_asg": asr_asg}
         tables = [self.make_route_table(sub, net_rg, f"rt-lz{index:03d}-{i}", here, self.pick(self.ROUTE_POSTURES),
-                                        here, there, f"{hub_space}.4.4") for i in range(rng.randint(3, 6))]
+                                        here, there, _nva_ip(hub_space)) for i in range(rng.randint(3, 6))]
         baseline = self.make_nsg(sub, net_rg, f"nsg-lz{index:03d}-baseline", here, self.pick(self.SOURCE_POSTURES),
                                  {**ctx_base, "subnet_prefix": f"{hub_space}.0.0/24"})
         nic_nsgs = [self.make_nsg(sub, net_rg, f"nsg-lz{index:03d}-nic-{i}", here, self.pick(self.NIC_POSTURES),
@@ -538,6 +713,7 @@ class _Generator:
                     entry["service_endpoints"] = [("Microsoft.Storage", locations)]
                 subnets.append(entry)
                 placements.append((entry["name"], prefix, count))
+            self.firewall_routing(sub, net_rg, here, hub_space, subnets)
             if rng.random() < 0.1:
                 subnets.append({"name": "GatewaySubnet", "prefix": f"{space}.254.0/27"})
             doc = vnet(sub, net_rg, vnet_name, here, [f"{space}.0.0/16"], subnets, peered=[f"{hub_space}.0.0/16"])
@@ -637,6 +813,7 @@ class _Generator:
         base, extra = divmod(self.n_vms, subs)
         for index in range(subs):
             self.workload(index, base + (1 if index < extra else 0))
+        self.emit_firewalls()
         counts = Counter(str(r["type"]) for r in self.out)
         return Synthetic(self.out, tuple(self.subscriptions), self.n_vms, 0, self.pairs, dict(counts),
                          self.rule_count, self.max_rules, self.route_count)

@@ -22,6 +22,9 @@ from benchmarks.generate import TAGS_FILE, generate, load_tags
 
 ARG_PATH = "/providers/microsoft.resourcegraph/resources"
 ADMIN_RULES_SUFFIX = "/listnetworkmanagereffectivesecurityadminrules"
+RULE_COLLECTION_GROUPS_SUFFIX = "/rulecollectiongroups"  # FirewallPolicyRuleCollectionGroups_List
+FIREWALL_POLICY_TYPE = "microsoft.network/firewallpolicies"
+RULE_COLLECTION_GROUP_TYPE = "microsoft.network/firewallpolicies/rulecollectiongroups"
 
 
 def maxrss_mb() -> float:
@@ -45,31 +48,81 @@ def _event_nsg(resources: list[dict[str, Any]]) -> str:
     raise SystemExit("the synthetic estate has no replicated VM behind a subnet NSG")
 
 
+def _path_nic_ids(item: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
+    """The source NICs of a protected item: its VM's NICs and the item's vmNics."""
+    details = (item.get("properties") or {}).get("providerSpecificDetails") or {}
+    vm = by_id.get(str(details.get("fabricObjectId", "")).lower()) or {}
+    nic_ids = [str(n.get("id", "")) for n in ((vm.get("properties") or {}).get("networkProfile") or {})
+               .get("networkInterfaces") or []]
+    return nic_ids + [str(n.get("sourceNicArmId", "")) for n in details.get("vmNics") or []]
+
+
+def _nic_subnets(nic_id: str, by_id: dict[str, dict[str, Any]]) -> list[str]:
+    nic = by_id.get(nic_id.lower()) or {}
+    return [str(((c.get("properties") or {}).get("subnet") or {}).get("id", "")).lower()
+            for c in (nic.get("properties") or {}).get("ipConfigurations") or []]
+
+
+def _items(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in resources if str(r.get("type", "")).lower().endswith("/replicationprotecteditems")]
+
+
 def path_vnets(resources: list[dict[str, Any]]) -> set[str]:
     """The VNets holding a replicated VM's NIC or recovery subnet, straight from the generated ARM JSON (the VM's
     NICs and the protected item's vmNics; each vmNic's recovery VNet, else the item's): what the security admin
     rules POSTs (ASR_READ_ADMIN_RULES) must cover, each once."""
     by_id = {str(r.get("id", "")).lower(): r for r in resources}
     found: set[str] = set()
-    for item in resources:
-        if not str(item.get("type", "")).lower().endswith("/replicationprotecteditems"):
-            continue
+    for item in _items(resources):
         details = (item.get("properties") or {}).get("providerSpecificDetails") or {}
-        vm = by_id.get(str(details.get("fabricObjectId", "")).lower()) or {}
-        nic_ids = [str(n.get("id", "")) for n in ((vm.get("properties") or {}).get("networkProfile") or {})
-                   .get("networkInterfaces") or []]
         for vm_nic in details.get("vmNics") or []:
-            nic_ids.append(str(vm_nic.get("sourceNicArmId", "")))
             recovery = str(vm_nic.get("recoveryVMNetworkId") or details.get("selectedRecoveryAzureNetworkId") or "")
             if recovery.lower() in by_id:
                 found.add(recovery.lower())
-        for nic_id in nic_ids:
-            nic = by_id.get(nic_id.lower()) or {}
-            for config in (nic.get("properties") or {}).get("ipConfigurations") or []:
-                subnet = str(((config.get("properties") or {}).get("subnet") or {}).get("id", "")).lower()
+        for nic_id in _path_nic_ids(item, by_id):
+            for subnet in _nic_subnets(nic_id, by_id):
                 vnet = subnet.rsplit("/subnets/", 1)[0]
                 if subnet and vnet in by_id:
                     found.add(vnet)
+    return found
+
+
+def path_firewall_policies(resources: list[dict[str, Any]]) -> set[str]:
+    """The Firewall Policies whose rule collection groups a live scan must list, each once, straight from the generated
+    ARM JSON: the subnets a replicated VM sends from (its NICs' subnets; each vmNic's recovery subnet, by name, in its
+    recovery VNet), their route tables' routes with next hop VirtualAppliance at an Azure Firewall's private IP, that
+    firewall's policy and each of its basePolicy parents (asr_remediate/azure/firewalls.py)."""
+    by_id = {str(r.get("id", "")).lower(): r for r in resources}
+    firewall_by_ip: dict[str, dict[str, Any]] = {}
+    for firewall in resources:
+        if str(firewall.get("type", "")).lower() == "microsoft.network/azurefirewalls":
+            for config in (firewall.get("properties") or {}).get("ipConfigurations") or []:
+                firewall_by_ip[str((config.get("properties") or {}).get("privateIPAddress", ""))] = firewall
+    subnets: set[str] = set()
+    for item in _items(resources):
+        details = (item.get("properties") or {}).get("providerSpecificDetails") or {}
+        for nic_id in _path_nic_ids(item, by_id):
+            subnets.update(_nic_subnets(nic_id, by_id))
+        for vm_nic in details.get("vmNics") or []:
+            recovery = str(vm_nic.get("recoveryVMNetworkId") or details.get("selectedRecoveryAzureNetworkId") or "")
+            for config in vm_nic.get("ipConfigs") or []:
+                subnets.add(f"{recovery}/subnets/{config.get('recoverySubnetName', '')}".lower())
+    found: set[str] = set()
+    for subnet_id in subnets:
+        vnet = by_id.get(subnet_id.rsplit("/subnets/", 1)[0]) or {}
+        subnet: dict[str, Any] = next((s for s in (vnet.get("properties") or {}).get("subnets") or []
+                                       if str(s.get("id", "")).lower() == subnet_id), {})
+        table = by_id.get(str(((subnet.get("properties") or {}).get("routeTable") or {}).get("id", "")).lower()) or {}
+        for route in (table.get("properties") or {}).get("routes") or []:
+            props = route.get("properties") or {}
+            target = firewall_by_ip.get(str(props.get("nextHopIpAddress", "")))
+            if target is None or str(props.get("nextHopType", "")).lower() != "virtualappliance":
+                continue
+            policy_id = str(((target.get("properties") or {}).get("firewallPolicy") or {}).get("id", "")).lower()
+            while policy_id and policy_id not in found:
+                found.add(policy_id)
+                policy = by_id.get(policy_id) or {}
+                policy_id = str(((policy.get("properties") or {}).get("basePolicy") or {}).get("id", "")).lower()
     return found
 
 
@@ -96,9 +149,11 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
     items = synthetic.counts.get(
         "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/"
         "replicationprotecteditems", 0)
+    groups = sum(1 for r in synthetic.resources if str(r["type"]).lower() == RULE_COLLECTION_GROUP_TYPE)
     info: dict[str, Any] = {"subscriptions": synthetic.subscriptions, "items": items,
-                            "network": len(synthetic.resources) - items,
-                            "path_vnets": len(path_vnets(synthetic.resources))}
+                            "network": len(synthetic.resources) - items - groups,  # groups are not Resource Graph rows
+                            "path_vnets": len(path_vnets(synthetic.resources)),
+                            "path_policies": len(path_firewall_policies(synthetic.resources))}
     if want_event:
         info["event_nsg"] = _event_nsg(synthetic.resources)
     with TimedEmulator(ca=trustme.CA()) as arm:
@@ -122,14 +177,25 @@ def _requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, 
     arg = [r for r in requests if r[0] == "POST" and r[1].lower().rstrip("/") == ARG_PATH]
     tags = [r for r in requests if r[0] == "GET" and r[1].lower().endswith("/servicetags")]
     admin = [r for r in requests if r[0] == "POST" and r[1].lower().endswith(ADMIN_RULES_SUFFIX)]
-    other = [r for r in requests if r not in arg and r not in tags and r not in admin]
+    groups = [r for r in requests if r[0] == "GET" and r[1].lower().rstrip("/").endswith(RULE_COLLECTION_GROUPS_SUFFIX)]
+    policies = [r for r in requests if r[0] == "GET" and _is_policy_path(r[1])]
+    counted = {id(r) for r in (*arg, *tags, *admin, *groups, *policies)}
+    other = [r for r in requests if id(r) not in counted]
     return {
         "requests": len(requests), "arg_requests": len(arg), "service_tag_calls": len(tags),
         "admin_rule_posts": len(admin), "admin_rule_vnets": len({r[1].lower() for r in admin}),
+        "rule_group_lists": len(groups), "rule_group_policies": len({r[1].lower().rstrip("/") for r in groups}),
+        "policy_gets": len(policies),
         "other_requests": len(other), "other_paths": sorted({f"{m} {p}" for m, p, _ in other})[:5],
         "failed_requests": sum(1 for r in requests if r[2] is None or r[2] >= 400),
         "throttled_requests": sum(1 for r in requests if r[2] == 429),
     }
+
+
+def _is_policy_path(path: str) -> bool:
+    """…/providers/Microsoft.Network/firewallPolicies/{name} (FirewallPolicies_Get), not one of its children."""
+    head, _, name = path.lower().rstrip("/").rpartition("/")
+    return bool(name) and head.endswith("/providers/microsoft.network/firewallpolicies")
 
 
 def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = False,
@@ -162,7 +228,7 @@ def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = Fa
             "n": n, "latency_ms": latency_ms, "sequential": sequential, "wall_s": wall_s,
             "emulator_s": stats["serving_s"], "client_rss_mb": maxrss_mb(), "client_rss_before_mb": rss_before,
             "emulator_rss_mb": stats["emulator_rss_mb"], "items": info["items"], "network": info["network"],
-            "path_vnets": info["path_vnets"],
+            "path_vnets": info["path_vnets"], "path_policies": info["path_policies"],
             "subscriptions": len(info["subscriptions"]),
             "statuses": dict(Counter(r.status for r in result.plan.reports)),
             **_requests_summary(stats["requests"]),

@@ -231,3 +231,30 @@ def test_a_deleted_firewall_re_evaluates_the_vms_that_routed_to_it(arm: ArmEmula
     assert len(result.plan.reports) == 1, result.note
     [report] = result.plan.reports
     assert any(f.kind == "route-appliance" for f in report.findings)  # the route now goes to an unknown appliance
+
+
+def test_the_benchmark_estate_lists_each_firewall_policy_on_a_path_once_and_scans_as_offline(arm: ArmEmulator) -> None:
+    """The live benchmark's estate (benchmarks.generate, 200 VMs): the groups are served under their policies, the
+    scan lists exactly the policies benchmarks.live.path_firewall_policies counts from the ARM JSON, reads no policy
+    (Resource Graph has them all), and its firewall findings are the offline scan's of the same resources."""
+    from benchmarks.generate import generate
+    from benchmarks.live import path_firewall_policies
+
+    synthetic = generate(200)
+    seeded(arm, synthetic.resources)
+    subs = tuple(synthetic.subscriptions)
+    result = runtime(arm, subs).run(Scope(subs), trigger="cli", actor="test")
+    listed = {r.path.lower().rsplit("/rulecollectiongroups", 1)[0] for r in arm.requests
+              if r.method == "GET" and r.path.lower().endswith("/rulecollectiongroups")}
+    expected = path_firewall_policies(synthetic.resources)
+    assert expected and {p.split("/subscriptions/", 1)[1] for p in listed} == {
+        p.split("/subscriptions/", 1)[1] for p in expected}
+    assert arm.count("GET", LIST) == len(expected)
+    assert arm.count("GET", r"/firewallPolicies/[^/]+$") == 0
+    offline = scan_resources(synthetic.resources)
+
+    def on_firewalls(plan: Any) -> list[tuple[str, str, str, str]]:
+        return sorted((r.id.lower(), f.kind, f.side, f.destination) for r in plan.reports for f in r.findings
+                      if "/azurefirewalls/" in f.resource_id.lower())
+
+    assert on_firewalls(result.plan) and on_firewalls(result.plan) == on_firewalls(offline)
