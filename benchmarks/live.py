@@ -173,7 +173,7 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
                 break
 
 
-def _requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, Any]:
+def requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, Any]:
     arg = [r for r in requests if r[0] == "POST" and r[1].lower().rstrip("/") == ARG_PATH]
     tags = [r for r in requests if r[0] == "GET" and r[1].lower().endswith("/servicetags")]
     admin = [r for r in requests if r[0] == "POST" and r[1].lower().endswith(ADMIN_RULES_SUFFIX)]
@@ -231,7 +231,7 @@ def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = Fa
             "path_vnets": info["path_vnets"], "path_policies": info["path_policies"],
             "subscriptions": len(info["subscriptions"]),
             "statuses": dict(Counter(r.status for r in result.plan.reports)),
-            **_requests_summary(stats["requests"]),
+            **requests_summary(stats["requests"]),
         }
         if event:
             nsg_id = info["event_nsg"]
@@ -244,7 +244,7 @@ def measure(n: int, seed: int, *, latency_ms: float = 0.0, sequential: bool = Fa
             figures["event"] = {"wall_s": time.perf_counter() - start, "note": handled.note,
                                 "evaluated": len(handled.plan.reports)}
             parent.send("stats")
-            figures["event"].update(_requests_summary(parent.recv()["requests"]))
+            figures["event"].update(requests_summary(parent.recv()["requests"]))
         return figures
     finally:
         parent.send("stop")

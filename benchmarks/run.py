@@ -15,8 +15,10 @@ oracle   the scan's answers against the brute-force per-address oracle (``tests/
          oracle's verdict and deciding rule (NSG) or next hop type and route (routes) — and, for NSGs, the
          scan's report must agree: an address the oracle denies is in the VM's nsg-deny finding for that NSG and
          destination (and only those, when the VM has one path point on that side); an oracle "unknown" has an
-         unknown finding. Speed: the engine per (NSG, destination) pair with every memo cleared, against the
-         oracle over that pair's checked addresses, and extrapolated to all of the destination's addresses.
+         unknown finding. K (VM, side, destination, Azure Firewall) tuples likewise against the oracle's
+         ``firewall_verdict`` (see ``_firewall_oracle``). Speed: the engine per (NSG, destination) pair with every
+         memo cleared, against the oracle over that pair's checked addresses, and extrapolated to all of the
+         destination's addresses.
 live     ``Runtime.run`` (the CLI/Function App path: Resource Graph inventory, Service Tags API, scan) against the
          local HTTPS ARM emulator (``tests/emulator``) with the real Azure SDK clients, report-only; counts every
          request the emulator received, and the time it spent answering (its routing and paging, not TLS/JSON).
@@ -24,7 +26,10 @@ live     ``Runtime.run`` (the CLI/Function App path: Resource Graph inventory, S
 Targets (PASS/FAIL): 10,000 VMs scanned (full scan) in under 5 s and under 500 MB (worker peak RSS) on 2 CPUs;
 a live scan costs the Resource Graph pages + 1 Service Tags call + one security admin rules POST per VNet on a
 replicated VM's path (ASR_READ_ADMIN_RULES; the VNets counted from the generated resources themselves,
-``benchmarks.live.path_vnets``), and no other ARM request.
+``benchmarks.live.path_vnets``) + one rule collection group list per Firewall Policy on a replicated VM's path,
+parents included (``benchmarks.live.path_firewall_policies``), and no other ARM request (no Firewall Policy GET).
+The engine part also reports the firewall-routed VMs, what their firewalls decided and the firewall stage's share of
+an evaluation.
 """
 
 from __future__ import annotations
@@ -141,7 +146,9 @@ def engine_worker(n: int, seed: int) -> dict[str, Any]:
     fixable = sum(1 for r in plan.reports for f in r.findings if f.fixable)
     errors = sum(1 for r in plan.reports for f in r.findings if f.severity == "error")
     changes = Counter(c.action for c in plan.changes)
+    firewall = _firewall_figures(estate, plan)
     del plan
+    firewall["stage_s"], firewall["evaluate_s"] = _firewall_stage_time(estate, tags, settings)
     clear_engine_memos()
     gc.collect()
     tracemalloc.start()
@@ -154,8 +161,56 @@ def engine_worker(n: int, seed: int) -> dict[str, Any]:
         "load_tags_s": tags_s, "generate_s": generate_s, "build_s": build_s,
         "evaluate_s": evaluate_s, "scan_s": scan_s, "peak_rss_mb": peak_rss, "scan_traced_peak_mb": traced_peak,
         "statuses": dict(statuses), "kinds": dict(kinds), "errors": errors, "fixable": fixable,
-        "changes": dict(changes),
+        "changes": dict(changes), "firewall": firewall,
     }
+
+
+def _firewall_figures(estate: Any, plan: Any) -> dict[str, Any]:
+    """The VMs some subnet of which routes to an Azure Firewall (asr_remediate.firewall_paths), their statuses and
+    what the firewalls did with their ASR traffic: a firewall-deny, an unknown answer, or neither (allowed)."""
+    from asr_remediate.firewall_paths import firewalls_of_item
+    from asr_remediate.model import key
+
+    reports = {key(r.id): r for r in plan.reports}
+    statuses: Counter[str] = Counter()
+    verdicts: Counter[str] = Counter()
+    for item in estate.protected_items:
+        firewalls = set(firewalls_of_item(estate, item))
+        report = reports.get(key(item.vm_id))
+        if not firewalls or report is None:
+            continue
+        statuses[report.status] += 1
+        kinds = {f.kind for f in report.findings if key(f.resource_id) in firewalls}
+        verdicts["skipped" if report.status == "skipped" else "denied" if "firewall-deny" in kinds
+                 else "unknown" if kinds else "allowed"] += 1
+    return {"vms": sum(statuses.values()), "firewalls": len(estate.firewalls),
+            "policies": len(estate.firewall_policies), "groups": len(estate.rule_collection_groups),
+            "statuses": dict(statuses), "verdicts": dict(verdicts)}
+
+
+def _firewall_stage_time(estate: Any, tags: Any, settings: Any) -> tuple[float, float]:
+    """(time in drift's Azure Firewall stage, whole evaluation) of one more cold, untimed-elsewhere evaluate_estate,
+    the stage wrapped with perf_counter (its share of the engine's time, wrapper overhead included)."""
+    from asr_remediate import drift
+
+    spent = [0.0]
+    stage = drift._firewall_findings
+
+    def timed(*args: Any, **kwargs: Any) -> None:
+        start = time.perf_counter()
+        try:
+            stage(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    clear_engine_memos()
+    gc.collect()
+    drift._firewall_findings = timed
+    try:
+        _, total = _timed(lambda: drift.evaluate_estate(estate, tags, settings))
+    finally:
+        drift._firewall_findings = stage
+    return spent[0], total
 
 
 # --- oracle worker ---------------------------------------------------------------------------------------------
@@ -304,6 +359,7 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
     paths = _paths(estate, settings, tags)
     points_per_side = Counter((key(p.item.vm_id), p.side) for p in paths)
     nsg_tuples, route_tuples = [], []
+    firewall_tuples: list[tuple[Any, ...]] = []
     for path in paths:
         for req in requirements_for(path.item, tags, settings):
             if req.side != path.side or req.prefixes is None:
@@ -312,6 +368,7 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
                 nsg_tuples.append((path, group, where, req))
             if not path.table_missing:
                 route_tuples.append((path, req))
+                firewall_tuples += _firewall_tuples(estate, path, req, tags)
 
     def nsg_pieces(t: tuple[Any, ...]) -> list[Any]:
         path, group, _where, req = t
@@ -390,6 +447,9 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
                     routes["examples"].append(f"{path.subnet.name} {req.destination} "
                                               f"{ipaddress.IPv4Address(address)}: engine {engine}, oracle {expected}")
 
+    firewall = _firewall_oracle(estate, tags, reports, firewall_tuples, sample, rng,
+                                lambda tuples, interesting: pick(tuples, interesting))
+
     # Engine speed per (NSG, destination) pair with every memo cleared: compile the NSG, the sender's view, and
     # the partition of the whole destination.
     pair_engine_s = []
@@ -398,17 +458,128 @@ def oracle_worker(n: int, seed: int, sample: int) -> dict[str, Any]:
         start = time.perf_counter()
         nsg_pieces(t)
         pair_engine_s.append(time.perf_counter() - start)
-    for stats in (nsg, routes):
+    for stats in (nsg, routes, firewall):
         stats["checked"] = stats["endpoints"] + stats["random"]
     nsg["verdicts"] = dict(nsg["verdicts"])
     routes["next_hops"] = dict(routes["next_hops"])
     return {
-        "n": n, "nsg": nsg, "routes": routes,
+        "n": n, "nsg": nsg, "routes": routes, "firewall": firewall,
         "engine_pair_ms": statistics.median(pair_engine_s) * 1e3 if pair_engine_s else 0.0,
         "oracle_pair_ms": statistics.median(pair_oracle_s) * 1e3 if pair_oracle_s else 0.0,
         "oracle_address_us": sum(pair_oracle_s) / max(1, nsg["checked"]) * 1e6,
         "oracle_exhaustive_pair_s": statistics.median(pair_exhaustive_s) if pair_exhaustive_s else 0.0,
     }
+
+
+def _firewall_tuples(estate: Any, path: _Path, req: Any, tags: Any) -> list[tuple[Any, ...]]:
+    """(path, requirement, firewall, stage, the addresses the path's routes hand to that firewall) for each Azure
+    Firewall a route of the path's subnet carries part of ``req`` to (next hop VirtualAppliance at its private IP)."""
+    from asr_remediate.firewall import StageProblem, firewall_stage
+    from asr_remediate.ipset import IPSet
+    from asr_remediate.model import key
+    from asr_remediate.routes import evaluate_routes
+
+    routed: dict[str, Any] = {}
+    for hop in evaluate_routes(path.table, path.vnet, path.subnet, req.prefixes, tags, path.learned):
+        firewall_id = estate.firewall_ips.get(hop.next_hop_ip.strip()) if hop.verdict == "warning" else None
+        if firewall_id and hop.addresses:
+            routed[firewall_id] = IPSet.of([*routed.get(firewall_id, IPSet()).intervals, *hop.addresses.intervals])
+    out = []
+    for firewall_id, addresses in routed.items():
+        firewall = estate.firewalls.get(key(firewall_id))
+        stage = firewall_stage(estate, firewall) if firewall is not None else None
+        if firewall is not None and not isinstance(stage, StageProblem):
+            out.append((path, req, firewall, stage, addresses))
+    return out
+
+
+def _witness_names(names: Sequence[str], stage: Any) -> list[str]:
+    """Concrete names standing for a requirement's names: each concrete one; for a wildcard, one name no rule singles
+    out plus every concrete target FQDN of the firewall's rules inside it."""
+    patterns = {p.lower() for step in stage.steps for p in step.rule.target_fqdns}
+    witnesses: set[str] = set()
+    for name in names:
+        if not name.startswith("*"):
+            witnesses.add(name)
+            continue
+        suffix = name[1:].lower()
+        witnesses.add("asr-witness" + suffix)
+        witnesses |= {p.lstrip("*") for p in patterns if p.lstrip("*").endswith(suffix) and "*" not in p.lstrip("*")
+                      and len(p.lstrip("*")) > len(suffix)}
+    return sorted(witnesses)
+
+
+def _firewall_oracle(estate: Any, tags: Any, reports: dict[str, Any], tuples: list[tuple[Any, ...]], sample: int,
+                     rng: random.Random, pick: Callable[[list[Any], Callable[[Any], bool]], list[Any]]
+                     ) -> dict[str, Any]:
+    """The Azure Firewall stage against ``tests/oracle.firewall_verdict`` (the brute-force processing order, flow by
+    flow), as tests/test_firewall_properties.py does. One sender (a NIC IP) and one concrete name
+    (login.microsoftonline.com, a cache account): every checked address has the oracle's verdict and deciding rule,
+    and an address the oracle denies is in the VM's firewall-deny finding for that firewall and destination. A
+    recovery subnet or a wildcard name (*.blob.core.windows.net), which the engine reads conservatively: an allowed
+    address is allowed by the oracle for every sampled sender and witness name (never a false "compliant")."""
+    from asr_remediate.firewall import firewall_pieces
+    from asr_remediate.model import key
+    from asr_remediate.requirements import SOURCE, required_fqdns
+    from tests import oracle
+
+    def names_of(t: tuple[Any, ...]) -> tuple[str, ...]:
+        path, req = t[0], t[1]
+        return required_fqdns(req, path.item.cache_storage_accounts if path.side == SOURCE else ())
+
+    def pieces_of(t: tuple[Any, ...]) -> tuple[Any, ...]:
+        path, req, _firewall, stage, addresses = t
+        return firewall_pieces(stage, path.flow.addresses, addresses, names_of(t), tags, required_tag=req.tag)
+
+    stats: dict[str, Any] = {"tuples": 0, "population": len(tuples), "endpoints": 0, "random": 0, "mismatches": 0,
+                             "partition_errors": 0, "exact": 0, "allowed_only": 0, "report_checks": 0,
+                             "report_mismatches": 0, "verdicts": Counter(), "examples": []}
+    chosen = pick(tuples, lambda t: any(p.verdict != "allow" for p in pieces_of(t)))
+    stats["tuples"] = len(chosen)
+    for t in chosen:
+        path, req, firewall, stage, routed = t
+        names = names_of(t)
+        pieces = pieces_of(t)
+        find, addresses = _probe(pieces, routed, stats, rng)
+        exact = isinstance(path.sender, str) and len(names) == 1 and "*" not in names[0]
+        if isinstance(path.sender, str):
+            senders = [path.sender]
+        else:
+            space = path.flow.addresses
+            senders = [str(ipaddress.IPv4Address(a)) for a in
+                       (space.intervals[0][0], space.intervals[-1][1], *_random_addresses(space, 2, rng))]
+        witnesses = list(names) if exact else _witness_names(names, stage)
+        report = reports.get(key(path.item.vm_id))
+        denied = [f for f in (report.findings if report else ()) if f.kind == "firewall-deny" and f.side == path.side
+                  and f.destination == req.destination and key(f.resource_id) == key(firewall.id)]
+        for address in addresses:
+            piece = find(address)
+            engine = (piece.verdict, piece.rule.rule if piece and piece.rule else None) if piece else ("absent", None)
+            if exact:
+                stats["exact"] += 1
+                expected = oracle.firewall_verdict(estate, firewall, senders[0], address, names[0], tags,
+                                                   required_tag=req.tag)
+                stats["verdicts"][expected[0]] += 1
+                wrong = engine != expected
+                stats["report_checks"] += 1
+                if expected[0] == "deny" and not any(f.blocked is not None and f.blocked.contains(address)
+                                                     for f in denied):
+                    stats["report_mismatches"] += 1
+            elif engine[0] == "allow":
+                stats["allowed_only"] += 1
+                answers = {oracle.firewall_verdict(estate, firewall, one, address, name, tags, required_tag=req.tag)[0]
+                           for one in senders for name in witnesses}
+                stats["verdicts"]["allow" if answers == {"allow"} else "not allow"] += 1
+                wrong, expected = answers != {"allow"}, ("/".join(sorted(answers)), None)
+            else:
+                continue
+            if wrong:
+                stats["mismatches"] += 1
+                if len(stats["examples"]) < 5:
+                    stats["examples"].append(f"{firewall.name} {req.destination} {ipaddress.IPv4Address(address)}: "
+                                             f"engine {engine}, oracle {expected}")
+    stats["verdicts"] = dict(stats["verdicts"])
+    return stats
 
 
 # --- live worker -----------------------------------------------------------------------------------------------
@@ -503,6 +674,17 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
                 _fmt_int(e["statuses"].get(s, 0)) for s in ("compliant", "drift", "unknown", "skipped")))),
             ("  error findings (fixable) / planned changes", col(engine, lambda e: (
                 f"{e['errors']:,} ({e['fixable']:,}) / {sum(e['changes'].values()):,}"))),
+            ("Azure Firewall (hub firewalls, policies, groups)", col(engine, lambda e: (
+                "{firewalls} / {policies} / {groups}".format(**e["firewall"])))),
+            ("  firewall-routed VMs (share)", col(engine, lambda e: (
+                f"{e['firewall']['vms']:,} ({e['firewall']['vms'] / e['n']:.0%})"))),
+            ("  ... firewall allowed / denied / unknown / skipped", col(engine, lambda e: "/".join(
+                _fmt_int(e["firewall"]["verdicts"].get(v, 0)) for v in ("allowed", "denied", "unknown", "skipped")))),
+            ("  ... VMs compliant / drift / unknown / skipped", col(engine, lambda e: "/".join(
+                _fmt_int(e["firewall"]["statuses"].get(s, 0)) for s in ("compliant", "drift", "unknown", "skipped")))),
+            ("  firewall stage's share of an evaluation (wrapped)", col(engine, lambda e: (
+                f"{e['firewall']['stage_s']:.2f} of {e['firewall']['evaluate_s']:.2f} s "
+                f"({e['firewall']['stage_s'] / e['firewall']['evaluate_s']:.0%})"))),
         ]
     if oracle:
         rows += [
@@ -521,6 +703,14 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
                 f"{o['routes']['endpoints']:,} + {o['routes']['random']:,}"))),
             ("  next hop/route mismatches; partition errors", col(oracle, lambda o: (
                 f"{o['routes']['mismatches']}; {o['routes']['partition_errors']}"))),
+            ("  firewall tuples (VM, side, dest., firewall): of", col(oracle, lambda o: (
+                f"{o['firewall']['tuples']} of {o['firewall']['population']:,}"))),
+            ("  addresses checked: exact + allowed-only", col(oracle, lambda o: (
+                f"{o['firewall']['exact']:,} + {o['firewall']['allowed_only']:,}"))),
+            ("  verdict/rule mismatches; partition errors", col(oracle, lambda o: (
+                f"{o['firewall']['mismatches']}; {o['firewall']['partition_errors']}"))),
+            ("  firewall-deny findings vs oracle: checks, mism.", col(oracle, lambda o: (
+                f"{o['firewall']['report_checks']:,}, {o['firewall']['report_mismatches']}"))),
             ("  engine per (NSG, dest.) pair, cold (median)", col(oracle, lambda o: f"{o['engine_pair_ms']:.2f} ms")),
             ("  oracle per pair, checked addresses (median)", col(oracle, lambda o: f"{o['oracle_pair_ms']:.0f} ms")),
             ("  oracle per address (mean)", col(oracle, lambda o: f"{o['oracle_address_us']:.0f} µs")),
@@ -539,6 +729,9 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
                 f"{r['service_tag_calls']} / {r['other_requests']}"))),
             ("  security admin rules POSTs (path VNets)", col(live, lambda r: (
                 f"{r['admin_rule_posts']} ({r['path_vnets']})"))),
+            ("  rule collection group lists (path policies)", col(live, lambda r: (
+                f"{r['rule_group_lists']} ({r['path_policies']})"))),
+            ("  firewall policy GETs", col(live, lambda r: str(r["policy_gets"]))),
             ("  wall time", col(live, lambda r: f"{r['wall_s']:.1f} s")),
             ("  ... of which the emulator answering", col(live, lambda r: f"{r['emulator_s']:.1f} s")),
             ("  client time: SDK, inventory, parse, scan", col(live, lambda r: f"{_client_s(r):.1f} s")),
@@ -553,6 +746,8 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
                 f"{r['event']['arg_requests']} / {r['event']['other_requests']}"))),
             ("  security admin rules POSTs (the VMs' VNets)", col(live, lambda r: (
                 str(r['event']['admin_rule_posts'])))),
+            ("  rule collection group lists (their policies)", col(live, lambda r: (
+                str(r['event']['rule_group_lists'])))),
             ("  VMs evaluated; wall time", col(live, lambda r: (
                 f"{r['event']['evaluated']}; {r['event']['wall_s']:.1f} s"))),
         ]
@@ -596,18 +791,25 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
                 f"{large_per_vm * 1e3:.2f} ms at {large_n:,} ({large_per_vm / small_per_vm:.2f}x, limit "
                 f"{PER_VM_GROWTH_LIMIT}x)")
     for n, o in sorted(oracle.items()):
+        fw = o["firewall"]
         bad = (o["nsg"]["mismatches"] + o["nsg"]["partition_errors"] + o["nsg"]["report_mismatches"]
-               + o["routes"]["mismatches"] + o["routes"]["partition_errors"])
-        examples = "".join("; " + x for x in o["nsg"]["examples"] + o["routes"]["examples"])
+               + o["routes"]["mismatches"] + o["routes"]["partition_errors"]
+               + fw["mismatches"] + fw["partition_errors"] + fw["report_mismatches"])
+        examples = "".join("; " + x for x in o["nsg"]["examples"] + o["routes"]["examples"] + fw["examples"])
         verdict(bad == 0, f"{n:,} VMs: engine and scan reports agree with the oracle on "
-                          f"{o['nsg']['checked'] + o['routes']['checked']:,} addresses ({bad} disagreements){examples}")
+                          f"{o['nsg']['checked'] + o['routes']['checked'] + fw['checked']:,} addresses (NSGs, routes, "
+                          f"{fw['tuples']} firewall tuples; {bad} disagreements){examples}")
     for n, r in sorted(live.items()):
-        verdict(r["requests"] == r["arg_requests"] + 1 + r["admin_rule_posts"] and r["service_tag_calls"] == 1
-                and r["other_requests"] == 0 and r["admin_rule_posts"] == r["admin_rule_vnets"] == r["path_vnets"]
+        verdict(r["requests"] == r["arg_requests"] + 1 + r["admin_rule_posts"] + r["rule_group_lists"]
+                and r["service_tag_calls"] == 1 and r["other_requests"] == 0 and r["policy_gets"] == 0
+                and r["admin_rule_posts"] == r["admin_rule_vnets"] == r["path_vnets"]
+                and r["rule_group_lists"] == r["rule_group_policies"] == r["path_policies"]
                 and r["failed_requests"] == 0,
                 f"{n:,} VMs live: {r['requests']} requests = {r['arg_requests']} Resource Graph pages + "
                 f"{r['service_tag_calls']} Service Tags call + {r['admin_rule_posts']} security admin rules POSTs "
-                f"(one per path VNet: {r['path_vnets']}), {r['other_requests']} other ARM requests"
+                f"(one per path VNet: {r['path_vnets']}) + {r['rule_group_lists']} rule collection group lists (one "
+                f"per Firewall Policy on a path, parents included: {r['path_policies']}), {r['policy_gets']} policy "
+                f"GETs, {r['other_requests']} other ARM requests"
                 f"{' ' + ', '.join(r['other_paths']) if r['other_paths'] else ''}")
         seq, par = r["latency_seq"], r["latency_par"]
         verdict(par["wall_s"] < seq["wall_s"] and par["throttled_requests"] == 0 and par["failed_requests"] == 0,
@@ -615,11 +817,13 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
                 f"{seq['wall_s']:.1f} s ({seq['wall_s'] / par['wall_s']:.2f}x faster), no request throttled")
         event = r["event"]
         verdict(event["arg_requests"] <= 2 and event["other_requests"] <= 1
-                and event["admin_rule_posts"] <= 2 * event["evaluated"],
+                and event["admin_rule_posts"] <= 2 * event["evaluated"] and event["policy_gets"] == 0
+                and event["rule_group_lists"] == event["rule_group_policies"] <= r["path_policies"],
                 f"{n:,} VMs: an NSG write event costs {event['arg_requests']} Resource Graph requests + "
-                f"{event['other_requests']} ARM read + {event['admin_rule_posts']} security admin rules POSTs for "
-                f"the {event['evaluated']} VMs it evaluates (target: at most 2 queries + the changed resource + "
-                "the evaluated VMs' VNets, whatever the estate size)")
+                f"{event['other_requests']} ARM read + {event['admin_rule_posts']} security admin rules POSTs + "
+                f"{event['rule_group_lists']} rule collection group lists for the {event['evaluated']} VMs it "
+                "evaluates (target: at most 2 queries + the changed resource + the evaluated VMs' VNets, whatever "
+                f"the estate size; each of the {r['path_policies']} path firewall policies listed at most once)")
     target = live.get(TARGET_VMS)
     if target is not None:
         client_s = _client_s(target)

@@ -1,6 +1,7 @@
-"""The benchmark estate generator: deterministic, parseable, and a scan of it shows every kind of status.
+"""The benchmark estate generator: deterministic, parseable, and a scan of it shows every kind of status (and every
+Azure Firewall outcome); the live benchmark's request accounting.
 
-Fast (50 VMs): the timed benchmarks themselves are not part of the test suite (``make bench``).
+Small estates (50 to 1,000 VMs, seconds): the timed benchmarks are not part of the test suite (``make bench``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from asr_remediate.firewall_paths import firewalls_on_paths, policy_chain
 from asr_remediate.health import CONFIRMED, OTHER, UNEXPLAINED
 from asr_remediate.model import key
 from benchmarks.generate import generate, region_pairs
-from benchmarks.live import path_firewall_policies
+from benchmarks.live import path_firewall_policies, requests_summary
 from tests import tagdata
 
 N = 50
@@ -190,3 +191,20 @@ def test_the_live_benchmark_expects_one_group_list_per_policy_on_a_path_as_the_i
     estate = build_estate(resources)
     expected = {p for f in firewalls_on_paths(estate) for p in policy_chain(estate, estate.firewalls[key(f)])}
     assert expected and path_firewall_policies(resources) == expected
+
+
+def test_the_request_summary_counts_group_lists_and_policy_gets_apart_from_other_requests() -> None:
+    """What the live verdict adds up: a list of a policy's groups and a policy GET have their own counts; a GET of
+    one group (not made by a scan) stays an "other" request, so the verdict would fail on it."""
+    policy = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/firewallPolicies/afwp-hub-eastus"
+    summary = requests_summary([
+        ("POST", "/providers/Microsoft.ResourceGraph/resources", 200),
+        ("GET", "/subscriptions/s/providers/Microsoft.Network/locations/eastus/serviceTags", 200),
+        ("GET", f"{policy}/ruleCollectionGroups", 200),
+        ("GET", f"{policy}/ruleCollectionGroups", 200),
+        ("GET", policy, 200),
+        ("GET", f"{policy}/ruleCollectionGroups/rcg-platform", 200),
+    ])
+    assert (summary["arg_requests"], summary["service_tag_calls"], summary["rule_group_lists"],
+            summary["rule_group_policies"], summary["policy_gets"], summary["other_requests"]) == (1, 1, 2, 1, 1, 1)
+    assert summary["other_paths"] == [f"GET {policy}/ruleCollectionGroups/rcg-platform"]
