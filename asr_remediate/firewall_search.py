@@ -11,6 +11,11 @@ only what the VMs' paths need, from the raw rows (plain data in, plain data out)
 * the firewalls holding one of those next-hop IPs (``ipConfigurations[].privateIPAddress``, a secured virtual hub's
   ``hubIPAddresses.privateIPAddress``) and the policy each uses, with its ``basePolicy`` parents among the rows (a
   parent elsewhere is read from ARM like any parent outside the scan: azure/firewalls.py);
+* the firewall's own network (``firewall_networks``): the VNet holding its AzureFirewallSubnet (the parent of
+  ``ipConfigurations[].subnet.id``) and the route tables of the subnets it names (``AzureFirewallSubnet``, and
+  ``AzureFirewallManagementSubnet`` through ``managementIpConfiguration``), so a forced-tunnelling firewall's egress
+  is evaluated as for a firewall in a subscription read. A secured virtual hub's firewall has no VNet (it names a
+  ``virtualHub``; the hub's routing is not read): nothing is kept for it;
 * once the rule collection groups are listed, the IP groups that those groups' rules or the firewalls' classic rules
   name (``sourceIpGroups`` / ``destinationIpGroups``). An IP group in no subscription read stays absent: the rules
   naming it are ``unknown`` with that reason (firewall.py).
@@ -27,10 +32,11 @@ from .estate import (
     IP_GROUP_TYPE,
     ROUTE_TABLE_TYPE,
     RULE_COLLECTION_GROUP_TYPE,
+    VNET_TYPE,
     firewall_ips_of,
 )
 from .firewall import MAX_POLICY_DEPTH
-from .model import key
+from .model import key, parent_id
 
 _IP_GROUP_FIELDS = ("sourceIpGroups", "destinationIpGroups")
 
@@ -100,6 +106,62 @@ def firewalls_at(rows: Iterable[Mapping[str, Any]], next_hops: Iterable[str]) ->
     return list(kept.values())
 
 
+def _firewall_subnets(firewall: Mapping[str, Any]) -> list[str]:
+    """The subnets a VNet firewall names: its data subnet(s) and its management subnet (forced tunnelling)."""
+    properties = _properties(firewall)
+    configs = properties.get("ipConfigurations")
+    named = [_ref(c, "subnet") for c in configs if isinstance(c, Mapping)] if isinstance(configs, list) else []
+    management = properties.get("managementIpConfiguration")
+    if isinstance(management, Mapping):
+        named.append(_ref(management, "subnet"))
+    return [s for s in named if s]
+
+
+def firewall_networks(rows: Iterable[Mapping[str, Any]], firewalls: Iterable[Mapping[str, Any]]
+                      ) -> list[dict[str, Any]]:
+    """The VNets among ``rows`` that hold a subnet one of ``firewalls`` names, then the route tables among ``rows``
+    of those subnets (each once, VNets first): what the firewall's own egress is evaluated on (drift._firewall_egress:
+    in forced-tunnelling mode what it allows leaves through its subnet's routes). Other VNets and route tables of the
+    rows are not kept; a secured virtual hub's firewall names no subnet and brings nothing.
+
+    >>> hub = "/s/c/virtualNetworks/vnet-hub"
+    >>> fw = {"id": "/s/c/azureFirewalls/fw", "type": "microsoft.network/azurefirewalls", "properties": {
+    ...     "ipConfigurations": [{"properties": {"subnet": {"id": f"{hub}/subnets/AzureFirewallSubnet"}}}],
+    ...     "managementIpConfiguration": {"properties": {"subnet": {
+    ...         "id": f"{hub}/subnets/AzureFirewallManagementSubnet"}}}}}
+    >>> def table(name): return {"routeTable": {"id": f"/s/c/routeTables/{name}"}}
+    >>> vnets = [{"id": hub, "type": "Microsoft.Network/virtualNetworks", "properties": {"subnets": [
+    ...     {"id": f"{hub}/subnets/AzureFirewallSubnet", "properties": table("rt-fw")},
+    ...     {"id": f"{hub}/subnets/AzureFirewallManagementSubnet", "properties": {}},
+    ...     {"id": f"{hub}/subnets/shared", "properties": table("rt-shared")}]}},
+    ...     {"id": "/s/c/virtualNetworks/other", "type": "microsoft.network/virtualnetworks", "properties": {}}]
+    >>> tables = [{"id": f"/s/c/routeTables/{n}", "type": "microsoft.network/routetables"}
+    ...           for n in ("rt-fw", "rt-shared")]
+    >>> [r["id"].rsplit("/", 1)[-1] for r in firewall_networks([*vnets, *tables], [fw])]
+    ['vnet-hub', 'rt-fw']
+    >>> vwan = {"id": "/s/c/azureFirewalls/vwan-fw", "type": "microsoft.network/azurefirewalls", "properties": {
+    ...     "hubIPAddresses": {"privateIPAddress": "10.64.0.132"}, "virtualHub": {"id": "/s/c/virtualHubs/hub"}}}
+    >>> firewall_networks([*vnets, *tables], [vwan])  # a secured virtual hub: no VNet
+    []
+    """
+    subnets = {key(s) for f in firewalls for s in _firewall_subnets(f)}
+    if not subnets:
+        return []
+    rows = list(rows)
+    vnets = {key(parent_id(s)) for s in subnets}
+    kept = {key(str(r.get("id", ""))): dict(r) for r in rows if _type(r) == VNET_TYPE and
+            key(str(r.get("id", ""))) in vnets}
+    tables: set[str] = set()
+    for vnet in kept.values():
+        listed = _properties(vnet).get("subnets")
+        for subnet in listed if isinstance(listed, list) else ():
+            if isinstance(subnet, Mapping) and key(str(subnet.get("id", ""))) in subnets:
+                table = _ref(subnet, "routeTable")
+                tables.update({key(table)} if table else set())
+    routes = [dict(r) for r in rows if _type(r) == ROUTE_TABLE_TYPE and key(str(r.get("id", ""))) in tables]
+    return [*kept.values(), *routes]
+
+
 def _named_ip_groups(value: Any) -> Iterator[str]:
     """Every id under a ``sourceIpGroups`` / ``destinationIpGroups`` field anywhere in ``value`` (rule collections
     nest the rules one level down in a policy's groups, two in a classic firewall's collections)."""
@@ -133,4 +195,4 @@ def ip_groups_named(resources: Iterable[Mapping[str, Any]], candidates: Iterable
     return [dict(c) for c in candidates if _type(c) == IP_GROUP_TYPE and key(str(c.get("id", ""))) in named - held]
 
 
-__all__ = ["firewalls_at", "ip_groups_named", "routes_to_an_appliance"]
+__all__ = ["firewall_networks", "firewalls_at", "ip_groups_named", "routes_to_an_appliance"]

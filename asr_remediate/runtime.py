@@ -32,7 +32,7 @@ from .errors import AZURE_FAILURES, one_line
 from .estate import build_estate, firewall_ips_of, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .firewall_paths import unmatched_next_hops
-from .firewall_search import firewalls_at, ip_groups_named, routes_to_an_appliance
+from .firewall_search import firewall_networks, firewalls_at, ip_groups_named, routes_to_an_appliance
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
 from .routes import bgp_may_override
@@ -221,8 +221,9 @@ class Runtime:
                              allowed: set[str]) -> tuple[list[dict[str, Any]], Estate | None, list[dict[str, Any]]]:
         """A hub firewall in a connectivity subscription no protected item names (firewall_search.py): when a route on
         a replicated VM's path has next hop VirtualAppliance at an IP no firewall in ``resources`` holds, ONE Resource
-        Graph query for firewalls, Firewall Policies and IP groups over the subscriptions of ASR_SUBSCRIPTIONS not
-        ``read`` yet (none: no query); the firewalls at those IPs and their policies are added.
+        Graph query for firewalls, Firewall Policies, IP groups, VNets and route tables over the subscriptions of
+        ASR_SUBSCRIPTIONS not ``read`` yet (none: no query); the firewalls at those IPs, their policies, their VNets
+        and their subnets' route tables are added.
 
         Returns (resources, their parsed estate if it was parsed and is still current, the IP groups found: kept by
         the caller once the policies' groups are listed and say which are named). Without ASR_SUBSCRIPTIONS (the CLI
@@ -250,6 +251,7 @@ class Runtime:
         for firewall in firewalls:
             self.progress(f"Azure Firewall {firewall.get('id')} found in subscription "
                           f"{subscription_of(str(firewall.get('id', '')))}")
+        found += firewall_networks(rows, firewalls)  # its VNet and subnet route tables: its own egress
         held = {ip for f in firewalls for ip in firewall_ips_of(f)}
         rest = [ip for ip in hops if ip not in held]
         if rest:

@@ -102,11 +102,15 @@ NETWORK_RESOURCES_QUERY = (
 )
 #: A hub Azure Firewall in a connectivity subscription the protected items do not name: when a route on a replicated
 #: VM's path has next hop VirtualAppliance at an IP no firewall of the network query holds, the runtime sends this query
-#: once over the subscriptions of ASR_SUBSCRIPTIONS not read yet (firewall_search.py keeps what the paths need).
+#: once over the subscriptions of ASR_SUBSCRIPTIONS not read yet (firewall_search.py keeps what the paths need). The
+#: VNets and route tables are the firewall's own network: its AzureFirewallSubnet's VNet and the route tables of the
+#: subnets it names, on which a forced-tunnelling firewall's egress is evaluated (the rest of them is not kept).
 FIREWALL_RESOURCE_TYPES: tuple[str, ...] = (
     "microsoft.network/azurefirewalls",
     "microsoft.network/firewallpolicies",
     "microsoft.network/ipgroups",
+    "microsoft.network/virtualnetworks",
+    "microsoft.network/routetables",
 )
 FIREWALL_RESOURCES_QUERY = (
     "resources"

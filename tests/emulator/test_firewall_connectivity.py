@@ -29,6 +29,7 @@ from examples.estate_builder import (
     firewall_policy,
     ip_group,
     network_rule,
+    route_table,
     rule_collection,
     rule_collection_group,
     vnet,
@@ -49,10 +50,13 @@ def _id(sub: str, kind: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{HUB_RG}/providers/Microsoft.Network/{kind}/{name}"
 
 
-def connectivity_hub(*, spoke_hop: str = FW_IP) -> list[dict[str, Any]]:
+def connectivity_hub(*, spoke_hop: str = FW_IP, forced_tunnelling: bool = False) -> list[dict[str, Any]]:
     """The spoke VM in SUB routes 0.0.0.0/0 to ``spoke_hop``; the hub in CONNECTIVITY: its VNet, a firewall at FW_IP
     whose policy allows AAD from an IP group of the spokes (in CONNECTIVITY), Storage from an IP group in PLATFORM
-    (outside ASR_SUBSCRIPTIONS), denies the rest by default; an IP group no rule names; a second firewall elsewhere."""
+    (outside ASR_SUBSCRIPTIONS), denies the rest by default; an IP group no rule names; a second firewall elsewhere.
+    The hub VNet's AzureFirewallSubnet routes 0.0.0.0/0 to the VPN gateway (on-premises), its
+    AzureFirewallManagementSubnet to the Internet, another subnet of it has a route table of its own; another VNet.
+    ``forced_tunnelling``: the firewall has a management IP configuration."""
     spokes = ip_group(CONNECTIVITY, HUB_RG, "ipg-spokes", "eastus", ["10.1.0.0/16"])
     unused = ip_group(CONNECTIVITY, HUB_RG, "ipg-unused", "eastus", ["192.168.0.0/16"])
     foreign = _id(PLATFORM, "ipGroups", "ipg-platform")
@@ -60,15 +64,27 @@ def connectivity_hub(*, spoke_hop: str = FW_IP) -> list[dict[str, Any]]:
     group = rule_collection_group(policy["id"], "spokes", 200, [rule_collection("egress", 300, "Allow", [
         network_rule("aad", [], ["AzureActiveDirectory"], source_ip_groups=[spokes["id"]]),
         network_rule("storage", [], ["Storage"], source_ip_groups=[foreign])])])
-    hub_vnet = vnet(CONNECTIVITY, HUB_RG, "vnet-hub", "eastus", ["10.100.0.0/16"],
-                    [{"name": "AzureFirewallSubnet", "prefix": "10.100.1.0/26"}])
+    fw_routes = route_table(CONNECTIVITY, HUB_RG, "rt-fw", "eastus",
+                            [("to-onprem", "0.0.0.0/0", "VirtualNetworkGateway")])
+    mgmt_routes = route_table(CONNECTIVITY, HUB_RG, "rt-fw-mgmt", "eastus", [("internet", "0.0.0.0/0", "Internet")],
+                              disable_bgp=True)
+    shared_routes = route_table(CONNECTIVITY, HUB_RG, "rt-shared", "eastus", [("to-fw", "0.0.0.0/0", "VirtualAppliance",
+                                                                                FW_IP)])
+    hub_vnet = vnet(CONNECTIVITY, HUB_RG, "vnet-hub", "eastus", ["10.100.0.0/16"], [
+        {"name": "AzureFirewallSubnet", "prefix": "10.100.1.0/26", "route_table": fw_routes["id"]},
+        {"name": "AzureFirewallManagementSubnet", "prefix": "10.100.1.64/26", "route_table": mgmt_routes["id"]},
+        {"name": "shared", "prefix": "10.100.2.0/24", "route_table": shared_routes["id"]}])
+    other_vnet = vnet(CONNECTIVITY, HUB_RG, "vnet-other", "westeurope", ["10.200.0.0/16"],
+                      [{"name": "AzureFirewallSubnet", "prefix": "10.200.1.0/26"}])
     firewall = azure_firewall(CONNECTIVITY, HUB_RG, "fw-hub", "eastus", f"{hub_vnet['id']}/subnets/AzureFirewallSubnet",
-                              FW_IP, policy_id=policy["id"])
+                              FW_IP, policy_id=policy["id"], forced_tunnelling=forced_tunnelling)
     other_policy = firewall_policy(CONNECTIVITY, HUB_RG, "other-policy", "westeurope", group_names=[])
-    other = azure_firewall(CONNECTIVITY, HUB_RG, "fw-other", "westeurope", "/s/x/subnets/AzureFirewallSubnet",
-                           "10.200.1.4", policy_id=other_policy["id"])
+    other = azure_firewall(CONNECTIVITY, HUB_RG, "fw-other", "westeurope",
+                           f"{other_vnet['id']}/subnets/AzureFirewallSubnet", "10.200.1.4",
+                           policy_id=other_policy["id"])
     spoke = Scenario(routes=[("to-hub", "0.0.0.0/0", "VirtualAppliance", spoke_hop)]).resources()
-    return [*spoke, hub_vnet, firewall, policy, group, spokes, unused, other, other_policy]
+    return [*spoke, hub_vnet, fw_routes, mgmt_routes, shared_routes, other_vnet, firewall, policy, group, spokes,
+            unused, other, other_policy]
 
 
 def runtime(arm: ArmEmulator, subscriptions: tuple[str, ...],
@@ -117,12 +133,41 @@ def test_a_hub_firewall_in_a_connectivity_subscription_gives_its_verdict_with_on
     assert any("fw-hub found in subscription" in m and CONNECTIVITY in m for m in progress)
 
 
-def test_only_the_firewall_at_the_next_hop_its_policy_and_the_ip_groups_its_rules_name_are_kept(
+def test_only_the_firewall_at_the_next_hop_its_policy_network_and_the_ip_groups_its_rules_name_are_kept(
         arm: ArmEmulator) -> None:
-    seeded(arm, connectivity_hub())
+    """Its VNet and the route tables of the two subnets it names (AzureFirewallSubnet, AzureFirewallManagementSubnet),
+    not the hub's other subnet's route table, nor the other VNet and firewall."""
+    seeded(arm, connectivity_hub(forced_tunnelling=True))
     collected = runtime(arm, (SUB, CONNECTIVITY)).collect(Scope((SUB,)))
     from_hub = sorted(r["id"].rsplit("/", 1)[-1] for r in collected if CONNECTIVITY in r["id"])
-    assert from_hub == ["fw-hub", "hub-policy", "ipg-spokes", "spokes"]
+    assert from_hub == ["fw-hub", "hub-policy", "ipg-spokes", "rt-fw", "rt-fw-mgmt", "spokes", "vnet-hub"]
+
+
+def findings_of(result: Any) -> list[tuple[str, str, str, str, str, str]]:
+    [report] = result.plan.reports
+    return sorted((f.kind, f.severity, f.side, f.destination, f.resource_id, f.message) for f in report.findings)
+
+
+def test_a_forced_tunnelling_firewall_found_elsewhere_gets_the_egress_verdict_of_a_scanned_one(
+        arm: ArmEmulator) -> None:
+    """The extra query brings the firewall's VNet and its AzureFirewallSubnet's route table, so its egress (0.0.0.0/0
+    to the VPN gateway: on-premises) is judged on them — the same findings as when the connectivity subscription is
+    scanned directly, and not "its subnet … is not in the inventory". Source: a firewall with
+    ``managementIpConfiguration`` runs in forced-tunnelling mode, its data traffic following AzureFirewallSubnet's
+    routes ("Azure Firewall must have direct Internet connectivity", Azure Firewall FAQ; README, *Azure Firewall*);
+    the firewall names its subnet in ``ipConfigurations[].properties.subnet.id`` (AzureFirewallGet.json,
+    azure-rest-api-specs Microsoft.Network 2025-05-01)."""
+    seeded(arm, connectivity_hub(forced_tunnelling=True))
+    found = runtime(arm, (SUB, CONNECTIVITY)).run(Scope((SUB,)), trigger="cli", actor="test")
+    assert [q for q, _ in queries(arm)].count(FIREWALL_RESOURCES_QUERY) == 1 and len(queries(arm)) == 3
+    scanned = runtime(arm, (SUB, CONNECTIVITY)).run(Scope((SUB, CONNECTIVITY)), trigger="cli", actor="test")
+    assert [q for q, _ in queries(arm)].count(FIREWALL_RESOURCES_QUERY) == 1  # the direct scan needs none
+    assert findings_of(found) == findings_of(scanned)
+    [egress] = [f for f in found.plan.reports[0].findings if f.kind == "firewall-egress"]
+    assert egress.destination == "AzureActiveDirectory" and egress.severity == "warning"
+    assert "next hop VirtualNetworkGateway via to-onprem in route table rt-fw" in egress.message
+    assert not any("not in the inventory" in f.message and "subnet" in f.message
+                   for f in found.plan.reports[0].findings)
 
 
 def test_an_estate_whose_next_hops_are_known_firewalls_sends_no_extra_query(arm: ArmEmulator) -> None:
@@ -182,7 +227,7 @@ def test_export_carries_the_connectivity_firewall_so_an_offline_scan_gives_the_s
     capsys.readouterr()
     rows = json.loads(exported.read_text())
     assert {r["id"].rsplit("/", 1)[-1] for r in rows if CONNECTIVITY in r["id"]} == {
-        "fw-hub", "hub-policy", "spokes", "ipg-spokes"}
+        "fw-hub", "hub-policy", "spokes", "ipg-spokes", "vnet-hub", "rt-fw"}
     assert cli.main(["scan", "--estate", str(exported), "--service-tags", str(TAGS_FILE), "--format", "json"]) == 2
     assert json.loads(capsys.readouterr().out) == live
     assert any(f["kind"] == "firewall-deny" for vm in live["vms"] for f in vm["findings"])
