@@ -399,15 +399,18 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
     peered: list[str] = []
     remote_gateways = False
     hubs: list[str] = []
+    hub_prefixes: list[str] = []
     for peering in props.get("virtualNetworkPeerings") or []:
         peering_props = _props(peering)
         if str(peering_props.get("peeringState") or "Connected").lower() != "connected":
             continue
+        space = peering_props.get("remoteVirtualNetworkAddressSpace") or peering_props.get("remoteAddressSpace") or {}
+        remote = _ipv4_prefixes(space.get("addressPrefixes"), "a peering's remote address space")
         if peering_props.get("useRemoteGateways") is True:
             remote_gateways = True
             hubs.extend(h for h in (_ref(peering_props.get("remoteVirtualNetwork")),) if h)
-        space = peering_props.get("remoteVirtualNetworkAddressSpace") or peering_props.get("remoteAddressSpace") or {}
-        peered.extend(_ipv4_prefixes(space.get("addressPrefixes"), "a peering's remote address space"))
+            hub_prefixes.extend(remote)
+        peered.extend(remote)
     space = props.get("addressSpace") or {}
     return VirtualNetwork(
         id=str(resource["id"]),
@@ -419,6 +422,7 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
         has_gateway_subnet=any(s.name.lower() == "gatewaysubnet" for s in subnets.values()),
         uses_remote_gateways=remote_gateways,
         remote_gateway_vnet_ids=tuple(hubs),
+        remote_gateway_prefixes=tuple(hub_prefixes),
     )
 
 

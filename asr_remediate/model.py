@@ -124,6 +124,8 @@ class VirtualNetwork:
     uses_remote_gateways: bool = False
     # The remote VNets of those peerings (the hubs whose gateway this VNet uses): failover readiness (issue 12).
     remote_gateway_vnet_ids: tuple[str, ...] = ()
+    # Their remote address spaces, as the peerings give them: the hub's space even when the hub VNet is not read.
+    remote_gateway_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,11 @@ class _Side:
     label: str
     region: str
     vnets: tuple[VirtualNetwork, ...]
-    hubs: tuple[VirtualNetwork, ...]  # gateway VNets through useRemoteGateways peerings (in the inventory)
+    # The gateway VNets through useRemoteGateways peerings, by name, and their address spaces — both from the
+    # spoke's own peerings (remoteVirtualNetwork, remote address space), so a hub VNet in a subscription not read
+    # changes nothing here; its gateway is found by its VNet's id (only the gateway itself must be in the inventory).
+    hubs: tuple[str, ...]
+    hub_prefixes: tuple[str, ...]
     gateways: tuple[VirtualNetworkGateway, ...]  # every gateway of the VNets and hubs, any region
     connections: tuple[GatewayConnection, ...]  # their on-premises connections, any status
 
@@ -173,28 +177,29 @@ class _Side:
         return tuple(c for c in self.live if c.connection_type == "expressroute")
 
     def space(self) -> IPSet:
-        return IPSet.from_prefixes(p for v in (*self.vnets, *self.hubs) for p in v.address_prefixes)
+        return IPSet.from_prefixes((*(p for v in self.vnets for p in v.address_prefixes), *self.hub_prefixes))
 
     def names(self) -> str:
-        hubs = f" (hub {', '.join(h.name for h in self.hubs)})" if self.hubs else ""
+        hubs = f" (hub {', '.join(self.hubs)})" if self.hubs else ""
         return f"{', '.join(v.name for v in self.vnets)}{hubs}"
 
 
 def _side(label: str, region: str, vnet_ids: Iterable[str], estate: Estate, index: _Index) -> _Side:
     vnets: dict[str, VirtualNetwork] = {}
-    hubs: dict[str, VirtualNetwork] = {}
+    hubs: dict[str, str] = {}
+    hub_prefixes: list[str] = []
     for vnet_id in vnet_ids:
         vnet = estate.vnets.get(key(vnet_id))
         if vnet is None:
             continue  # the path stages report a VNet that is not in the inventory
         vnets.setdefault(key(vnet.id), vnet)
         for hub_id in vnet.remote_gateway_vnet_ids:
-            hub = estate.vnets.get(key(hub_id))
-            if hub is not None:
-                hubs.setdefault(key(hub.id), hub)
+            hubs.setdefault(key(hub_id), hub_id.rstrip("/").rsplit("/", 1)[-1])
+        hub_prefixes.extend(vnet.remote_gateway_prefixes)
+    hubs = {k: name for k, name in hubs.items() if k not in vnets}
     gateways = tuple(g for k in (*vnets, *hubs) for g in index.gateways_by_vnet.get(k, ()))
     connections = tuple(c for g in gateways for c in index.connections_by_gateway.get(key(g.id), ()))
-    return _Side(label, region, tuple(vnets.values()), tuple(h for k, h in hubs.items() if k not in vnets),
+    return _Side(label, region, tuple(vnets.values()), tuple(hubs.values()), tuple(dict.fromkeys(hub_prefixes)),
                  gateways, connections)
 
 

@@ -232,6 +232,28 @@ def test_address_clash_without_a_target_gateway_still_needs_one() -> None:
         in finding.message
 
 
+def test_a_hub_vnet_not_in_the_inventory_still_lends_its_gateway_and_its_peered_space() -> None:
+    """The hub's gateway is found by the spoke's peering's remoteVirtualNetwork id and the hub's address space from the
+    peering's remoteAddressSpace (VirtualNetworkPeeringGet.json, azure-rest-api-specs), so the clash of the recovery
+    VNet with the hub's range is seen with or without the hub VNet document (a hub VNet in a subscription not read)."""
+    def estate(with_hub: bool) -> list[dict[str, Any]]:
+        resources = Scenario().resources()
+        hub = vnet(SUB, RG, "vnet-hub-eastus", "eastus", ["10.0.0.0/16"],
+                   [{"name": "GatewaySubnet", "prefix": "10.0.255.0/27"}])
+        use_remote_gateways(next(r for r in resources if r["id"] == SRC_VNET), hub)
+        dr = next(r for r in resources if r["id"] == DR_VNET)
+        dr["properties"]["addressSpace"]["addressPrefixes"] = ["10.2.0.0/16", "10.0.8.0/24"]
+        circuit = _circuit(resources)
+        _er(resources, hub["id"], "eastus", "hub", circuit)
+        _er(resources, DR_VNET, "centralus", "dr", circuit)
+        return [*resources, hub] if with_hub else resources
+    with_hub, without_hub = _readiness(estate(True)), _readiness(estate(False))
+    assert [(f.kind, f.side, f.message) for f in without_hub] == [(f.kind, f.side, f.message) for f in with_hub]
+    (finding,) = without_hub
+    assert finding.kind == "failover-address-clash" and "overlap in 10.0.8.0/24" in finding.message
+    assert "source VNet vnet-src (hub vnet-hub-eastus)" in finding.message
+
+
 # -- cross-geopolitical circuits ---------------------------------------------------------------------------------
 
 def _geo_estate(tier: str, peering: str, target_location: str) -> tuple[Any, str]:
