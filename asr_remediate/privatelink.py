@@ -182,6 +182,19 @@ def _reachable(estate: Estate, vnet: VirtualNetwork, target_key: str, group: str
     return usable[2] or usable[1], waiting
 
 
+def _approved_elsewhere(estate: Estate, vault_key: str) -> list[str]:
+    """The private endpoints the vault's own approved Site Recovery connections name that are not in the inventory
+    (sorted ids): typically a hub's endpoint in a connectivity subscription not read (in a hub and spoke "only one
+    private endpoint", Replicate machines with private endpoints), which only the vault's
+    ``privateEndpointConnections[].properties.privateEndpoint.id`` (GETVault.json) says exists. Its IPs and VNet are
+    not known, so whether it serves the VNet is unknown — not a missing endpoint (an error telling the operator to
+    create one that exists)."""
+    vault = estate.private_links.vaults.get(vault_key)
+    return sorted({c.target_id for c in (vault.connections if vault else ())
+                   if c.status == "approved" and (SITE_RECOVERY_GROUP in c.group_ids or not c.group_ids)
+                   and c.target_id and key(c.target_id) not in estate.private_links.endpoints})
+
+
 def _zone_linked(estate: Estate, vnet: VirtualNetwork, zone: str) -> bool:
     vnet_key = key(vnet.id)
     return any((z.name == zone or z.name.endswith("." + zone)) and vnet_key in z.linked_vnets
@@ -252,6 +265,13 @@ def _private_side(vault_id: str, caches: tuple[str, ...], vnet: VirtualNetwork, 
             if not _zone_linked(estate, vnet, SITE_RECOVERY_ZONE):
                 problems.append(_dns_problem(vnet, side, "AzureSiteRecovery", SITE_RECOVERY_ZONE, usable,
                                              "*.hypervrecoverymanager.windowsazure.com"))
+        elif absent := _approved_elsewhere(estate, vault_key):
+            problems.append(Problem(
+                "unknown", "warning", "AzureSiteRecovery", vault_id,
+                f"vault {vault_name} uses private endpoints for Site Recovery and VNet {vnet.name} ({side} side) has "
+                f"none of them in the inventory, but the vault has an approved connection to private endpoint "
+                f"{', '.join(absent)}, which is not in the inventory (its subscription was not read — a hub in a "
+                "connectivity subscription: list it in ASR_SUBSCRIPTIONS): cannot tell whether the VMs reach it"))
         else:
             pending = (f"; private endpoint {', '.join(e.name for e in waiting)} is not approved: approve it in the "
                        f"vault's private endpoint connections") if waiting else ""

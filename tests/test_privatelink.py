@@ -431,3 +431,28 @@ def test_an_unreadable_vault_makes_the_site_recovery_path_unknown_not_a_guess() 
     unknown = [f for f in report.findings if f.kind == "unknown"]
     assert {f.side for f in unknown} == {"source", "target"}
     assert all("Recovery Services vault" in f.message and "is unreadable" in f.message for f in unknown)
+
+
+def test_a_hub_endpoint_the_vault_names_but_the_inventory_lacks_is_unknown_not_a_missing_endpoint() -> None:
+    """The hub's endpoint is in a connectivity subscription that was not read: only the vault's own
+    privateEndpointConnections (GETVault.json shape) names it, approved. The spoke cannot be said to lack an endpoint
+    (a `private-endpoint` error telling to create one that exists) nor to reach it: unknown, naming the endpoint and
+    ASR_SUBSCRIPTIONS; still no public AzureSiteRecovery rule is planned. The same estate with the endpoint read is
+    compliant (test_a_hub_private_endpoint_serves_a_peered_spoke)."""
+    resources = locked_down(source_pe=False)
+    hub_pe = rid("00000000-0000-0000-0000-0000000000cc", "rg-hub", "Microsoft.Network", "privateEndpoints",
+                 "pe-asr-hub")
+    (vault,) = [r for r in resources if r["type"] == "microsoft.recoveryservices/vaults"]
+    dr_endpoint = next(r["id"] for r in resources if r["type"] == "microsoft.network/privateendpoints")
+    resources.remove(vault)
+    resources.append(recovery_vault(SUB, "vault", "centralus", [(dr_endpoint, "Approved"), (hub_pe, "Approved")]))
+    plan = scan_resources(resources)
+    source = by_side(plan, "source")
+    assert source["AzureSiteRecovery"] == {"unknown"}
+    [finding] = [f for f in plan.reports[0].findings if f.side == "source" and f.destination == "AzureSiteRecovery"]
+    assert hub_pe in finding.message and "ASR_SUBSCRIPTIONS" in finding.message
+    assert by_side(plan, "target").get("AzureSiteRecovery", set()) <= {"private-dns"}  # its own endpoint: unchanged
+    assert not any("AzureSiteRecovery" in d for d in planned_destinations(plan))
+    pending = [r for r in resources if r["type"] != "microsoft.recoveryservices/vaults"]
+    pending.append(recovery_vault(SUB, "vault", "centralus", [(dr_endpoint, "Approved"), (hub_pe, "Pending")]))
+    assert by_side(scan_resources(pending), "source")["AzureSiteRecovery"] == {"private-endpoint"}  # not approved
