@@ -165,6 +165,8 @@ def _touches(estate: Estate, item: ProtectedItem, kind: str, target: str) -> boo
         return False
     if kind in ("firewall", "firewall-policy"):
         return _behind_firewall(estate, item, kind, target)
+    if kind == "route-table" and _egress_of_firewall(estate, item, target):
+        return True
     nic_ids = list(vm.nic_ids) if vm else []
     nic_ids += [n.source_nic_id for n in item.recovery_nics]
     subnet_ids: list[str] = []
@@ -194,6 +196,17 @@ def _touches(estate: Estate, item: ProtectedItem, kind: str, target: str) -> boo
                 if kind == "route-table" and subnet.route_table_id and key(subnet.route_table_id) == target:
                     return True
     return kind == "nsg" and target in {key(n) for n in nsg_ids if n}
+
+
+def _egress_of_firewall(estate: Estate, item: ProtectedItem, target: str) -> bool:
+    """``target`` is the route table of the AzureFirewallSubnet of a forced-tunnelling firewall the item's subnets
+    route to: what that firewall allows leaves through those routes (drift._firewall_egress, ``firewall-egress``)."""
+    for firewall_key in firewalls_of_item(estate, item):
+        firewall = estate.firewalls.get(firewall_key)
+        subnet = estate.subnets.get(key(firewall.subnet_id)) if firewall and firewall.forced_tunnelling else None
+        if subnet is not None and subnet.route_table_id and key(subnet.route_table_id) == target:
+            return True
+    return False
 
 
 def _behind_firewall(estate: Estate, item: ProtectedItem, kind: str, target: str) -> bool:

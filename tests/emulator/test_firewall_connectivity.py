@@ -246,3 +246,23 @@ def test_a_write_to_the_connectivity_policy_re_evaluates_the_spoke_vm(arm: ArmEm
                                                            actor="test")
     [report] = result.plan.reports
     assert report.status == DRIFT and any(f.kind == "firewall-deny" for f in report.findings)
+
+
+def test_a_write_to_the_forced_tunnelling_firewalls_subnet_route_table_re_evaluates_the_spoke_vm(
+        arm: ArmEmulator) -> None:
+    """The route table of the AzureFirewallSubnet is on no VM's subnet, but what a forced-tunnelling firewall allows
+    leaves through it: its write re-evaluates the VMs behind that firewall (the egress warning). Without forced
+    tunnelling the same event affects no VM (those routes carry none of their traffic)."""
+    from tests.emulator.test_events import event
+
+    table = _id(CONNECTIVITY, "routeTables", "rt-fw")
+    seeded(arm, connectivity_hub(forced_tunnelling=True))
+    result = runtime(arm, (SUB, CONNECTIVITY)).handle_event(event(table, "Microsoft.Network/routeTables/write"),
+                                                           actor="test")
+    [report] = result.plan.reports
+    assert any(f.kind == "firewall-egress" and "rt-fw" in f.message for f in report.findings)
+    with ArmEmulator() as plain:
+        seeded(plain, connectivity_hub())
+        result = runtime(plain, (SUB, CONNECTIVITY)).handle_event(
+            event(table, "Microsoft.Network/routeTables/write"), actor="test")
+        assert result.plan.reports == ()
