@@ -147,19 +147,29 @@ class IPSet:
         return IPSet(_normalise(self.intervals + other.intervals))
 
     def intersection(self, other: IPSet) -> IPSet:
-        result: list[tuple[int, int]] = []
         a, b = self.intervals, other.intervals
+        if not a or not b or a[-1][1] < b[0][0] or b[-1][1] < a[0][0]:
+            return EMPTY
+        if a == b:
+            return self  # a rule covering exactly what is left: compared in C, not merged in Python
+        result: list[tuple[int, int]] = []
         if len(a) > _LOPSIDED * len(b):
             a, b = b, a
         if len(b) > _LOPSIDED * len(a):
-            # A few intervals against many (a NIC's VNet against a service tag): binary search, not a full merge.
+            # A few intervals against many (a NIC's VNet, a rule's /8, against a service tag): binary search, not a
+            # full merge; the intervals of ``b`` strictly inside one of ``a`` are copied as a slice.
             for start, end in a:
-                k = bisect.bisect_right(b, (start, _ABOVE)) - 1
-                if k < 0 or b[k][1] < start:
-                    k += 1
-                while k < len(b) and b[k][0] <= end:
-                    result.append((max(start, b[k][0]), min(end, b[k][1])))
-                    k += 1
+                low = bisect.bisect_right(b, (start, _ABOVE)) - 1
+                if low < 0 or b[low][1] < start:
+                    low += 1
+                high = bisect.bisect_right(b, (end, _ABOVE), low)  # b[low:high] meet [start, end]
+                if high - low == 1:
+                    result.append((max(start, b[low][0]), min(end, b[low][1])))
+                elif high > low:
+                    # Disjoint sorted intervals: only the first can start before ``start``, only the last end after.
+                    result.append((max(start, b[low][0]), b[low][1]))
+                    result.extend(b[low + 1:high - 1])
+                    result.append((b[high - 1][0], min(end, b[high - 1][1])))
             return IPSet(tuple(result))
         i = j = 0
         while i < len(a) and j < len(b):
@@ -174,8 +184,13 @@ class IPSet:
         return IPSet(tuple(result))
 
     def difference(self, other: IPSet) -> IPSet:
+        a, b = self.intervals, other.intervals
+        if not a or not b or a[-1][1] < b[0][0] or b[-1][1] < a[0][0]:
+            return self
+        if a == b:
+            # The common case in the NSG walk: a rule takes all that is left of a 500-interval tag.
+            return EMPTY
         result: list[tuple[int, int]] = []
-        b = other.intervals
         j = 0
         for start, end in self.intervals:
             current = start
