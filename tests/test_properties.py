@@ -101,6 +101,31 @@ def test_ipset_algebra_matches_python_sets(case):
     assert all(a.contains(p) == (p in sa) for p in probes)
 
 
+@st.composite
+def lopsided_sets(draw: Any) -> tuple[IPSet, set[int], IPSet, set[int]]:
+    """A few wide intervals and many single addresses (over 8 times as many): what a rule's CIDRs meet in a service
+    tag, where intersection binary-searches the larger set and copies the intervals inside a wide one as a slice."""
+    wide: list[tuple[int, int]] = []
+    for _ in range(draw(st.integers(1, 3))):
+        a, b = sorted(draw(st.lists(st.integers(0, 255), min_size=2, max_size=2)))
+        wide.append((LOW_UNIVERSE + a, LOW_UNIVERSE + b))
+    offsets = draw(st.sets(st.integers(0, 255).filter(lambda o: o % 2 == 0), min_size=30, max_size=100))
+    narrow = {LOW_UNIVERSE + o for o in offsets}  # even offsets: never adjacent, so each stays its own interval
+    return (IPSet.of(wide), {v for start, end in wide for v in range(start, end + 1)},
+            IPSet.of((v, v) for v in narrow), narrow)
+
+
+@PROPERTY
+@given(lopsided_sets())
+def test_lopsided_and_equal_operands_match_python_sets(case):
+    a, sa, b, sb = case
+    for result, expected in ((a & b, sa & sb), (b & a, sa & sb), (a - b, sa - sb), (b - a, sb - sa),
+                             (a & a, sa), (a - a, set()), (b & b, sb), (b - b, set()),
+                             (a & IPSet(a.intervals), sa), (b - IPSet(b.intervals), set())):
+        check_normal_form(result)
+        assert addresses_of(result) == expected
+
+
 @PROPERTY
 @given(st.booleans().flatmap(lambda e: address_sets(e)))
 def test_to_cidrs_is_an_exact_minimal_cover(case):
