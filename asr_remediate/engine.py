@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 from .config import Settings, is_subscription_id
 from .drift import evaluate_estate
+from .gcpause import collector_paused
 from .model import Estate, ProtectedItem, RecoveryNic, key, subscription_of
 from .planner import Plan, make_plan
 from .servicetags import ServiceTags
 
 
 def scan(estate: Estate, tags: ServiceTags, settings: Settings) -> Plan:
-    return make_plan(estate, evaluate_estate(estate, tags, settings), tags, settings)
+    with collector_paused():  # the pipeline makes no reference cycles to collect (gcpause.py)
+        return make_plan(estate, evaluate_estate(estate, tags, settings), tags, settings)
 
 
 REGION = re.compile(r"^[a-z0-9]{2,40}$")

@@ -33,6 +33,7 @@ from .estate import build_estate, firewall_ips_of, parse_protected_item
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .firewall_paths import unmatched_next_hops
 from .firewall_search import firewall_networks, firewalls_at, ip_groups_named, routes_to_an_appliance
+from .gcpause import collector_paused
 from .model import Estate, ProtectedItem, key, resource_group_of, subscription_of
 from .planner import Plan, make_plan
 from .routes import bgp_may_override
@@ -384,9 +385,10 @@ class Runtime:
 
     def evaluate(self, estate: Estate, tags: ServiceTags, items: Iterable[ProtectedItem]) -> Plan:
         items = list(items)
-        reports = [evaluate_item(i, estate, tags, self.settings) for i in items]
-        # A preflight's item is not in the estate: without it the planner cannot find the recovery side's senders.
-        return make_plan(estate, reports, tags, self.settings, items=items)
+        with collector_paused():  # the pure pipeline makes no reference cycles to collect (gcpause.py)
+            reports = [evaluate_item(i, estate, tags, self.settings) for i in items]
+            # A preflight's item is not in the estate: without it the planner cannot find the recovery side's senders.
+            return make_plan(estate, reports, tags, self.settings, items=items)
 
     def run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None = None,
             run_id: str | None = None, resources: list[dict[str, Any]] | None = None) -> RunResult:

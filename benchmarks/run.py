@@ -4,7 +4,9 @@ For each size N, on the synthetic estate of ``benchmarks.generate`` (seeded, the
 parts, each in a fresh worker process pinned to at most 2 CPUs (so memos start cold and peak memory is per part):
 
 engine   ``drift.evaluate_estate`` alone, then — memos cleared — ``engine.scan`` (evaluate + plan + the plan's
-         verification rescan), timed with ``time.perf_counter``; peak memory as ``ru_maxrss`` of the worker (the
+         verification rescan), timed with ``time.perf_counter`` together with a full ``gc.collect()`` right after it
+         (the scan pauses the cyclic collector, ``asr_remediate/gcpause.py``: the traversal it defers is counted, and
+         shown on its own); peak memory as ``ru_maxrss`` of the worker (the
          whole process: interpreter, parsed Service Tags, the generated ARM JSON and the parsed estate) and, in a
          separate untimed scan, the ``tracemalloc`` peak of the scan's own allocations.
 oracle   the scan's answers against the brute-force per-address oracle (``tests/oracle.py``): K sampled
@@ -139,7 +141,14 @@ def engine_worker(n: int, seed: int) -> dict[str, Any]:
     del reports
     clear_engine_memos()
     gc.collect()
-    plan, scan_s = _timed(lambda: scan(estate, tags, settings))
+    collect_s: list[float] = []
+
+    def scan_then_collect() -> Any:
+        plan = scan(estate, tags, settings)
+        collect_s.append(_timed(gc.collect)[1])
+        return plan
+
+    plan, scan_s = _timed(scan_then_collect)
     peak_rss = maxrss_mb()
     statuses = Counter(r.status for r in plan.reports)
     kinds = Counter(f.kind for r in plan.reports for f in r.findings)
@@ -159,7 +168,8 @@ def engine_worker(n: int, seed: int) -> dict[str, Any]:
         "n": n, "cpus": used, "cpus_available": available, "estate": summary,
         "tags_change_number": tags.change_number, "tags_count": len(tags.tags),
         "load_tags_s": tags_s, "generate_s": generate_s, "build_s": build_s,
-        "evaluate_s": evaluate_s, "scan_s": scan_s, "peak_rss_mb": peak_rss, "scan_traced_peak_mb": traced_peak,
+        "evaluate_s": evaluate_s, "scan_s": scan_s, "collect_s": collect_s[0],
+        "peak_rss_mb": peak_rss, "scan_traced_peak_mb": traced_peak,
         "statuses": dict(statuses), "kinds": dict(kinds), "errors": errors, "fixable": fixable,
         "changes": dict(changes), "firewall": firewall,
     }
@@ -664,6 +674,7 @@ def report(sizes: Sequence[int], seed: int, sample: int, engine: dict[int, dict[
             ("engine, offline (fresh process, memos cold)", []),
             ("  evaluate: drift.evaluate_estate", col(engine, lambda e: f"{e['evaluate_s']:.2f} s")),
             ("  full scan: engine.scan (evaluate + plan + verify)", col(engine, lambda e: f"{e['scan_s']:.2f} s")),
+            ("  ... of which the gc.collect() after it", col(engine, lambda e: f"{e.get('collect_s', 0.0):.2f} s")),
             ("  per VM (full scan)", col(engine, lambda e: f"{e['scan_s'] / e['n'] * 1e3:.2f} ms")),
             ("  peak RSS, whole worker (ru_maxrss)", col(engine, lambda e: f"{e['peak_rss_mb']:.0f} MB")),
             ("  scan's own allocations, peak (tracemalloc)", col(engine, lambda e: (

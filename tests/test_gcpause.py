@@ -1,0 +1,101 @@
+"""The cyclic collector is paused while a scan runs (gcpause.py): restored as it was, also with nested and concurrent
+scans; and it is sound because a scan makes no cyclic garbage of its own — only ``ipaddress`` networks of a /31 or
+/32 are self-referencing (``IPv4Network.__init__`` stores ``self.hosts = self.__iter__`` or a lambda for them, CPython
+3.11 Lib/ipaddress.py), and the first collection after the scan frees them."""
+
+from __future__ import annotations
+
+import gc
+import ipaddress
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from asr_remediate import gcpause
+from asr_remediate.config import Settings
+from asr_remediate.engine import scan
+from asr_remediate.estate import build_estate
+from benchmarks.generate import generate
+from benchmarks.run import clear_engine_memos
+from tests import tagdata
+
+
+@pytest.fixture
+def collector_enabled() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def test_the_collector_is_off_inside_and_back_on_after_even_on_error(collector_enabled: None) -> None:
+    with gcpause.collector_paused():
+        assert not gc.isenabled()
+        with gcpause.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "the inner block ending does not enable it under the outer one"
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gcpause.collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_a_caller_that_disabled_the_collector_keeps_it_disabled(collector_enabled: None) -> None:
+    gc.disable()
+    with gcpause.collector_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+def test_overlapping_scans_in_threads_enable_it_once_the_last_ends(collector_enabled: None) -> None:
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def first() -> None:
+        with gcpause.collector_paused():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with gcpause.collector_paused():
+            second_in.set()
+            first_out.wait(5)
+            seen.append(gc.isenabled())  # the first scan has ended, this one is still running
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [False]
+    assert gc.isenabled()
+
+
+def test_a_scan_makes_no_cyclic_garbage_but_ipaddress_networks_of_single_addresses(collector_enabled: None) -> None:
+    tags = tagdata.full()
+    estate = build_estate(generate(60, tags=tags).resources)
+    clear_engine_memos()  # prefixes parsed afresh: the networks ipaddress builds for them are the garbage
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        plan = scan(estate, tags, Settings())
+        gc.collect()
+        garbage = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert plan.reports
+    networks = [o for o in garbage if isinstance(o, ipaddress.IPv4Network)]
+    assert networks, "the scan parsed /32 prefixes (NIC addresses), so some networks are garbage"
+    assert all(n.prefixlen >= 31 for n in networks)
+    owned = {id(n) for n in networks} | {id(vars(n)) for n in networks}
+    for thing in garbage:
+        if isinstance(thing, ipaddress.IPv4Network | ipaddress.IPv4Address):
+            continue
+        # What a network holds: its __dict__, the bound method or lambda stored as ``hosts``, its cached values.
+        referrers = [r for r in gc.get_referrers(thing) if id(r) in owned]
+        assert referrers, f"cyclic garbage not from ipaddress: {type(thing).__name__} {thing!r:.200}"
