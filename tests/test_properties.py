@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from asr_remediate.config import Settings
 from asr_remediate.engine import scan
 from asr_remediate.estate import BUILTIN_DEFAULT_RULES, build_estate
-from asr_remediate.ipset import MAX_IPV4, IPSet
+from asr_remediate.ipset import MAX_IPV4, IPSet, _plain_prefix, parse_ipv4_prefix
 from asr_remediate.model import (
     NetworkSecurityGroup,
     Route,
@@ -124,6 +124,39 @@ def test_lopsided_and_equal_operands_match_python_sets(case):
                              (a & IPSet(a.intervals), sa), (b - IPSet(b.intervals), set())):
         check_normal_form(result)
         assert addresses_of(result) == expected
+
+
+def ipaddress_interval(text: str) -> tuple[int, int] | None:
+    try:
+        network = ipaddress.IPv4Network(text.strip(), strict=False)
+    except ValueError:
+        return None
+    return int(network.network_address), int(network.broadcast_address)
+
+
+PREFIX_PIECES = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "007", "0x1", "1_0", "+1", " 1",
+                                                                         "\u0661", "", "255", "256"]))
+
+
+@PROPERTY
+@given(st.one_of(
+    st.tuples(st.lists(PREFIX_PIECES, min_size=3, max_size=5), st.one_of(st.none(), PREFIX_PIECES)).map(
+        lambda parts: ".".join(parts[0]) + ("" if parts[1] is None else "/" + parts[1])),
+    st.text(alphabet="0123456789./ x", max_size=22)))
+def test_the_quick_prefix_parser_agrees_with_ipaddress(text):
+    """parse_ipv4_prefix's quick path (_plain_prefix) answers only what ipaddress accepts, with its interval."""
+    quick = _plain_prefix(text.strip())
+    if quick is not None:
+        assert quick == ipaddress_interval(text)
+
+
+@PROPERTY
+@given(st.lists(st.integers(0, 255), min_size=4, max_size=4), st.one_of(st.none(), st.integers(0, 32)))
+def test_the_quick_prefix_parser_takes_every_plain_address_and_cidr(octets, length):
+    text = ".".join(map(str, octets)) + ("" if length is None else f"/{length}")
+    assert _plain_prefix(text) == ipaddress_interval(text) is not None
+    parse_ipv4_prefix.cache_clear()
+    assert parse_ipv4_prefix(f" {text} ") == ipaddress_interval(text)
 
 
 @PROPERTY
