@@ -101,13 +101,19 @@ class PathPoint:
 
 def _share(part: IPSet, whole: IPSet) -> str:
     """'all of', '37% of', 'all but 3 addresses of' — never a rounded 100% that hides a gap."""
-    if whole.size and part.size == whole.size:
+    # The whole is a requirement's tag (hundreds of intervals) shared by thousands of messages: sized once.
+    total = _SIZES.get((whole,), None, lambda: whole.size)
+    size = part.size
+    if total and size == total:
         return "all of"
-    percent = 100 * part.size / whole.size if whole.size else 0
+    percent = 100 * size / total if total else 0
     if percent >= 99.5:
-        gap = whole.size - part.size
+        gap = total - size
         return f"all but {gap} address{'' if gap == 1 else 'es'} of"
-    return f"{percent:.0f}% of" if percent >= 1 else f"{part.size} addresses of"
+    return f"{percent:.0f}% of" if percent >= 1 else f"{size} addresses of"
+
+
+_SIZES: IdentityCache[int] = IdentityCache(8192)
 
 
 def _recovery_source(subnet: Subnet, vnet: VirtualNetwork, table: RouteTable | None,
