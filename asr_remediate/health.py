@@ -42,7 +42,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -127,6 +127,7 @@ def shown_time(created: str) -> str:
     return match.group(1) + "Z" if match else created.strip() or "an unknown time"
 
 
+@lru_cache(maxsize=4096)
 def destination_bases(destination: str) -> frozenset[str]:
     """The service tags (lower case, without region) a finding's destination stands for: 'Storage.EastUS' →
     {'storage'}; the seed-2017 Site Recovery IPs are the service and its monitoring endpoint."""
@@ -145,8 +146,13 @@ def _flatten(errors: tuple[HealthError, ...]) -> Iterator[tuple[HealthError, str
 
 def _about(meaning: CodeMeaning, finding: Finding) -> bool:
     """Does a reported code concern this finding: the side the VM runs on, and one of the code's destinations?"""
-    wanted = {d.lower() for d in meaning.destinations}
-    return finding.side == SOURCE and bool(destination_bases(finding.destination) & wanted)
+    return finding.side == SOURCE and not destination_bases(finding.destination).isdisjoint(_wanted(meaning))
+
+
+@cache
+def _wanted(meaning: CodeMeaning) -> frozenset[str]:
+    """A code's destinations in lower case (a handful of codes, asked about for every error finding)."""
+    return frozenset(d.lower() for d in meaning.destinations)
 
 
 def _describe(finding: Finding) -> str:
