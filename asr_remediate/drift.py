@@ -444,6 +444,8 @@ def _firewall_findings(point: PathPoint, estate: Estate, item: ProtectedItem, re
     table = estate.route_tables.get(key(table_id)) if table_id else None
     if table_id and table is None:
         return  # the route stage reports the absent table
+    if not _may_reach_a_firewall(table, point.bgp, estate.firewall_ips):
+        return
     routing, learned = endpoint_routes(table, point.bgp or (), req, estate)
     hops = route_hops(routing, point.vnet, point.subnet, req.prefixes, tags, learned)
     routed: dict[str, IPSet] = {}
@@ -468,6 +470,22 @@ def _firewall_findings(point: PathPoint, estate: Estate, item: ProtectedItem, re
         for finding in _shared_firewall_findings(pieces, point.side, firewall, req, names, estate, tags,
                                                  len(stage.steps)):
             out.add(finding)
+
+
+def _may_reach_a_firewall(table: RouteTable | None, bgp: tuple[Route, ...] | None,
+                          firewall_ips: Mapping[str, str]) -> bool:
+    """Whether any route of the subnet (its table's, the NIC's BGP routes) has a firewall's IP as next hop: only such a
+    route makes a hop to a firewall (system routes have no next hop IP, and endpoint_routes only leaves routes out),
+    so without one the stage has nothing to evaluate. Per table, once (most subnets route to no firewall)."""
+    if bgp and any(r.next_hop_ip.strip() in firewall_ips for r in bgp):
+        return True
+    if table is None:
+        return False
+    return _TO_FIREWALL.get((table, firewall_ips), None,
+                            lambda: any(r.next_hop_ip.strip() in firewall_ips for r in table.routes))
+
+
+_TO_FIREWALL: IdentityCache[bool] = IdentityCache(8192)
 
 
 def firewall_senders(item: ProtectedItem, estate: Estate, tags: ServiceTags, side: str, firewall_id: str,
