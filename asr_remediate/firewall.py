@@ -495,7 +495,7 @@ def _step_matches(ctx: _Context, step: _Step, remaining: IPSet) -> list[tuple[IP
         elif not ctx.names:
             fqdn = (NONE, FULL, "no name is known for this destination")
     inside = remaining & dest.addresses
-    outside = remaining - dest.addresses
+    outside = remaining - inside  # = remaining - dest.addresses; immediate when the rule takes none or all of it
     unknown_part: Match = (NONE, FULL, dest.why) if dest.why else NO_MATCH
     return [(inside, _both(source, MATCH)), (outside, _both(source, _either(fqdn, unknown_part)))]
 

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 MAX_IPV4 = 2**32 - 1
 _ABOVE = 2**33  # sorts after any interval end: bisect on (start, _ABOVE) finds the last interval starting <= start
-_LOPSIDED = 8  # size ratio from which intersection binary-searches the larger set instead of merging
+_LOPSIDED = 3  # size ratio from which intersection binary-searches the larger set instead of merging (measured on tags)
 
 
 class PrefixError(ValueError):
