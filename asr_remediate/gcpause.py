@@ -5,8 +5,9 @@ until it returns. The cyclic collector does not free any of them — they form n
 frees what dies — but a generation-2 collection traverses all of them, and one runs each time the surviving objects
 grow by a quarter: five full traversals in a 10,000-VM scan, a quarter of its time. Paused, they are traversed once,
 by the first collection after the scan (``benchmarks/run.py`` reports that collection too). The only cyclic garbage
-a scan makes is the standard library's ``ipaddress.IPv4Network`` of a /31 or /32 (it stores a bound method on
-itself), a few bytes per parsed prefix, freed by that collection; ``tests/test_gcpause.py`` keeps it that way.
+a scan can make is the standard library's ``ipaddress.IPv4Network`` of a /31 or /32 (it stores a bound method on
+itself) where one is still built (most prefixes are parsed without it), a few bytes each, freed by that collection;
+``tests/test_gcpause.py`` keeps it that way.
 """
 
 from __future__ import annotations
