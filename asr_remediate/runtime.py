@@ -29,7 +29,7 @@ from .audit import (
 from .config import Settings
 from .drift import evaluate_item
 from .errors import AZURE_FAILURES, one_line
-from .estate import build_estate, firewall_ips_of, parse_protected_item
+from .estate import EstateBuilder, build_estate, firewall_ips_of, parse_protected_item, with_reads
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .firewall_paths import unmatched_next_hops
 from .firewall_search import firewall_networks, firewalls_at, ip_groups_named, routes_to_an_appliance
@@ -172,8 +172,58 @@ class Runtime:
         A VM, its vault and its recovery VNet are often in three subscriptions; reading only the scope's would
         leave half of each path 'missing'. A next hop no firewall read so far holds costs one more query over the rest
         of ASR_SUBSCRIPTIONS (a hub firewall in a connectivity subscription). ``admin_rules=False`` leaves the
-        security admin rules to the caller (an event reads them only for the VMs it affects).
+        security admin rules to the caller (an event reads them only for the VMs it affects). The raw rows (``export``
+        writes them, events replace the one they name); a scan takes :meth:`collect_estate`, which parses them as
+        they arrive.
         """
+        items: list[dict[str, Any]] = []
+        network: list[dict[str, Any]] = []
+        read, allowed = self._read_inventory(scope, items.extend, network.extend)
+        # ``estate``: the resources parsed, once for every step below that needs it; None whenever a step adds some.
+        resources, estate, ip_groups = self._firewalls_elsewhere(items + network, network, read, allowed)
+        if any(str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls" for r in resources):
+            from .azure.firewalls import read_firewall_policies
+
+            # The rule collection groups of the firewalls on a replicated VM's path: one ARM list per policy.
+            listed = read_firewall_policies(resources, self.network, self.progress, estate=estate)
+            if listed is not resources:
+                resources, estate = listed, None
+        named = ip_groups_named(resources, ip_groups) if ip_groups else []
+        if named:  # the IP groups the elsewhere-found firewalls' rules name (known once their groups are listed)
+            resources, estate = resources + named, None
+        if not self._reads_wanted(admin_rules):
+            return resources
+        parsed = estate if estate is not None else build_estate(resources)  # once, for every read below
+        return resources + self._reads(parsed, admin_rules)
+
+    def collect_estate(self, scope: Scope) -> Estate:
+        """What :meth:`collect` reads, parsed page by page as Resource Graph answers (each page's rows are dropped
+        once parsed: a large estate's rows weigh more than the parsed model) — the Estate ``build_estate`` gives for
+        ``collect``'s resources, with the same requests. A failed read raises: nothing parsed so far is used."""
+        builder = EstateBuilder()
+        read, allowed = self._read_inventory(scope, builder.add_all, builder.add_all)
+        estate = builder.build()
+        found, ip_groups = self._firewall_rows_elsewhere(estate, read, allowed)
+        if found:
+            builder.add_all(found)
+            estate = builder.build()
+        if builder.has_firewalls:
+            from .azure.firewalls import firewall_reads
+
+            replaced, added = firewall_reads(estate, builder.firewall_documents, self.network, self.progress)
+            if replaced or added:
+                builder.add_all([*replaced.values(), *added])
+                estate = builder.build()
+        named = ip_groups_named(builder.firewall_documents.values(), ip_groups) if ip_groups else []
+        if named:
+            builder.add_all(named)
+            estate = builder.build()
+        return with_reads(estate, self._reads(estate, True)) if self._reads_wanted(True) else estate
+
+    def _read_inventory(self, scope: Scope, add_items: Callable[[list[dict[str, Any]]], None],
+                        add_network: Callable[[list[dict[str, Any]]], None]) -> tuple[set[str], set[str]]:
+        """The two Resource Graph queries of :meth:`collect`: the protected items handed to ``add_items``, then the
+        network's rows to ``add_network`` page by page. Returns (the subscriptions read, ASR_SUBSCRIPTIONS)."""
         from .azure.inventory import NETWORK_RESOURCES_QUERY, PROTECTED_ITEMS_QUERY
 
         scoped = {s.lower() for s in scope.subscriptions}
@@ -190,58 +240,61 @@ class Runtime:
         # A large estate's network query runs to dozens of pages: read its subscription batches in parallel (within
         # the quota Resource Graph reports); a small one stays one paged query per chunk, with no extra pages.
         parallel = PARALLEL_BATCHES if len(items) >= PARALLEL_FROM_ITEMS else 1
-        network = self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY),
-                              concurrency=parallel)
-        # ``estate``: the resources parsed, once for every step below that needs it; None whenever a step adds some.
-        resources, estate, ip_groups = self._firewalls_elsewhere(items + network, network, scoped | referenced,
-                                                                 allowed)
-        if any(str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls" for r in resources):
-            from .azure.firewalls import read_firewall_policies
+        add_items(items)
+        del items
+        self._fetch(sorted(scoped | referenced), ("network-resources", NETWORK_RESOURCES_QUERY),
+                    concurrency=parallel, on_rows=add_network)
+        return scoped | referenced, allowed
 
-            # The rule collection groups of the firewalls on a replicated VM's path: one ARM list per policy.
-            listed = read_firewall_policies(resources, self.network, self.progress, estate=estate)
-            if listed is not resources:
-                resources, estate = listed, None
-        named = ip_groups_named(resources, ip_groups) if ip_groups else []
-        if named:  # the IP groups the elsewhere-found firewalls' rules name (known once their groups are listed)
-            resources, estate = resources + named, None
+    def _reads_wanted(self, admin_rules: bool) -> bool:
+        return any((self.settings.read_effective_routes, self.settings.read_effective_nsgs,
+                    admin_rules and self.settings.read_admin_rules))
+
+    def _reads(self, parsed: Estate, admin_rules: bool) -> list[dict[str, Any]]:
+        """The per-NIC / per-VNet reads the settings ask for, as pseudo-resources (``estate.READ_TYPES``)."""
         extra: list[dict[str, Any]] = []
-        wanted = (self.settings.read_effective_routes, self.settings.read_effective_nsgs,
-                  admin_rules and self.settings.read_admin_rules)
-        if any(wanted):
-            parsed = estate if estate is not None else build_estate(resources)  # once, for every read below
-            if self.settings.read_effective_routes:
-                extra += self.effective_routes(parsed)
-            if self.settings.read_effective_nsgs:
-                extra += self.effective_security_rules(parsed)
-            if admin_rules:
-                extra += self.admin_rules(parsed)
-        return resources + extra
+        if self.settings.read_effective_routes:
+            extra += self.effective_routes(parsed)
+        if self.settings.read_effective_nsgs:
+            extra += self.effective_security_rules(parsed)
+        if admin_rules:
+            extra += self.admin_rules(parsed)
+        return extra
 
     def _firewalls_elsewhere(self, resources: list[dict[str, Any]], network: list[dict[str, Any]], read: set[str],
                              allowed: set[str]) -> tuple[list[dict[str, Any]], Estate | None, list[dict[str, Any]]]:
-        """A hub firewall in a connectivity subscription no protected item names (firewall_search.py): when a route on
-        a replicated VM's path has next hop VirtualAppliance at an IP no firewall in ``resources`` holds, ONE Resource
-        Graph query for firewalls, Firewall Policies, IP groups, VNets and route tables over the subscriptions of
-        ASR_SUBSCRIPTIONS not ``read`` yet (none: no query); the firewalls at those IPs, their policies, their VNets
-        and their subnets' route tables are added.
-
-        Returns (resources, their parsed estate if it was parsed and is still current, the IP groups found: kept by
-        the caller once the policies' groups are listed and say which are named). Without ASR_SUBSCRIPTIONS (the CLI
-        with --subscription only) nothing more is read and the progress says where the firewall was looked for."""
-        unread = sorted(allowed - read)
-        if (allowed and not unread) or not routes_to_an_appliance(network):
+        """:meth:`_firewall_rows_elsewhere` for the raw rows: (resources and the rows found, their parsed estate if it
+        was parsed and is still current, the IP groups found). An estate without a ``VirtualAppliance`` route, or
+        with nothing more to read, is not parsed for it (a cheap test on the raw rows)."""
+        if (allowed and not allowed - read) or not routes_to_an_appliance(network):
             return resources, None, []  # nothing more to read, or no appliance route: not worth a parse
         estate = build_estate(resources)
-        hops = unmatched_next_hops(estate)
+        found, ip_groups = self._firewall_rows_elsewhere(estate, read, allowed)
+        return (resources + found, None, ip_groups) if found else (resources, estate, [])
+
+    def _firewall_rows_elsewhere(self, estate: Estate, read: set[str], allowed: set[str]
+                                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A hub firewall in a connectivity subscription no protected item names (firewall_search.py): when a route on
+        a replicated VM's path has next hop VirtualAppliance at an IP no firewall in ``estate`` holds, ONE Resource
+        Graph query for firewalls, Firewall Policies, IP groups, VNets and route tables over the subscriptions of
+        ASR_SUBSCRIPTIONS not ``read`` yet (none: no query).
+
+        Returns (the firewalls at those IPs, their policies, their VNets and their subnets' route tables; the IP groups
+        found: kept by the caller once the policies' groups are listed and say which are named), ([], []) when none is
+        found. Without ASR_SUBSCRIPTIONS (the CLI with --subscription only) nothing more is read and the progress says
+        where the firewall was looked for."""
+        unread = sorted(allowed - read)
+        if allowed and not unread:
+            return [], []
+        hops = unmatched_next_hops(estate)  # no appliance route, no hop (the raw rows' pre-check is for the list path)
         if not hops:
-            return resources, estate, []
+            return [], []
         if not unread:
             self.progress(f"warning: next hop(s) {_few(hops)} of routes on replicated VMs' paths belong to no "
                           f"Azure Firewall in the subscriptions read ({_few(sorted(read))}); without "
                           "ASR_SUBSCRIPTIONS a firewall was looked for only there (a hub firewall in a connectivity "
                           "subscription is found when ASR_SUBSCRIPTIONS lists that subscription)")
-            return resources, estate, []
+            return [], []
         from .azure.inventory import FIREWALL_RESOURCES_QUERY
 
         self.progress(f"next hop(s) {_few(hops)} belong to no Azure Firewall read so far: looking in "
@@ -259,7 +312,7 @@ class Runtime:
             self.progress(f"next hop(s) {_few(rest)}: no Azure Firewall in ASR_SUBSCRIPTIONS holds them (other "
                           "appliances)")
         ip_groups = [r for r in rows if str(r.get("type", "")).lower() == "microsoft.network/ipgroups"]
-        return (resources + found, None, ip_groups) if found else (resources, estate, [])
+        return (found, ip_groups) if found else ([], [])
 
     def admin_rules(self, estate: Estate, items: Iterable[ProtectedItem] | None = None) -> list[dict[str, Any]]:
         """ASR_READ_ADMIN_RULES (default on): the AVNM security admin rules in effect on every VNet that holds a
@@ -355,7 +408,8 @@ class Runtime:
             found.append({"id": f"{nic_id}/{suffix}", "type": resource_type, "properties": properties})
         return found
 
-    def _fetch(self, subscriptions: list[str], query: tuple[str, str], *, concurrency: int = 1) -> list[dict[str, Any]]:
+    def _fetch(self, subscriptions: list[str], query: tuple[str, str], *, concurrency: int = 1,
+               on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
         from .azure.inventory import InventoryProgress, fetch_resources
 
         def report(p: InventoryProgress) -> None:
@@ -363,7 +417,7 @@ class Runtime:
             self.progress(f"resource graph: {p.query} page {p.page}, {p.rows} rows of {p.total_records}")
 
         return fetch_resources(self.credential, self.settings.arm_endpoint, subscriptions, progress=report,
-                               ca_bundle=self.ca_bundle, queries=(query,), concurrency=concurrency,
+                               ca_bundle=self.ca_bundle, queries=(query,), concurrency=concurrency, on_rows=on_rows,
                                **self._inventory_kwargs)
 
     def service_tags(self, subscription: str) -> ServiceTags:
@@ -400,8 +454,7 @@ class Runtime:
 
     def _run(self, scope: Scope, *, trigger: str, actor: str, apply: bool | None, run_id: str | None,
              resources: list[dict[str, Any]] | None) -> RunResult:
-        estate = build_estate(resources if resources is not None else self.collect(scope))
-        # The raw rows are not needed once parsed (a large estate's rows weigh more than the parsed model).
+        estate = build_estate(resources) if resources is not None else self.collect_estate(scope)
         tags = self.service_tags(scope.subscriptions[0] if scope.subscriptions else "")
         items = filter_items(estate.protected_items, estate, scope)
         plan = self.evaluate(estate, tags, items)

@@ -61,27 +61,44 @@ def read_firewall_policies(resources: list[dict[str, Any]], network: FirewallRea
         return resources
     estate = estate if estate is not None else build_estate(resources)
     by_id = {key(str(r.get("id", ""))): r for r in resources}
+    replaced, added = firewall_reads(estate, by_id, network, progress)
+    if not replaced and not added:
+        return resources
+    kept = [replaced.get(key(str(r.get("id", ""))), r) for r in resources]
+    return kept + added
+
+
+def firewall_reads(estate: Estate, documents: Mapping[str, Mapping[str, Any]], network: FirewallReader,
+                   progress: Callable[[str], None] = lambda message: None
+                   ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The ARM reads of :func:`read_firewall_policies` for an estate already parsed (a scan parses its inventory page
+    by page and keeps only the firewall documents aside): (the policies relinked to the groups listed, by key — they
+    replace Resource Graph's copies —, the documents ARM added: groups, policies outside the scan, failed reads).
+    ``documents``: the firewall and policy documents ``estate`` was parsed from, by key."""
     replaced: dict[str, dict[str, Any]] = {}
     added: list[dict[str, Any]] = []
     done: set[str] = set()
     for firewall_id in firewalls_on_paths(estate):
         firewall = estate.firewalls.get(key(firewall_id))
-        policy_id = firewall.policy_id if firewall else _policy_ref(by_id.get(key(firewall_id)))
+        policy_id = firewall.policy_id if firewall else _policy_ref(documents.get(key(firewall_id)))
         depth = 0
         while policy_id and key(policy_id) not in done and depth < MAX_POLICY_DEPTH:
             done.add(key(policy_id))
             depth += 1
-            document = by_id.get(key(policy_id))
+            document = documents.get(key(policy_id))
+            fetched = -1  # where in ``added`` the policy read from ARM is
             if document is None:
                 progress(f"firewall policy {policy_id} (not in Resource Graph's scope)")
                 try:
-                    document = dict(network.get_firewall_policy(policy_id))
+                    fetched_document = dict(network.get_firewall_policy(policy_id))
                 except ArmError as error:  # 403, 404, a 5xx after retries: a warning, not a failed scan
                     progress(f"firewall policy {policy_id} not read: {one_line(error)}")
                     added.append(_failed(policy_id, FIREWALL_POLICY_ARM_TYPE, error))
                     break
-                document.setdefault("type", FIREWALL_POLICY_ARM_TYPE)
-                added.append(document)
+                fetched_document.setdefault("type", FIREWALL_POLICY_ARM_TYPE)
+                fetched = len(added)
+                added.append(fetched_document)
+                document = fetched_document
             progress(f"rule collection groups of {policy_id}")
             try:
                 groups = network.list_rule_collection_groups(policy_id)
@@ -90,17 +107,14 @@ def read_firewall_policies(resources: list[dict[str, Any]], network: FirewallRea
                 added.append(_failed(f"{policy_id}/ruleCollectionGroups", RULE_COLLECTION_GROUP_ARM_TYPE, error))
             else:
                 relinked = _relinked(document, groups)
-                if document in added:
-                    added[added.index(document)] = relinked
+                if fetched >= 0:
+                    added[fetched] = relinked
                 else:
                     replaced[key(policy_id)] = relinked
                 added += [{**g, "type": g.get("type") or RULE_COLLECTION_GROUP_ARM_TYPE} for g in groups
                           if key(parent_id(str(g.get("id", "")))) == key(policy_id)]
             policy_id = _base_ref(document)
-    if not replaced and not added:
-        return resources
-    kept = [replaced.get(key(str(r.get("id", ""))), r) for r in resources]
-    return kept + added
+    return replaced, added
 
 
 def _relinked(policy: Mapping[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,4 +144,4 @@ def _failed(resource_id: str, resource_type: str, error: Exception) -> dict[str,
             "properties": {"error": one_line(f"{code}: {detail}" if code else detail, 300)}}
 
 
-__all__ = ["firewalls_on_paths", "read_firewall_policies"]
+__all__ = ["firewall_reads", "firewalls_on_paths", "read_firewall_policies"]

@@ -141,6 +141,8 @@ class InventoryProgress:
 
 
 Progress = Callable[[InventoryProgress], None]
+#: Takes one page's rows (``fetch_resources(on_rows=…)``).
+Rows = Callable[[list[dict[str, Any]]], None]
 
 
 def make_resource_graph_client(
@@ -237,9 +239,11 @@ def _query_chunk(
     rng: random.Random,
     gate: QuotaGate,
     progress: Progress | None,
-) -> list[dict[str, Any]]:
-    """One subscription batch of one query, page after page (each page needs the previous page's $skipToken)."""
-    rows: list[dict[str, Any]] = []
+    deliver: Rows,
+) -> None:
+    """One subscription batch of one query, page after page (each page needs the previous page's $skipToken), each
+    page's rows handed to ``deliver`` as it arrives."""
+    received = 0
     skip_token: str | None = None
     seen_tokens: set[str] = set()
     page = 0
@@ -272,13 +276,18 @@ def _query_chunk(
         page += 1
         if str(response.get("resultTruncated", "")).lower() == "true":
             raise InventoryError(f"Resource Graph truncated the {label} result; the estate would be incomplete")
-        rows.extend(_rows(response.get("data")))
-        if progress is not None:
-            progress(InventoryProgress(label, chunk_index, page, len(rows), _int(response.get("totalRecords"))))
+        rows = _rows(response.get("data"))
+        received += len(rows)
         token = response.get("$skipToken")
+        total = _int(response.get("totalRecords"))
+        del response  # the page's rows are the caller's now: nothing here keeps them alive
+        deliver(rows)
+        del rows
+        if progress is not None:
+            progress(InventoryProgress(label, chunk_index, page, received, total))
         skip_token = token if isinstance(token, str) and token else None
         if not skip_token:
-            return rows
+            return
         if skip_token in seen_tokens:
             raise InventoryError(f"Resource Graph repeated a $skipToken for {label}; refusing to loop")
         seen_tokens.add(skip_token)
@@ -299,6 +308,7 @@ def fetch_resources(
     subscription_chunk: int = MAX_SUBSCRIPTIONS_PER_QUERY,
     page_size: int = MAX_PAGE_SIZE,
     concurrency: int = 1,
+    on_rows: Rows | None = None,
 ) -> list[dict[str, Any]]:
     """Every A2A protected item and every VM / NIC / VNet / NSG / route table in ``subscriptions``.
 
@@ -314,6 +324,12 @@ def fetch_resources(
     latest answer reported (:class:`QuotaGate`); rows come back in the same order as sequential reading: batches
     are ranges of the sorted subscriptions, and ids sort by subscription first. Each batch's last page is partial,
     so splitting costs up to ``concurrency - 1`` extra pages: worth it only for large scopes (the runtime decides).
+
+    ``on_rows``: each page's rows (duplicates dropped) are handed to it as they arrive instead of being returned (the
+    result is then empty), so the caller can parse a page and let it go — a 10,000-VM estate's rows weigh ~220 MB
+    as Python objects. Pages of one batch come in order; batches read in parallel interleave (their rows are of
+    different subscriptions), and ``on_rows`` is never called by two threads at once. An error mid-way raises as
+    without it: the caller must then drop what it was given (a partial inventory must never drive fixes).
 
     Pass ``client`` to reuse a ResourceGraphClient (then ``credential`` may be ``None``); otherwise one is
     built for ``endpoint`` (``ca_bundle``: PEM file to trust, tests only) and closed afterwards.
@@ -344,34 +360,52 @@ def fetch_resources(
 
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
+    delivered = threading.Lock()
+    kept = [0]
+
+    def fresh(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows whose id was not seen before (any case); rows without an id are dropped."""
+        new = []
+        for row in rows:
+            row_key = str(row.get("id", "")).lower()
+            if row_key and row_key not in seen:
+                seen.add(row_key)
+                new.append(row)
+        kept[0] += len(new)
+        return new
+
+    def hand_over(rows: list[dict[str, Any]], sink: Rows = on_rows or result.extend) -> None:
+        with delivered:
+            sink(fresh(rows))
+
     try:
         for label, query in queries:
             batches = _batches(subs, subscription_chunk, concurrency)
+            # Without on_rows each batch's rows are kept apart, so that they come back in sequential reading's order.
+            per_batch: list[list[dict[str, Any]]] = [[] for _ in batches]
 
-            def read(index: int, batch: list[str], label: str = label, query: str = query) -> list[dict[str, Any]]:
-                return _query_chunk(client, label, query, batch, index, page_size=page_size, retry=retry,
-                                    sleep=sleep, rng=rng, gate=gate, progress=report)
+            def read(index: int, batch: list[str], label: str = label, query: str = query,
+                     per_batch: list[list[dict[str, Any]]] = per_batch) -> None:
+                _query_chunk(client, label, query, batch, index, page_size=page_size, retry=retry, sleep=sleep,
+                             rng=rng, gate=gate, progress=report,
+                             deliver=per_batch[index].extend if on_rows is None else hand_over)
 
             if len(batches) == 1:
-                per_batch = [read(0, batches[0])]
+                read(0, batches[0])
             else:
                 with ThreadPoolExecutor(max_workers=min(concurrency, len(batches)),
                                         thread_name_prefix="resource-graph") as pool:
                     futures = [pool.submit(read, i, b) for i, b in enumerate(batches)]
                     try:
-                        per_batch = [f.result() for f in futures]
+                        for future in futures:
+                            future.result()
                     except BaseException:
                         for future in futures:
                             future.cancel()
                         raise
             for rows in per_batch:
-                for row in rows:
-                    key = str(row.get("id", "")).lower()
-                    if not key or key in seen:
-                        continue
-                    seen.add(key)
-                    result.append(row)
-            _LOG.info("Resource Graph %s: %d rows so far from %d subscriptions", label, len(result), len(subs))
+                result += fresh(rows)
+            _LOG.info("Resource Graph %s: %d rows so far from %d subscriptions", label, kept[0], len(subs))
     finally:
         if owned:
             client.close()

@@ -1,0 +1,161 @@
+"""A scan parses the inventory page by page (Runtime.collect_estate): the same Estate and the same requests as parsing
+the rows ``collect`` returns (what ``export`` writes), and a read that fails mid-way drives no plan and no write.
+
+Sources: the Resource Graph paging contract the emulator implements (``$top`` / ``$skipToken`` pages,
+azure-rest-api-specs resourcegraph 2024-04-01, see test_inventory.py); the firewall, admin-rule and effective-route
+reads as their own tests source them (test_firewall_inventory.py, test_admin_rules_live.py).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from asr_remediate import runtime as runtime_module
+from asr_remediate.azure.inventory import InventoryError, fetch_resources
+from asr_remediate.azure.retry import RetriesExhaustedError, RetrySettings
+from asr_remediate.config import Settings
+from asr_remediate.estate import build_estate
+from asr_remediate.runtime import Runtime, Scope
+from benchmarks.generate import generate, load_tags
+from tests.emulator.arm_emulator import ArmEmulator, Fault
+from tests.emulator.fixtures import SUB, FakeCredential, FakeSleep, nic
+from tests.emulator.test_end_to_end import SCOPE, make_runtime
+
+ARG = r"/providers/Microsoft\.ResourceGraph/resources$"
+
+
+def requests(arm: ArmEmulator) -> Counter[tuple[str, str]]:
+    """The requests by method and path; a long-running read's polls by operation, not by its random id."""
+    return Counter((r.method, re.sub(r"/(operationresults|operations)/[^/]+", r"/\1/*", r.path.lower()))
+                   for r in arm.requests)
+
+
+def both_ways(arm: ArmEmulator, make: Any, scope: Scope) -> None:
+    """collect_estate against build_estate(collect(...)) on fresh runtimes (admin rules are read once per runtime)."""
+    arm.clear_log()
+    listed = build_estate(make().collect(scope))
+    listed_requests = requests(arm)
+    arm.clear_log()
+    streamed = make().collect_estate(scope)
+    assert requests(arm) == listed_requests
+    assert streamed == listed
+
+
+def test_example_estate_with_firewall_and_every_read(estate_arm, tmp_path):
+    """The example estate (a firewall whose policy has a parent, admin rules, a hybrid VNet) with the opt-in reads on
+    too: the rule collection group lists, the admin-rule POSTs and the per-NIC reads are the same, and so is the
+    Estate they are parsed into, page by page (10 rows a page)."""
+    def make() -> Runtime:
+        runtime, _ = make_runtime(estate_arm, tmp_path, read_effective_routes=True, read_effective_nsgs=True)
+        runtime._inventory_kwargs["page_size"] = 10
+        return runtime
+
+    both_ways(estate_arm, make, SCOPE)
+    estate = make().collect_estate(SCOPE)
+    assert estate.firewalls and estate.rule_collection_groups and estate.admin_rules and estate.protected_items
+    assert estate_arm.count("GET", r"/ruleCollectionGroups$") >= 1
+
+
+def test_generated_estate_read_in_parallel_batches(arm, monkeypatch):
+    """300 generated VMs in several subscriptions, their network read in parallel subscription batches (pages of 50
+    rows interleave): the same Estate as the rows' and the same requests."""
+    synthetic = generate(300, seed=20251028, tags=load_tags(), vms_per_subscription=60)
+    arm.add_all(synthetic.resources)
+    monkeypatch.setattr(runtime_module, "PARALLEL_FROM_ITEMS", 100)
+    settings = Settings(arm_endpoint=arm.base_url, arm_ca_bundle=arm.ca_path,
+                        subscriptions=tuple(synthetic.subscriptions))
+
+    def make() -> Runtime:
+        return Runtime(settings, FakeCredential(), progress=lambda _m: None,
+                       inventory_kwargs={"sleep": FakeSleep(), "page_size": 50})
+
+    both_ways(arm, make, Scope(tuple(synthetic.subscriptions)))
+    bodies = [r.body for r in arm.matching("POST", ARG) if "resources |" in r.body["query"].lower()]
+    assert len({tuple(b["subscriptions"]) for b in bodies}) > 1, "the network query ran in several batches"
+
+
+def test_a_read_failing_mid_way_drives_no_plan_and_no_write(estate_arm, tmp_path):
+    """The network query's second page fails for good (500s past the retries): the scan raises, nothing is written
+    and no audit record is made, although the first page was parsed."""
+    runtime, sink = make_runtime(estate_arm, tmp_path)
+    runtime._inventory_kwargs.update(page_size=10, retry=RetrySettings(max_attempts=2, base_delay=0.1, max_delay=0.1))
+
+    def progress(message: str) -> None:
+        if "network-resources page 1," in message:
+            estate_arm.inject("POST", ARG, Fault.error(500), times=5)
+
+    runtime.progress = progress
+    with pytest.raises(RetriesExhaustedError):
+        runtime.run(SCOPE, trigger="timer", actor="test", apply=True)
+    answered = [r.status for r in estate_arm.matching("POST", ARG) if "resources |" in r.body["query"].lower()]
+    assert answered[0] == 200 and answered[-1] == 500  # mid-way: a page was parsed before the failure
+    assert not [r for r in estate_arm.requests if r.method in ("PUT", "DELETE", "PATCH")]
+    assert sink.records(None) == []
+
+
+class _Pages:
+    """A Resource Graph client answering the given pages in turn (raw ``send_request`` path)."""
+
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.bodies: list[dict[str, Any]] = []
+
+    def send_request(self, request: Any) -> Any:
+        import json
+
+        self.bodies.append(json.loads(request.content))
+        page = self.pages[len(self.bodies) - 1]
+
+        class Response:
+            status_code = 200
+            headers: Mapping[str, str] = MappingProxyType({})
+
+            def json(self) -> dict[str, Any]:
+                return page
+
+        return Response()
+
+
+def test_an_inventory_error_mid_way_drives_no_plan():
+    """Resource Graph truncates the network query's second page (InventoryError): the scan raises it; the rows of the
+    first page, already parsed, are not used."""
+    item = generate(1, seed=1, tags=load_tags()).resources
+    items = [r for r in item if "replicationprotecteditems" in r["type"].lower()]
+    network = [r for r in item if r not in items]
+    client = _Pages([{"data": items, "totalRecords": len(items)},
+                     {"data": network[:2], "totalRecords": len(network), "$skipToken": "next"},
+                     {"data": [], "resultTruncated": "true"}])
+    sub = items[0]["id"].split("/")[2]
+    runtime = Runtime(Settings(subscriptions=(sub,)), FakeCredential(), progress=lambda _m: None,
+                      inventory_kwargs={"client": client, "sleep": FakeSleep()})
+    with pytest.raises(InventoryError, match="truncated"):
+        runtime.run(Scope((sub,)), trigger="timer", actor="test", apply=False)
+    assert len(client.bodies) == 3 and client.bodies[2]["options"]["$skipToken"] == "next"
+
+
+def test_on_rows_gets_every_page_as_it_arrives(arm, credential, sleep):
+    """fetch_resources(on_rows=…): each page's rows handed over (at most a page at a time, none returned), together
+    the sequential answer; read in parallel, the same rows."""
+    subs = [f"00000000-0000-0000-0000-0000000000{i:02x}" for i in range(16, 20)]
+    for sub in subs:
+        arm.add_all(nic(i, sub=sub) for i in range(120))
+    arm.add(nic(0, sub=SUB))
+
+    def fetch(**kwargs: Any) -> list[dict[str, Any]]:
+        return fetch_resources(credential, arm.base_url, [*subs, SUB], ca_bundle=arm.ca_path, sleep=sleep,
+                               rng=random.Random(7), page_size=100, **kwargs)
+
+    whole = fetch()
+    pages: list[list[dict[str, Any]]] = []
+    assert fetch(on_rows=pages.append) == []
+    assert [r for p in pages for r in p] == whole and len(whole) == 481 and max(map(len, pages)) <= 100
+    parallel: list[list[dict[str, Any]]] = []
+    assert fetch(on_rows=parallel.append, concurrency=3) == []
+    assert sorted(r["id"] for p in parallel for r in p) == sorted(r["id"] for r in whole)
