@@ -7,6 +7,10 @@ resources given separately (subnets, security rules, routes) and the three list 
 A document that is not a list of objects with ids is an ``EstateError``. One malformed resource in it is not: it
 is recorded in ``Estate.unreadable`` with the reason (the VMs whose path uses it are then ``unknown``) and the rest
 is parsed, so one bad rule in one subscription never fails the scan of every other VM.
+
+The parsed model keeps one copy of the strings that repeat across resources (``sys.intern``: locations, references,
+rule names, prefixes, ports, descriptions, next hops): JSON decoding makes a new string for every value, and at
+10,000 VMs the estate otherwise holds ~85 MB of them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from sys import intern
 from types import MappingProxyType
 from typing import Any
 
@@ -108,7 +113,7 @@ def _ref(value: Any) -> str:
     if value is None or value == "" or value == {}:
         return ""
     if isinstance(value, Mapping) and isinstance(value.get("id"), str | None):
-        return str(value.get("id") or "")
+        return intern(str(value.get("id") or ""))  # one copy of an id many resources refer to
     raise EstateError(f"{_shown(value)} is not a resource reference {{\"id\": ...}}")
 
 
@@ -139,13 +144,13 @@ def _strings(single: Any, many: Any, what: str = "a field") -> tuple[str, ...]:
     """ARM's single / plural field pair (``destinationAddressPrefix`` / ``destinationAddressPrefixes``)."""
     if many:
         if isinstance(many, list) and all(isinstance(item, str) for item in many):
-            return tuple(many)
-        return tuple(_scalar(item, what) for item in _list(many, what))
+            return tuple(map(intern, many))
+        return tuple(intern(_scalar(item, what)) for item in _list(many, what))
     if many is not None and many != "":
         _list(many, what)  # {} or 0 where a list belongs: an error, not "absent"
     if isinstance(single, str):
-        return (single,) if single else ()
-    return () if single is None else (_scalar(single, what),)
+        return (intern(single),) if single else ()
+    return () if single is None else (intern(_scalar(single, what)),)
 
 
 _IP_LIKE = re.compile(r"^[0-9]|/")  # tag names start with a letter and have no '/'; '*' and tags pass through
@@ -217,7 +222,7 @@ def _choice(props: Mapping[str, Any], field: str, choices: frozenset[str], defau
     raw = props.get(field)
     value = raw.lower() if isinstance(raw, str) else raw
     if value in choices:
-        return str(value)
+        return intern(str(value))
     value = default if raw is None or raw == "" else _scalar(raw, field).strip().lower()
     if value not in choices:
         raise EstateError(f"{field} is {_shown(raw)}, not one of {', '.join(sorted(choices))}")
@@ -226,7 +231,7 @@ def _choice(props: Mapping[str, Any], field: str, choices: frozenset[str], defau
 
 def parse_security_rule(rule: Mapping[str, Any], *, is_default: bool = False) -> SecurityRule:
     props = _props(rule)
-    name = _scalar(rule.get("name") or "", "the rule name")
+    name = intern(_scalar(rule.get("name") or "", "the rule name"))
     try:
         priority = _priority(props.get("priority"))
     except EstateError as error:
@@ -253,7 +258,7 @@ def parse_security_rule(rule: Mapping[str, Any], *, is_default: bool = False) ->
             source_asgs=_refs(props.get("sourceApplicationSecurityGroups"), "sourceApplicationSecurityGroups"),
             destination_asgs=_refs(props.get("destinationApplicationSecurityGroups"),
                                    "destinationApplicationSecurityGroups"),
-            description=_scalar(props.get("description") or "", "description"),
+            description=intern(_scalar(props.get("description") or "", "description")),
             id=_scalar(rule.get("id") or "", "the rule id"),
             is_default=is_default,
         )
@@ -293,7 +298,7 @@ def parse_nsg(resource: Mapping[str, Any]) -> NetworkSecurityGroup:
     return NetworkSecurityGroup(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
-        location=str(resource.get("location") or "").lower(),
+        location=intern(str(resource.get("location") or "").lower()),
         rules=rules,
         default_rules=defaults or BUILTIN_DEFAULT_RULES,
         tags=_tags(resource),
@@ -303,7 +308,7 @@ def parse_nsg(resource: Mapping[str, Any]) -> NetworkSecurityGroup:
 
 def parse_route(route: Mapping[str, Any]) -> Route:
     props = _props(route)
-    name = _scalar(route.get("name") or "", "the route name")
+    name = intern(_scalar(route.get("name") or "", "the route name"))
     try:
         prefix = _scalar(props.get("addressPrefix") or "", "addressPrefix")
         if not prefix.strip():
@@ -313,9 +318,9 @@ def parse_route(route: Mapping[str, Any]) -> Route:
         raise EstateError(f"route {_shown(name)}: {error}") from None
     return Route(
         name=name,
-        address_prefix=prefix,
-        next_hop_type=str(props.get("nextHopType") or ""),
-        next_hop_ip=str(props.get("nextHopIpAddress") or ""),
+        address_prefix=intern(prefix),
+        next_hop_type=intern(str(props.get("nextHopType") or "")),
+        next_hop_ip=intern(str(props.get("nextHopIpAddress") or "")),
         id=str(route.get("id") or ""),
     )
 
@@ -325,7 +330,7 @@ def parse_route_table(resource: Mapping[str, Any]) -> RouteTable:
     return RouteTable(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
-        location=str(resource.get("location") or "").lower(),
+        location=intern(str(resource.get("location") or "").lower()),
         routes=tuple(parse_route(r) for r in _list(props.get("routes"), "routes")),
         disable_bgp_route_propagation=bool(props.get("disableBgpRoutePropagation") or False),
         tags=_tags(resource),
@@ -415,7 +420,7 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
     return VirtualNetwork(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
-        location=str(resource.get("location") or "").lower(),
+        location=intern(str(resource.get("location") or "").lower()),
         address_prefixes=_ipv4_prefixes(space.get("addressPrefixes"), "the address space"),
         subnets=tuple(subnets.values()),
         peered_address_prefixes=tuple(peered),
@@ -449,7 +454,7 @@ def parse_nic(resource: Mapping[str, Any]) -> NetworkInterface:
     return NetworkInterface(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
-        location=str(resource.get("location") or "").lower(),
+        location=intern(str(resource.get("location") or "").lower()),
         ip_configurations=tuple(configs),
         nsg_id=_ref(props.get("networkSecurityGroup")),
         vm_id=_ref(props.get("virtualMachine")),
@@ -462,7 +467,7 @@ def parse_vm(resource: Mapping[str, Any]) -> VirtualMachine:
     return VirtualMachine(
         id=str(resource["id"]),
         name=str(resource.get("name") or ""),
-        location=str(resource.get("location") or "").lower(),
+        location=intern(str(resource.get("location") or "").lower()),
         nic_ids=_refs(profile.get("networkInterfaces"), "networkInterfaces"),
         tags=_tags(resource),
     )
@@ -649,7 +654,7 @@ def parse_admin_rule(entry: Mapping[str, Any]) -> AdminRule:
                                     for p in _list(props.get("destinationPortRanges"),
                                                    "destinationPortRanges")) or ("*",),
             kind=_scalar(entry.get("kind") or "Custom", "kind").lower(),
-            description=_scalar(props.get("description") or "", "description"),
+            description=intern(_scalar(props.get("description") or "", "description")),
             configuration_description=_scalar(entry.get("configurationDescription") or "",
                                               "configurationDescription"),
             collection_description=_scalar(entry.get("ruleCollectionDescription") or "", "ruleCollectionDescription"),
@@ -1135,7 +1140,7 @@ def parse_firewall_rule(rule: Mapping[str, Any], rule_type: str = "") -> Firewal
     if not isinstance(rule, Mapping):
         raise EstateError(f"{_shown(rule)} is not a rule object")
     props = _props(rule) if "properties" in rule and "ruleType" not in rule else rule
-    name = _scalar(rule.get("name") or "", "the rule name")
+    name = intern(_scalar(rule.get("name") or "", "the rule name"))
     try:
         kind = rule_type or _RULE_TYPES.get(str(props.get("ruleType") or "").lower(), "")
         if not kind:
