@@ -296,8 +296,8 @@ def parse_nsg(resource: Mapping[str, Any]) -> NetworkSecurityGroup:
     defaults = tuple(parse_security_rule(r, is_default=True)
                      for r in _list(props.get("defaultSecurityRules"), "defaultSecurityRules"))
     return NetworkSecurityGroup(
-        id=str(resource["id"]),
-        name=str(resource.get("name") or ""),
+        id=intern(str(resource["id"])),
+        name=intern(str(resource.get("name") or "")),
         location=intern(str(resource.get("location") or "").lower()),
         rules=rules,
         default_rules=defaults or BUILTIN_DEFAULT_RULES,
@@ -328,8 +328,8 @@ def parse_route(route: Mapping[str, Any]) -> Route:
 def parse_route_table(resource: Mapping[str, Any]) -> RouteTable:
     props = _props(resource)
     return RouteTable(
-        id=str(resource["id"]),
-        name=str(resource.get("name") or ""),
+        id=intern(str(resource["id"])),
+        name=intern(str(resource.get("name") or "")),
         location=intern(str(resource.get("location") or "").lower()),
         routes=tuple(parse_route(r) for r in _list(props.get("routes"), "routes")),
         disable_bgp_route_propagation=bool(props.get("disableBgpRoutePropagation") or False),
@@ -385,8 +385,8 @@ def parse_subnet(resource: Mapping[str, Any]) -> Subnet:
         for e in (_props(x) for x in props.get("serviceEndpoints") or [])
     )
     return Subnet(
-        id=str(resource.get("id") or ""),
-        name=str(resource.get("name") or ""),
+        id=intern(str(resource.get("id") or "")),
+        name=intern(str(resource.get("name") or "")),
         address_prefixes=_ipv4_prefixes(_strings(props.get("addressPrefix"), props.get("addressPrefixes")),
                                         f"subnet {resource.get('name') or ''}".strip()),
         nsg_id=_ref(props.get("networkSecurityGroup")),
@@ -418,8 +418,8 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
         peered.extend(remote)
     space = props.get("addressSpace") or {}
     return VirtualNetwork(
-        id=str(resource["id"]),
-        name=str(resource.get("name") or ""),
+        id=intern(str(resource["id"])),
+        name=intern(str(resource.get("name") or "")),
         location=intern(str(resource.get("location") or "").lower()),
         address_prefixes=_ipv4_prefixes(space.get("addressPrefixes"), "the address space"),
         subnets=tuple(subnets.values()),
@@ -444,7 +444,7 @@ def parse_nic(resource: Mapping[str, Any]) -> NetworkInterface:
                               f"{_shown(address)}")
         configs.append(
             IpConfiguration(
-                name=str(config.get("name") or ""),
+                name=intern(str(config.get("name") or "")),
                 private_ip=address,
                 subnet_id=_ref(cprops.get("subnet")),
                 primary=bool(cprops.get("primary") or False),
@@ -452,8 +452,8 @@ def parse_nic(resource: Mapping[str, Any]) -> NetworkInterface:
             )
         )
     return NetworkInterface(
-        id=str(resource["id"]),
-        name=str(resource.get("name") or ""),
+        id=intern(str(resource["id"])),
+        name=intern(str(resource.get("name") or "")),
         location=intern(str(resource.get("location") or "").lower()),
         ip_configurations=tuple(configs),
         nsg_id=_ref(props.get("networkSecurityGroup")),
@@ -465,8 +465,8 @@ def parse_vm(resource: Mapping[str, Any]) -> VirtualMachine:
     props = _props(resource)
     profile = props.get("networkProfile") or {}
     return VirtualMachine(
-        id=str(resource["id"]),
-        name=str(resource.get("name") or ""),
+        id=intern(str(resource["id"])),
+        name=intern(str(resource.get("name") or "")),
         location=intern(str(resource.get("location") or "").lower()),
         nic_ids=_refs(profile.get("networkInterfaces"), "networkInterfaces"),
         tags=_tags(resource),
@@ -494,10 +494,10 @@ def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
     details = props.get("providerSpecificDetails") or {}
     if str(details.get("instanceType") or "").lower() != "a2a":
         return None
-    primary = str(details.get("primaryFabricLocation") or "").lower()
-    recovery = str(details.get("recoveryFabricLocation") or "").lower()
-    state = str(props.get("protectionState") or "")
-    active = str(props.get("activeLocation") or "Primary")
+    primary = intern(str(details.get("primaryFabricLocation") or "").lower())
+    recovery = intern(str(details.get("recoveryFabricLocation") or "").lower())
+    state = intern(str(props.get("protectionState") or ""))
+    active = intern(str(props.get("activeLocation") or "Primary"))
     scenario = props.get("currentScenario")
     operation = str(scenario.get("scenarioName") or "") if isinstance(scenario, Mapping) else ""
     running = operation.lower()
@@ -512,11 +512,11 @@ def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
                                     tuple(str(c.get("subnetName")) for c in configs if c.get("subnetName"))))
             continue
         nics.append(RecoveryNic(
-            source_nic_id=str(nic.get("sourceNicArmId") or ""),
-            recovery_vnet_id=str(nic.get("recoveryVMNetworkId") or ""),
-            recovery_subnet_names=tuple(str(c.get("recoverySubnetName")) for c in configs
+            source_nic_id=intern(str(nic.get("sourceNicArmId") or "")),
+            recovery_vnet_id=intern(str(nic.get("recoveryVMNetworkId") or "")),
+            recovery_subnet_names=tuple(intern(str(c.get("recoverySubnetName"))) for c in configs
                                         if c.get("recoverySubnetName")),
-            recovery_nsg_id=str(nic.get("recoveryNetworkSecurityGroupId") or ""),
+            recovery_nsg_id=intern(str(nic.get("recoveryNetworkSecurityGroupId") or "")),
         ))
     encryption = str(details.get("vmEncryptionType") or "NotEncrypted")
     caches = {str(disk.get("primaryStagingAzureStorageAccountId") or "").rstrip("/").rsplit("/", 1)[-1].lower(): None
@@ -530,9 +530,9 @@ def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
     else:
         direction = FAILBACK if swapped else FORWARD
     return ProtectedItem(
-        id=str(resource.get("id") or ""),
+        id=intern(str(resource.get("id") or "")),
         name=str(props.get("friendlyName") or resource.get("name") or ""),
-        vm_id=str(details.get("recoveryFabricObjectId" if swapped else "fabricObjectId") or ""),
+        vm_id=intern(str(details.get("recoveryFabricObjectId" if swapped else "fabricObjectId") or "")),
         source_region=source,
         target_region=target,
         protection_state=state,
@@ -541,10 +541,10 @@ def parse_protected_item(resource: Mapping[str, Any]) -> ProtectedItem | None:
         recovery_nics=tuple(nics),
         # Failback: the primary VNet the item names; its own selectedRecoveryAzureNetworkId is where the VM runs now.
         recovery_vnet_id=next((n.recovery_vnet_id for n in nics if n.recovery_vnet_id), "") if swapped else
-        str(details.get("selectedRecoveryAzureNetworkId") or ""),
+        intern(str(details.get("selectedRecoveryAzureNetworkId") or "")),
         # The cache accounts the item names are the first direction's (primaryStagingAzureStorageAccountId, in the
         # primary region): a failback's are not named, so its Storage is *.blob.core.windows.net.
-        cache_storage_accounts=() if swapped else tuple(sorted(c for c in caches if c)),
+        cache_storage_accounts=() if swapped else tuple(sorted(intern(c) for c in caches if c)),
         direction=direction,
         swapped=swapped,
         current_operation="" if operation.lower() in ("", "none") else operation,

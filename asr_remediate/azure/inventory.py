@@ -10,6 +10,7 @@ run KQL); change them and the emulator, together.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -35,7 +36,7 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from ..jsonfile import read_json_file
 from .credentials import DEFAULT_ARM_ENDPOINT, arm_client_kwargs
-from .network import make_network_client
+from .network import make_raw_arm_client, send_raw
 from .quota import QuotaGate
 from .retry import RetrySettings, Sleep, SleepingRetryPolicy, call_with_retries
 
@@ -183,25 +184,37 @@ _ERROR_MAP: dict[int, type[HttpResponseError]] = {
 }
 
 
-def _json_response(send: Callable[[HttpRequest], Any], request: HttpRequest, what: str) -> tuple[dict[str, Any],
-                                                                                                 Mapping[str, str]]:
-    """Send ``request`` through a client's pipeline (auth, retry policy, endpoint checks) and read the body as raw
-    JSON; a non-200 answer raises what the generated SDK operation raises (its error map, ARM's error body)."""
+def _answer(send: Callable[[HttpRequest], Any], request: HttpRequest) -> tuple[bytes, Mapping[str, str]]:
+    """Send ``request`` through a client's pipeline (auth, retry policy, endpoint checks): the body's bytes; a non-200
+    answer raises what the generated SDK operation raises (its error map, ARM's error body)."""
     response = send(request)
     if response.status_code != 200:
         map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
         raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response.content, response.headers
+
+
+def _json_document(content: bytes, what: str) -> dict[str, Any]:
+    """A body read as a JSON object. From the bytes, not ``response.json()``: that keeps the decoded text (and the
+    document) on the response, a second copy of a multi-megabyte page while it is parsed."""
     try:
-        document = response.json()
+        document = json.loads(content)
     except ValueError as error:
         raise InventoryError(f"{what} answered with a body that is not JSON: {error}") from error
     if not isinstance(document, dict):
         raise InventoryError(f"unexpected {what} response shape: {type(document).__name__}")
-    return document, response.headers
+    return document
 
 
-def _post_query(client: Any, body: dict[str, Any]) -> tuple[dict[str, Any], Mapping[str, str]]:
-    """One ``Resources`` POST, read as raw JSON.
+def _json_response(send: Callable[[HttpRequest], Any], request: HttpRequest, what: str) -> tuple[dict[str, Any],
+                                                                                                 Mapping[str, str]]:
+    """:func:`_answer` read as a JSON object."""
+    content, headers = _answer(send, request)
+    return _json_document(content, what), headers
+
+
+def _post_query(client: Any, body: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+    """One ``Resources`` POST: the raw JSON body (decoded by the caller, one page at a time).
 
     Why not ``client.resources``: its msrest deserialiser walks every value of every row into a ``QueryResponse``
     model (``data`` is typed ``object``, so the rows come out as the same plain dicts) — for a 10,000-VM estate
@@ -216,7 +229,7 @@ def _post_query(client: Any, body: dict[str, Any]) -> tuple[dict[str, Any], Mapp
     # The generated client's documented raw-request entry point (aka.ms/azsdk/dpcodegen/python/send_request):
     # ``_send_request`` in azure-mgmt-resourcegraph 8.x, ``send_request`` in newer generators.
     send = getattr(client, "send_request", None) or client._send_request
-    return _json_response(send, request, "Resource Graph")
+    return _answer(send, request)
 
 
 def _int(value: Any) -> int:
@@ -240,6 +253,7 @@ def _query_chunk(
     gate: QuotaGate,
     progress: Progress | None,
     deliver: Rows,
+    serial: threading.Lock,
 ) -> None:
     """One subscription batch of one query, page after page (each page needs the previous page's $skipToken), each
     page's rows handed to ``deliver`` as it arrives."""
@@ -255,16 +269,15 @@ def _query_chunk(
 
         throttled = [False]  # the previous attempt of this page got a 429 (whose retry delay covered the reset)
 
-        def call(body: dict[str, Any] = body, throttled: list[bool] = throttled) -> tuple[dict[str, Any],
-                                                                                          Mapping[str, str]]:
+        def call(body: dict[str, Any] = body, throttled: list[bool] = throttled) -> tuple[bytes, Mapping[str, str]]:
             wait = gate.acquire(already_waited=throttled[0])
             answered: Mapping[str, str] | None = None
             try:
                 if wait > 0:
                     _LOG.info("Resource Graph %s: quota exhausted, waiting %.1fs for it to reset", label, wait)
                     sleep(wait)
-                document, answered = _post_query(client, body)
-                return document, answered
+                content, answered = _post_query(client, body)
+                return content, answered
             except HttpResponseError as error:
                 answered = getattr(error.response, "headers", None)
                 throttled[0] = error.status_code == 429
@@ -272,17 +285,22 @@ def _query_chunk(
             finally:
                 gate.release(answered)
 
-        response, _ = call_with_retries(call, settings=retry, sleep=sleep, rng=rng, what=f"Resource Graph {label}")
+        content, _ = call_with_retries(call, settings=retry, sleep=sleep, rng=rng, what=f"Resource Graph {label}")
         page += 1
-        if str(response.get("resultTruncated", "")).lower() == "true":
-            raise InventoryError(f"Resource Graph truncated the {label} result; the estate would be incomplete")
-        rows = _rows(response.get("data"))
-        received += len(rows)
-        token = response.get("$skipToken")
-        total = _int(response.get("totalRecords"))
-        del response  # the page's rows are the caller's now: nothing here keeps them alive
-        deliver(rows)
-        del rows
+        # Decoded and handed over one page at a time (``serial``): the batches read in parallel wait with their bytes,
+        # not with a decoded page each (~2.5 times the bytes as Python objects).
+        with serial:
+            response = _json_document(content, "Resource Graph")
+            del content
+            if str(response.get("resultTruncated", "")).lower() == "true":
+                raise InventoryError(f"Resource Graph truncated the {label} result; the estate would be incomplete")
+            rows = _rows(response.get("data"))
+            received += len(rows)
+            token = response.get("$skipToken")
+            total = _int(response.get("totalRecords"))
+            del response  # the page's rows are the caller's now: nothing here keeps them alive
+            deliver(rows)
+            del rows
         if progress is not None:
             progress(InventoryProgress(label, chunk_index, page, received, total))
         skip_token = token if isinstance(token, str) and token else None
@@ -375,8 +393,7 @@ def fetch_resources(
         return new
 
     def hand_over(rows: list[dict[str, Any]], sink: Rows = on_rows or result.extend) -> None:
-        with delivered:
-            sink(fresh(rows))
+        sink(fresh(rows))  # under ``delivered`` (_query_chunk): never two threads at once
 
     try:
         for label, query in queries:
@@ -388,7 +405,7 @@ def fetch_resources(
                      per_batch: list[list[dict[str, Any]]] = per_batch) -> None:
                 _query_chunk(client, label, query, batch, index, page_size=page_size, retry=retry, sleep=sleep,
                              rng=rng, gate=gate, progress=report,
-                             deliver=per_batch[index].extend if on_rows is None else hand_over)
+                             deliver=per_batch[index].extend if on_rows is None else hand_over, serial=delivered)
 
             if len(batches) == 1:
                 read(0, batches[0])
@@ -482,8 +499,9 @@ def fetch_service_tags(
     if client is None:
         if credential is None or not subscription:
             raise ValueError("a credential and a subscription (or a client) are required")
-        client = make_network_client(
-            credential, subscription, endpoint, ca_bundle=ca_bundle, sleep=sleep, retry_total=retry_total,
+        # A raw ARM client, not a NetworkManagementClient: the list is read as raw JSON anyway (make_raw_arm_client).
+        client = make_raw_arm_client(
+            credential, endpoint, ca_bundle=ca_bundle, sleep=sleep, retry_total=retry_total,
             retry_backoff_factor=retry_backoff_factor,
         )
     try:
@@ -493,7 +511,7 @@ def fetch_service_tags(
         path = f"/subscriptions/{on}/providers/Microsoft.Network/locations/{location}/serviceTags"
         request = HttpRequest("GET", path,
                               params={"api-version": SERVICE_TAGS_API_VERSION})
-        first, _ = _json_response(client.send_request, request, "Service Tag Discovery API")
+        first, _ = _json_response(lambda r: send_raw(client, r), request, "Service Tag Discovery API")
         values = list(first.get("values") or [])
         next_link = first.get("nextLink")
         pages = 1
@@ -501,7 +519,7 @@ def fetch_service_tags(
             pages += 1
             if pages > 100:
                 raise ValueError("service tags nextLink chain longer than 100 pages")
-            response = client.send_request(HttpRequest("GET", next_link))
+            response = send_raw(client, HttpRequest("GET", next_link))
             response.raise_for_status()
             page = response.json()
             values.extend(page.get("values") or [])

@@ -116,9 +116,7 @@ class _Pages:
         class Response:
             status_code = 200
             headers: Mapping[str, str] = MappingProxyType({})
-
-            def json(self) -> dict[str, Any]:
-                return page
+            content = json.dumps(page).encode()
 
         return Response()
 
