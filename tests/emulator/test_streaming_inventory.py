@@ -27,6 +27,9 @@ from benchmarks.generate import generate, load_tags
 from tests.emulator.arm_emulator import ArmEmulator, Fault
 from tests.emulator.fixtures import SUB, FakeCredential, FakeSleep, nic
 from tests.emulator.test_end_to_end import SCOPE, make_runtime
+from tests.emulator.test_firewall_connectivity import CONNECTIVITY, connectivity_hub, seeded
+from tests.emulator.test_firewall_connectivity import runtime as connectivity_runtime
+from tests.scenario import SUB as SPOKE_SUB
 
 ARG = r"/providers/Microsoft\.ResourceGraph/resources$"
 
@@ -45,7 +48,7 @@ def both_ways(arm: ArmEmulator, make: Any, scope: Scope) -> None:
     arm.clear_log()
     streamed = make().collect_estate(scope)
     assert requests(arm) == listed_requests
-    assert streamed == listed
+    assert streamed == listed and listed.protected_items
 
 
 def test_example_estate_with_firewall_and_every_read(estate_arm, tmp_path):
@@ -157,3 +160,16 @@ def test_on_rows_gets_every_page_as_it_arrives(arm, credential, sleep):
     parallel: list[list[dict[str, Any]]] = []
     assert fetch(on_rows=parallel.append, concurrency=3) == []
     assert sorted(r["id"] for p in parallel for r in p) == sorted(r["id"] for r in whole)
+
+
+@pytest.mark.parametrize("subscriptions", [(SPOKE_SUB, CONNECTIVITY), (SPOKE_SUB,)],
+                         ids=["found-elsewhere", "not-looked-for"])
+def test_a_hub_firewall_found_in_a_connectivity_subscription(arm, subscriptions):
+    """The firewall at the spoke's next hop is in a subscription only ASR_SUBSCRIPTIONS names (one more query, its
+    policy's groups listed, the IP groups its rules name kept), or not looked for: page by page as from the rows."""
+    seeded(arm, connectivity_hub())
+    both_ways(arm, lambda: connectivity_runtime(arm, subscriptions), Scope((SPOKE_SUB,)))
+    estate = connectivity_runtime(arm, subscriptions).collect_estate(Scope((SPOKE_SUB,)))
+    assert bool(estate.firewalls) == (CONNECTIVITY in subscriptions)
+    assert bool(estate.ip_groups) == (CONNECTIVITY in subscriptions)
+    assert estate.protected_items and estate.route_tables
