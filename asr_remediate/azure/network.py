@@ -47,6 +47,12 @@ SITE_RECOVERY_API_VERSION = "2025-01-01"
 #: api-version azure-mgmt-network 33.1's request builder sends
 #: (``build_network_management_list_network_manager_effective_security_admin_rules_request``).
 ADMIN_RULES_API_VERSION = "2026-03-01"
+#: FirewallPolicyRuleCollectionGroups_List, sent raw (:meth:`NetworkWriter.list_rule_collection_groups`): the
+#: api-version of azure-mgmt-network 33.1's request builder
+#: (``build_firewall_policy_rule_collection_groups_list_request``).
+RULE_COLLECTION_GROUPS_API_VERSION = "2026-03-01"
+#: Pages of a raw list followed (``nextLink``) before the list is an error rather than a loop.
+LIST_PAGE_LIMIT = 100
 #: Most pages of one VNet's effective security admin rules (a network manager allows far fewer rules than this many
 #: default-size pages; the bound only stops a misbehaving skipToken).
 ADMIN_RULE_PAGE_LIMIT = 100
@@ -653,11 +659,27 @@ class NetworkWriter:
         return self._get(policy_id, FIREWALL_POLICY_TYPE, "firewall_policies")
 
     def list_rule_collection_groups(self, policy_id: str) -> list[dict[str, Any]]:
-        """Every rule collection group of the policy (FirewallPolicyRuleCollectionGroups_List, all pages)."""
-        rid, ops = self._child(policy_id, "ruleCollectionGroups")
+        """Every rule collection group of the policy (FirewallPolicyRuleCollectionGroups_List, all pages): the GET the
+        SDK operation builds, read as raw JSON (``{"value": [...], "nextLink": …}``, the
+        FirewallPolicyRuleCollectionGroupList example of azure-rest-api-specs) through :meth:`raw_client` — a scan
+        needs no azure-mgmt-network import (:func:`make_raw_arm_client`)."""
+        from azure.core.rest import HttpRequest
+
+        rid = _expect(policy_id, FIREWALL_POLICY_TYPE)
+        client = self.raw_client()
 
         def call() -> Any:
-            return _JsonDocument(value=[g.as_dict() for g in ops.list(rid.resource_group, rid.name)])
+            groups: list[Any] = []
+            request = HttpRequest("GET", f"{rid}/ruleCollectionGroups",
+                                  params={"api-version": RULE_COLLECTION_GROUPS_API_VERSION})
+            for _page in range(LIST_PAGE_LIMIT):
+                page = raw_json(client, request)
+                groups += [g for g in page.get("value") or [] if isinstance(g, dict)]
+                next_link = page.get("nextLink")
+                if not next_link:
+                    return _JsonDocument(value=groups)
+                request = HttpRequest("GET", str(next_link))
+            raise HttpResponseError(message=f"more than {LIST_PAGE_LIMIT} pages of rule collection groups")
 
         return list(self._read(policy_id + "/ruleCollectionGroups", "GET", call).get("value") or [])
 

@@ -8,6 +8,7 @@ reads as their own tests source them (test_firewall_inventory.py, test_admin_rul
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
@@ -173,3 +174,44 @@ def test_a_hub_firewall_found_in_a_connectivity_subscription(arm, subscriptions)
     assert bool(estate.firewalls) == (CONNECTIVITY in subscriptions)
     assert bool(estate.ip_groups) == (CONNECTIVITY in subscriptions)
     assert estate.protected_items and estate.route_tables
+
+
+def test_rule_collection_groups_are_listed_raw_following_next_links():
+    """FirewallPolicyRuleCollectionGroups_List read raw: ``{"value": [...], "nextLink": …}`` pages (the
+    FirewallPolicyRuleCollectionGroupList example's shape in azure-rest-api-specs) followed to the last, the request
+    the SDK builds (GET …/ruleCollectionGroups with its api-version), ARM's error object on a failure."""
+    from azure.core.rest import HttpRequest
+
+    from asr_remediate.azure.network import RULE_COLLECTION_GROUPS_API_VERSION, ArmError, NetworkWriter
+
+    policy = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/firewallPolicies/p"
+    answers = [(200, {"value": [{"id": f"{policy}/ruleCollectionGroups/a"}], "nextLink": "https://arm/next?page=2"}),
+               (200, {"value": [{"id": f"{policy}/ruleCollectionGroups/b"}]}),
+               (403, {"error": {"code": "AuthorizationFailed", "message": "no read"}})]
+    sent: list[HttpRequest] = []
+
+    class Raw:
+        def send_request(self, request: HttpRequest) -> Any:
+            sent.append(request)
+            status, body = answers[len(sent) - 1]
+
+            class Response:
+                status_code = status
+                headers: Mapping[str, str] = MappingProxyType({"content-type": "application/json"})
+                content = json.dumps(body).encode()
+                reason = "Forbidden"
+
+                def text(self) -> str:
+                    return self.content.decode()
+
+            return Response()
+
+    writer = NetworkWriter(FakeCredential(), "https://arm")
+    writer._raw = Raw()
+    groups = writer.list_rule_collection_groups(policy)
+    assert [g["id"].rsplit("/", 1)[-1] for g in groups] == ["a", "b"]
+    assert sent[0].method == "GET" and sent[0].url.startswith(f"{policy}/ruleCollectionGroups?")
+    assert f"api-version={RULE_COLLECTION_GROUPS_API_VERSION}" in sent[0].url and sent[1].url == "https://arm/next?page=2"
+    with pytest.raises(ArmError) as failed:
+        writer.list_rule_collection_groups(policy)
+    assert failed.value.status_code == 403
