@@ -177,6 +177,8 @@ class IPSet:
             return self
         if not self.intervals:
             return other
+        if self.intervals == other.intervals:
+            return self  # accumulating the findings of many VMs that share one (memoised) set: no re-sort
         return IPSet(_normalise(self.intervals + other.intervals))
 
     def intersection(self, other: IPSet) -> IPSet:

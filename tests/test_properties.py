@@ -121,7 +121,8 @@ def test_lopsided_and_equal_operands_match_python_sets(case):
     a, sa, b, sb = case
     for result, expected in ((a & b, sa & sb), (b & a, sa & sb), (a - b, sa - sb), (b - a, sb - sa),
                              (a & a, sa), (a - a, set()), (b & b, sb), (b - b, set()),
-                             (a & IPSet(a.intervals), sa), (b - IPSet(b.intervals), set())):
+                             (a & IPSet(a.intervals), sa), (b - IPSet(b.intervals), set()),
+                             (a | IPSet(a.intervals), sa), (b | b, sb)):
         check_normal_form(result)
         assert addresses_of(result) == expected
 
