@@ -409,7 +409,12 @@ def parse_vnet(resource: Mapping[str, Any], extra_subnets: Iterable[Subnet] = ()
         peering_props = _props(peering)
         if str(peering_props.get("peeringState") or "Connected").lower() != "connected":
             continue
-        space = peering_props.get("remoteVirtualNetworkAddressSpace") or peering_props.get("remoteAddressSpace") or {}
+        # The space the peering link carries (remoteAddressSpace, "the address space peered with the remote virtual
+        # network") is what Azure routes, not the remote VNet's current one (remoteVirtualNetworkAddressSpace): an
+        # address-space change reaches the link only when the peering is synced (peeringSyncLevel LocalNotInSync until
+        # then; Sync-AzVirtualNetworkPeering, syncRemoteAddressSpace), and a subnet peering's link carries only the
+        # peered subnets. The current space stands in only when the link's is absent (API versions before 2019).
+        space = peering_props.get("remoteAddressSpace") or peering_props.get("remoteVirtualNetworkAddressSpace") or {}
         remote = _ipv4_prefixes(space.get("addressPrefixes"), "a peering's remote address space")
         if peering_props.get("useRemoteGateways") is True:
             remote_gateways = True
