@@ -1004,6 +1004,16 @@ def _text_at(document: Any, *path: str) -> str:
     return document if isinstance(document, str) else ""
 
 
+def protected_item_or_stub(resource: Mapping[str, Any]) -> ProtectedItem | None:
+    """:func:`parse_protected_item`, or for an item that does not parse the stub ``build_estate`` keeps of it (its VM
+    id when readable): what the inventory's subscription scoping reads, so a malformed item is reported, not a
+    traceback. None for an item that is readably not A2A."""
+    try:
+        return parse_protected_item(resource)
+    except PARSE_FAILURES:
+        return _unreadable_item(resource, str(resource.get("id") or ""))
+
+
 def _unreadable_item(resource: Mapping[str, Any], rid: str) -> ProtectedItem | None:
     """What can still be read of a protected item that does not parse, so its VM is reported; None when it is
     readably not A2A (Hyper-V, VMware: not ours)."""

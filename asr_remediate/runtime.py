@@ -29,7 +29,7 @@ from .audit import (
 from .config import Settings
 from .drift import evaluate_item
 from .errors import AZURE_FAILURES, one_line
-from .estate import EstateBuilder, build_estate, firewall_ips_of, parse_protected_item, with_reads
+from .estate import EstateBuilder, build_estate, firewall_ips_of, protected_item_or_stub, with_reads
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .firewall_paths import unmatched_next_hops
 from .firewall_search import firewall_networks, firewalls_at, ip_groups_named, routes_to_an_appliance
@@ -612,12 +612,12 @@ def _arm_reason(error: Exception) -> str:
 
 
 def _vm_subscription(resource: Mapping[str, Any]) -> str:
-    item = parse_protected_item(resource)
+    item = protected_item_or_stub(resource)
     return subscription_of(item.vm_id) if item else ""
 
 
 def _referenced_subscriptions(resource: Mapping[str, Any]) -> set[str]:
-    item = parse_protected_item(resource)
+    item = protected_item_or_stub(resource)
     if item is None:
         return set()
     ids = [item.vm_id, item.recovery_vnet_id]

@@ -215,3 +215,16 @@ def test_rule_collection_groups_are_listed_raw_following_next_links():
     with pytest.raises(ArmError) as failed:
         writer.list_rule_collection_groups(policy)
     assert failed.value.status_code == 403
+
+
+def test_a_malformed_protected_item_is_reported_not_a_traceback(estate_arm, tmp_path):
+    """An A2A item whose vmNics entry is not an object: the inventory's subscription scoping reads what it can of it
+    (as build_estate does: a stub with its VM), the scan completes and that VM is unknown with the reason."""
+    item_key = next(k for k, d in estate_arm.resources.items() if "replicationprotecteditems" in d["type"].lower())
+    item = estate_arm.resources[item_key]
+    item["properties"]["providerSpecificDetails"]["vmNics"] = ["not an object"]
+    runtime, _ = make_runtime(estate_arm, tmp_path, apply=False)
+    result = runtime.run(SCOPE, trigger="cli", actor="test")
+    [report] = [r for r in result.plan.reports if r.protected_item_id.lower() == item["id"].lower()]
+    assert report.status == "unknown"
+    assert build_estate(runtime.collect(SCOPE)).unreadable
