@@ -30,6 +30,12 @@ from .config import Settings
 from .drift import evaluate_item
 from .errors import AZURE_FAILURES, one_line
 from .estate import EstateBuilder, build_estate, firewall_ips_of, protected_item_or_stub, with_reads
+from .event_reads import (
+    SUBSCRIPTION_LOCAL_KINDS,
+    item_filter_subscriptions,
+    mentioned_subscriptions,
+    unread_subscriptions,
+)
 from .events import EventError, affected_items, is_own_write, parse_event, watched
 from .firewall_paths import unmatched_next_hops
 from .firewall_search import firewall_networks, firewalls_at, ip_groups_named, routes_to_an_appliance
@@ -181,6 +187,14 @@ class Runtime:
         read, allowed = self._read_inventory(scope, items.extend, network.extend)
         # ``estate``: the resources parsed, once for every step below that needs it; None whenever a step adds some.
         resources, estate, ip_groups = self._firewalls_elsewhere(items + network, network, read, allowed)
+        return self._complete(resources, estate, ip_groups, admin_rules=admin_rules)
+
+    def _complete(self, resources: list[dict[str, Any]], estate: Estate | None, ip_groups: list[dict[str, Any]], *,
+                  admin_rules: bool) -> list[dict[str, Any]]:
+        """What the Resource Graph rows leave out, read from ARM (collect and the event path alike): the rule
+        collection groups of the firewalls on a replicated VM's path, the IP groups their rules name among
+        ``ip_groups`` (found with an elsewhere firewall), and the opt-in per-NIC / per-VNet reads. ``estate``:
+        ``resources`` parsed, or None."""
         if any(str(r.get("type", "")).lower() == "microsoft.network/azurefirewalls" for r in resources):
             from .azure.firewalls import read_firewall_policies
 
@@ -503,8 +517,9 @@ class Runtime:
             return RunResult("", empty, None, f"ignored: subscription {parsed.subscription} is not in scope")
         kind, resource_id = target
         subscriptions = self.settings.subscriptions or (parsed.subscription,)
-        raw = self.collect(Scope(tuple(subscriptions)), admin_rules=False)
+        # The fresh ARM read first: it is needed anyway, and for a protected item it names the subscriptions to read.
         fresh = self._reread(kind, resource_id)
+        raw = self._event_inventory(kind, resource_id, fresh, subscriptions)
         indexed = next((r for r in raw if key(str(r.get("id", ""))) == key(resource_id)), None)
         lag = index_lag(kind, resource_id, indexed, fresh)
         indexed_raw = raw
@@ -532,6 +547,41 @@ class Runtime:
         plan = self.evaluate(estate, tags, items)
         scope = Scope(tuple(subscriptions))
         return replace(self._maybe_apply(estate, tags, plan, scope, "eventgrid", actor, apply, None), recheck=lag)
+
+    def _event_inventory(self, kind: str, resource_id: str, fresh: Mapping[str, Any] | None,
+                         subscriptions: Iterable[str]) -> list[dict[str, Any]]:
+        """The inventory an event needs (event_reads.py): the protected items that mention the resource's
+        subscription, then the network of the subscriptions they name plus the scope-wide reverse-lookup types — two
+        Resource Graph queries whatever the estate's size — and the network of any scope subscription the affected
+        paths name that was not read yet (a third query, rarely needed). Firewall and Firewall Policy events, and a
+        scope that is only the event's subscription (no ASR_SUBSCRIPTIONS), read the scope as a scan does."""
+        from .azure.inventory import NETWORK_RESOURCES_QUERY, event_network_query, protected_items_mentioning
+
+        scope = {s.lower() for s in subscriptions}
+        if kind not in SUBSCRIPTION_LOCAL_KINDS or not self.settings.subscriptions:
+            return self.collect(Scope(tuple(subscriptions)), admin_rules=False)
+        ordered = sorted(scope)
+        concerned = item_filter_subscriptions(kind, resource_id, fresh)
+        items = self._fetch(ordered, ("protected-items-event", protected_items_mentioning(concerned)))
+        candidates = [*items, *([fresh] if kind == "protected-item" and fresh is not None else [])]
+        read = ({s for r in candidates for s in mentioned_subscriptions(r)} | concerned) & scope
+        network = self._fetch(ordered, ("network-resources-event", event_network_query(read)))
+        seen = {key(str(r.get("id", ""))) for r in network}
+        for _ in range(len(scope)):
+            current = [r for r in items + network if key(str(r.get("id", ""))) != key(resource_id)]
+            current += [dict(fresh)] if fresh is not None else []
+            estate = build_estate(current)
+            missing = unread_subscriptions(estate, affected_items(estate, kind, resource_id), current, read, scope)
+            if not missing:
+                break
+            self.progress(f"event: the affected paths name {len(missing)} subscription(s) not read yet")
+            read |= missing
+            more = self._fetch(sorted(missing), ("network-resources", NETWORK_RESOURCES_QUERY))
+            network += [r for r in more if key(str(r.get("id", ""))) not in seen]
+            seen |= {key(str(r.get("id", ""))) for r in more}
+        # Resource Graph's id order, as a scan reads them (the parsed estate does not depend on it; reports do not).
+        network.sort(key=lambda r: key(str(r.get("id", ""))))
+        return self._complete(items + network, None, [], admin_rules=False)
 
     def _reread(self, kind: str, resource_id: str) -> dict[str, Any] | None:
         """Current ARM state of the changed resource (None once deleted); Resource Graph may still be stale."""

@@ -165,7 +165,8 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
         while True:
             command = conn.recv()
             if command == "stats":
-                requests = [(r.method, r.path, r.status) for r in arm.requests]
+                # A request without a $skipToken starts a query; one with it continues that query's pages.
+                requests = [(r.method, r.path, r.status, _first_page(r.body)) for r in arm.requests]
                 conn.send({"requests": requests, "serving_s": serving[0], "emulator_rss_mb": maxrss_mb()})
                 arm.clear_log()
                 serving[0] = 0.0
@@ -173,7 +174,15 @@ def _serve(conn: Connection, n: int, seed: int, latency_s: float, want_event: bo
                 break
 
 
-def requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, Any]:
+def _first_page(body: Any) -> bool:
+    """A Resource Graph body that asks for the first page of its query (no ``options.$skipToken``)."""
+    options = body.get("options") if isinstance(body, dict) else None
+    return not (isinstance(options, dict) and options.get("$skipToken"))
+
+
+def requests_summary(requests: list[tuple[str, str, int | None, bool]]) -> dict[str, Any]:
+    """Requests by kind; a tuple is (method, path, status, starts a query: a Resource Graph body without a
+    $skipToken), so Resource Graph queries and pages are counted apart."""
     arg = [r for r in requests if r[0] == "POST" and r[1].lower().rstrip("/") == ARG_PATH]
     tags = [r for r in requests if r[0] == "GET" and r[1].lower().endswith("/servicetags")]
     admin = [r for r in requests if r[0] == "POST" and r[1].lower().endswith(ADMIN_RULES_SUFFIX)]
@@ -182,11 +191,12 @@ def requests_summary(requests: list[tuple[str, str, int | None]]) -> dict[str, A
     counted = {id(r) for r in (*arg, *tags, *admin, *groups, *policies)}
     other = [r for r in requests if id(r) not in counted]
     return {
-        "requests": len(requests), "arg_requests": len(arg), "service_tag_calls": len(tags),
+        "requests": len(requests), "arg_requests": len(arg), "arg_queries": sum(1 for r in arg if r[3]),
+        "service_tag_calls": len(tags),
         "admin_rule_posts": len(admin), "admin_rule_vnets": len({r[1].lower() for r in admin}),
         "rule_group_lists": len(groups), "rule_group_policies": len({r[1].lower().rstrip("/") for r in groups}),
         "policy_gets": len(policies),
-        "other_requests": len(other), "other_paths": sorted({f"{m} {p}" for m, p, _ in other})[:5],
+        "other_requests": len(other), "other_paths": sorted({f"{m} {p}" for m, p, _, _ in other})[:5],
         "failed_requests": sum(1 for r in requests if r[2] is None or r[2] >= 400),
         "throttled_requests": sum(1 for r in requests if r[2] == 429),
     }

@@ -198,13 +198,14 @@ def test_the_request_summary_counts_group_lists_and_policy_gets_apart_from_other
     one group (not made by a scan) stays an "other" request, so the verdict would fail on it."""
     policy = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/firewallPolicies/afwp-hub-eastus"
     summary = requests_summary([
-        ("POST", "/providers/Microsoft.ResourceGraph/resources", 200),
-        ("GET", "/subscriptions/s/providers/Microsoft.Network/locations/eastus/serviceTags", 200),
-        ("GET", f"{policy}/ruleCollectionGroups", 200),
-        ("GET", f"{policy}/ruleCollectionGroups", 200),
-        ("GET", policy, 200),
-        ("GET", f"{policy}/ruleCollectionGroups/rcg-platform", 200),
+        ("POST", "/providers/Microsoft.ResourceGraph/resources", 200, True),
+        ("POST", "/providers/Microsoft.ResourceGraph/resources", 200, False),  # the same query's second page
+        ("GET", "/subscriptions/s/providers/Microsoft.Network/locations/eastus/serviceTags", 200, True),
+        ("GET", f"{policy}/ruleCollectionGroups", 200, True),
+        ("GET", f"{policy}/ruleCollectionGroups", 200, True),
+        ("GET", policy, 200, True),
+        ("GET", f"{policy}/ruleCollectionGroups/rcg-platform", 200, True),
     ])
-    assert (summary["arg_requests"], summary["service_tag_calls"], summary["rule_group_lists"],
-            summary["rule_group_policies"], summary["policy_gets"], summary["other_requests"]) == (1, 1, 2, 1, 1, 1)
+    assert (summary["arg_queries"], summary["arg_requests"], summary["service_tag_calls"], summary["rule_group_lists"],
+            summary["rule_group_policies"], summary["policy_gets"], summary["other_requests"]) == (1, 2, 1, 2, 1, 1, 1)
     assert summary["other_paths"] == [f"GET {policy}/ruleCollectionGroups/rcg-platform"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -119,6 +120,74 @@ FIREWALL_RESOURCES_QUERY = (
     f" | project {PROJECTION}"
     " | order by id asc"
 )
+
+# --- The event path's queries (issue 14: one event → at most 2 queries, whatever the estate's size) -----------------
+
+#: Types the engine finds by a reverse lookup — a firewall by the next-hop IP of a route, a private endpoint by the
+#: vault or storage account it connects to, a private DNS zone link by the VNet it names, a gateway by its VNet and a
+#: connection by its gateway — so nothing on a VM's path names their subscription: an event reads them over the whole
+#: scope (few resources however many VMs: hubs, firewalls, endpoints). Firewall Policies and IP groups go with the
+#: firewalls (a policy's parent and its IP groups can be in any subscription).
+SCOPE_WIDE_TYPES: tuple[str, ...] = (
+    "microsoft.network/azurefirewalls",
+    "microsoft.network/firewallpolicies",
+    "microsoft.network/ipgroups",
+    "microsoft.network/privateendpoints",
+    "microsoft.network/privatednszones/virtualnetworklinks",
+    "microsoft.network/virtualnetworkgateways",
+    "microsoft.network/connections",
+    "microsoft.network/expressroutecircuits",
+)
+#: The rest of the network types: found from a VM's path by id (VM → NIC → subnet → VNet, NSG, route table; the
+#: item's vault, recovery VNet and NSG, cache storage account), so only the subscriptions those ids name are read.
+SUBSCRIPTION_TYPES: tuple[str, ...] = tuple(t for t in NETWORK_RESOURCE_TYPES if t not in SCOPE_WIDE_TYPES)
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _subscription_literals(subscriptions: Iterable[str]) -> list[str]:
+    """Lower-case subscription GUIDs, sorted; anything else is refused (it would be spliced into KQL)."""
+    subs = sorted({s.strip().lower() for s in subscriptions})
+    bad = [s for s in subs if not _GUID.match(s)]
+    if bad or not subs:
+        raise ValueError(f"not subscription ids: {bad or 'none given'}")
+    return subs
+
+
+def protected_items_mentioning(subscriptions: Iterable[str]) -> str:
+    """The A2A protected items whose properties name a resource in one of ``subscriptions`` (VM, NICs, recovery VNet
+    and NSG, cache storage): a superset of the items an NSG, route table, NIC or VNet of those subscriptions can
+    affect; ``events.affected_items`` then finds the exact set on the parsed estate.
+
+    KQL ``contains`` is case-insensitive and matches any substring ("contains operator", learn.microsoft.com/kusto/
+    query/contains-operator); ``tostring()`` turns the ``properties`` dynamic column into its JSON text, where ARM ids
+    appear as written (``/subscriptions/<id>/…``, any case)."""
+    tests = " or ".join(f"tostring(properties) contains '/subscriptions/{s}/'"
+                        for s in _subscription_literals(subscriptions))
+    return (
+        "recoveryservicesresources"
+        f" | where type =~ '{PROTECTED_ITEM_TYPE}'"
+        " | where properties.providerSpecificDetails.instanceType =~ 'A2A'"
+        f" | where {tests}"
+        f" | project {PROJECTION}"
+        " | order by id asc"
+    )
+
+
+def event_network_query(subscriptions: Iterable[str]) -> str:
+    """The network an event needs: the :data:`SUBSCRIPTION_TYPES` of ``subscriptions`` (those the affected items'
+    paths name) and the :data:`SCOPE_WIDE_TYPES` of every subscription the request names (the scope). Its pages are
+    bounded by the size of those few subscriptions, not by the estate's."""
+    subs = ", ".join(f"'{s}'" for s in _subscription_literals(subscriptions))
+    return (
+        "resources"
+        " | where (type in~ (" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + f") and subscriptionId in~ ({subs}))"
+        " or type in~ (" + ", ".join(f"'{t}'" for t in SCOPE_WIDE_TYPES) + ")"
+        f" | project {NETWORK_PROJECTION}"
+        " | order by id asc"
+    )
+
+
 #: (label, query) in the order they run: protected items first, they say which VMs matter.
 INVENTORY_QUERIES: tuple[tuple[str, str], ...] = (
     ("protected-items", PROTECTED_ITEMS_QUERY),

@@ -319,6 +319,11 @@ _STAGE_TYPE_IN = re.compile(r"^where\s+type\s+in~\s*\(([^)]*)\)$", re.I)
 _STAGE_INSTANCE_TYPE = re.compile(r"^where\s+properties\.providerSpecificDetails\.instanceType\s*=~\s*'([^']*)'$",
                                   re.I)
 _STAGE_PROJECT = re.compile(r"^project\s+(.+)$", re.I)
+# The event path's forms (azure/inventory.py protected_items_mentioning, event_network_query), exactly.
+_MENTION_TEST = r"tostring\(properties\)\s+contains\s+'(/subscriptions/[0-9a-f-]{36}/)'"
+_STAGE_MENTIONS = re.compile(rf"^where\s+{_MENTION_TEST}(\s+or\s+{_MENTION_TEST})*$", re.I)
+_STAGE_SCOPED_TYPES = re.compile(r"^where\s+\(type\s+in~\s*\(([^)]*)\)\s+and\s+subscriptionId\s+in~\s*\(([^)]*)\)\)"
+                                 r"\s+or\s+type\s+in~\s*\(([^)]*)\)$", re.I)
 _STAGE_ORDER = re.compile(r"^order\s+by\s+id\s+asc$", re.I)
 _TABLES = ("resources", "recoveryservicesresources")
 
@@ -332,6 +337,11 @@ class ParsedQuery:
     instance_type: str | None  # providerSpecificDetails.instanceType filter (case-insensitive)
     columns: tuple[str, ...] | None  # None = all columns
     ordered: bool
+    # ``tostring(properties) contains '…'`` (any of them, case-insensitive); None = no such filter
+    mentions: frozenset[str] | None = None
+    # ``(type in~ (…) and subscriptionId in~ (…)) or type in~ (types)``: these types only in these subscriptions
+    scoped_types: frozenset[str] | None = None
+    scoped_subscriptions: frozenset[str] | None = None
 
 
 def parse_query(query: str) -> ParsedQuery:
@@ -344,14 +354,20 @@ def parse_query(query: str) -> ParsedQuery:
     instance_type = None
     columns = None
     ordered = False
+    mentions: frozenset[str] | None = None
+    scoped_types: frozenset[str] | None = None
+    scoped_subscriptions: frozenset[str] | None = None
     for stage in stages[1:]:
-        if match := _STAGE_TYPE_EQ.match(stage):
+        if _STAGE_MENTIONS.match(stage):
+            if mentions is not None:
+                raise ValueError(f"a second mention filter {stage!r}")
+            mentions = frozenset(m.lower() for m in re.findall(_MENTION_TEST, stage, re.I))
+        elif match := _STAGE_SCOPED_TYPES.match(stage):
+            scoped_types, scoped_subscriptions, types = (_quoted_list(match.group(i), stage) for i in (1, 2, 3))
+        elif match := _STAGE_TYPE_EQ.match(stage):
             types = frozenset({match.group(1).lower()})
         elif match := _STAGE_TYPE_IN.match(stage):
-            items = [i.strip() for i in match.group(1).split(",")]
-            if not all(len(i) >= 2 and i[0] == i[-1] == "'" for i in items):
-                raise ValueError(f"cannot parse type list in {stage!r}")
-            types = frozenset(i[1:-1].lower() for i in items)
+            types = _quoted_list(match.group(1), stage)
         elif match := _STAGE_INSTANCE_TYPE.match(stage):
             instance_type = match.group(1).lower()
         elif match := _STAGE_PROJECT.match(stage):
@@ -363,7 +379,18 @@ def parse_query(query: str) -> ParsedQuery:
             ordered = True
         else:
             raise ValueError(f"the emulator does not understand the stage {stage!r}")
-    return ParsedQuery(table, types, instance_type, columns, ordered)
+    if (mentions is not None and table != "recoveryservicesresources") or (
+            scoped_types is not None and table != "resources"):
+        raise ValueError(f"the inventory sends no such filter on {table!r}")
+    return ParsedQuery(table, types, instance_type, columns, ordered, mentions, scoped_types, scoped_subscriptions)
+
+
+def _quoted_list(text: str, stage: str) -> frozenset[str]:
+    """``'a', 'b'`` → {a, b} (lower case); ``ValueError`` for anything but single-quoted literals."""
+    items = [i.strip() for i in text.split(",")]
+    if not all(len(i) >= 2 and i[0] == i[-1] == "'" and "'" not in i[1:-1] for i in items):
+        raise ValueError(f"cannot parse the list in {stage!r}")
+    return frozenset(i[1:-1].lower() for i in items)
 
 
 def _table_of(arg_type: str) -> str:
@@ -842,8 +869,16 @@ class ArmEmulator:
             arg_type = rid.arg_type
             if rid.subscription.lower() not in wanted_subs or _table_of(arg_type) != parsed.table:
                 continue
-            if parsed.types is not None and arg_type not in parsed.types:
+            in_scoped = (parsed.scoped_types is not None and parsed.scoped_subscriptions is not None
+                         and arg_type in parsed.scoped_types
+                         and rid.subscription.lower() in parsed.scoped_subscriptions)
+            if parsed.types is not None and arg_type not in parsed.types and not in_scoped:
                 continue
+            if parsed.mentions is not None:
+                # KQL tostring() of the dynamic column: its JSON text; contains is case-insensitive.
+                text = json.dumps(doc.get("properties") or {}).lower()
+                if not any(m in text for m in parsed.mentions):
+                    continue
             if parsed.instance_type is not None:
                 details = (doc.get("properties") or {}).get("providerSpecificDetails") or {}
                 if str(details.get("instanceType", "")).lower() != parsed.instance_type:
