@@ -18,7 +18,9 @@ Correctness never depends on the shortcut: :func:`unread_subscriptions` lists th
 items' path resources name (a useRemoteGateways hub, a peered VNet, a policy…) and that were not read; the runtime
 reads their network too (a third query), until none is left, so the estate the VMs are evaluated on holds everything
 a full scan of the scope would use for them. Firewall and Firewall Policy events keep the full read: a firewall serves
-spokes in any subscription, linked only by the IP their routes name.
+spokes in any subscription, linked only by the IP their routes name; so does a route table on a firewall's subnet
+(:func:`serves_other_subscriptions`). A firewall on an affected path counts as a path resource: its subnet's VNet and
+route table (a forced-tunnelling firewall's egress) are read from the hub's subscription.
 
 >>> sorted(mentioned_subscriptions({"id": "/subscriptions/AAAAAAAA-0000-0000-0000-000000000001/resourceGroups/x"}))
 ['aaaaaaaa-0000-0000-0000-000000000001']
@@ -31,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .firewall_paths import firewalls_of_item
 from .model import Estate, ProtectedItem, key, parent_id, subscription_of
 from .privatelink import vault_id_of
 
@@ -90,7 +93,28 @@ def path_ids(estate: Estate, items: Iterable[ProtectedItem]) -> set[str]:
                 vnet_and_subnet(vnet_id, {n.lower() for n in rnic.recovery_subnet_names}, set())
         if item.recovery_vnet_id:
             vnet_and_subnet(item.recovery_vnet_id, None, set())
+        # A firewall the item's subnets route to: its own subnet's routes carry a forced-tunnelling firewall's egress
+        # (drift's firewall-egress), and that subnet's VNet is the hub's, often in a connectivity subscription.
+        for firewall_key in firewalls_of_item(estate, item):
+            found.add(firewall_key)
+            firewall = estate.firewalls.get(firewall_key)
+            if firewall is not None and firewall.subnet_id:
+                vnet_and_subnet(parent_id(firewall.subnet_id), None, {key(firewall.subnet_id)})
     return found - {""}
+
+
+def serves_other_subscriptions(estate: Estate, kind: str, resource_id: str) -> bool:
+    """The changed resource may be on the path of VMs in other subscriptions, so the event reads the scope: a route
+    table on a firewall's subnet (events.affected_items counts the VMs behind that firewall). Every firewall of the
+    scope is in ``estate`` (a scope-wide type) and the table's VNets are in its own subscription (read), so Resource
+    Graph's copy of them says whether it is one — a deleted table's too."""
+    if kind != "route-table":
+        return False
+    for firewall in estate.firewalls.values():
+        subnet = estate.subnets.get(key(firewall.subnet_id)) if firewall.subnet_id else None
+        if subnet is not None and subnet.route_table_id and key(subnet.route_table_id) == key(resource_id):
+            return True
+    return False
 
 
 def unread_subscriptions(estate: Estate, items: Iterable[ProtectedItem], rows: Iterable[Mapping[str, Any]],
@@ -103,4 +127,3 @@ def unread_subscriptions(estate: Estate, items: Iterable[ProtectedItem], rows: I
         if key(str(row.get("id", ""))) in ids:
             wanted |= mentioned_subscriptions(row)
     return (wanted & scope) - read - {""}
-

@@ -34,6 +34,7 @@ from .event_reads import (
     SUBSCRIPTION_LOCAL_KINDS,
     item_filter_subscriptions,
     mentioned_subscriptions,
+    serves_other_subscriptions,
     unread_subscriptions,
 )
 from .events import EventError, affected_items, is_own_write, parse_event, watched
@@ -553,8 +554,9 @@ class Runtime:
         """The inventory an event needs (event_reads.py): the protected items that mention the resource's
         subscription, then the network of the subscriptions they name plus the scope-wide reverse-lookup types — two
         Resource Graph queries whatever the estate's size — and the network of any scope subscription the affected
-        paths name that was not read yet (a third query, rarely needed). Firewall and Firewall Policy events, and a
-        scope that is only the event's subscription (no ASR_SUBSCRIPTIONS), read the scope as a scan does."""
+        paths name that was not read yet (a third query, rarely needed). Firewall and Firewall Policy events, a route
+        table on a firewall's subnet (found after query 2), and a scope that is only the event's subscription (no
+        ASR_SUBSCRIPTIONS) read the scope as a scan does."""
         from .azure.inventory import NETWORK_RESOURCES_QUERY, event_network_query, protected_items_mentioning
 
         scope = {s.lower() for s in subscriptions}
@@ -571,6 +573,9 @@ class Runtime:
             current = [r for r in items + network if key(str(r.get("id", ""))) != key(resource_id)]
             current += [dict(fresh)] if fresh is not None else []
             estate = build_estate(current)
+            if serves_other_subscriptions(estate, kind, resource_id):
+                self.progress(f"event: {resource_id} is a firewall subnet's route table: reading the scope")
+                return self.collect(Scope(tuple(subscriptions)), admin_rules=False)
             missing = unread_subscriptions(estate, affected_items(estate, kind, resource_id), current, read, scope)
             if not missing:
                 break
