@@ -28,6 +28,8 @@ from examples.make_example_estate import DR_SUB, SUB
 from tests.emulator.arm_emulator import ArmEmulator, parse_query
 from tests.emulator.fixtures import FakeCredential, FakeSleep
 from tests.emulator.test_events import event
+from tests.emulator.test_firewall_connectivity import CONNECTIVITY, PLATFORM, connectivity_hub
+from tests.emulator.test_firewall_inventory import seeded
 from tests.scenario import REPO
 
 HUB_SUB = "33333333-4444-5555-6666-777777777777"
@@ -47,11 +49,11 @@ def _moved_estate() -> list[dict[str, Any]]:
 
 
 RESOURCES = _moved_estate()
-WATCHED = {"microsoft.network/networksecuritygroups": ("nsg", "Microsoft.Network/networkSecurityGroups/write"),
+WATCHED: dict[str, tuple[str, str]] = {
+           "microsoft.network/networksecuritygroups": ("nsg", "Microsoft.Network/networkSecurityGroups/write"),
            "microsoft.network/routetables": ("route-table", "Microsoft.Network/routeTables/write"),
            "microsoft.network/virtualnetworks": ("vnet", "Microsoft.Network/virtualNetworks/write"),
            "microsoft.network/networkinterfaces": ("nic", "Microsoft.Network/networkInterfaces/write")}
-EVENTS = sorted((r["id"], *WATCHED[r["type"].lower()]) for r in RESOURCES if r["type"].lower() in WATCHED)
 
 
 @pytest.fixture
@@ -61,8 +63,8 @@ def moved_arm(arm: ArmEmulator) -> ArmEmulator:
     return arm
 
 
-def _runtime(arm: ArmEmulator) -> Runtime:
-    settings = Settings(arm_endpoint=arm.base_url, arm_ca_bundle=arm.ca_path, subscriptions=SCOPE,
+def _runtime(arm: ArmEmulator, scope: tuple[str, ...] = SCOPE) -> Runtime:
+    settings = Settings(arm_endpoint=arm.base_url, arm_ca_bundle=arm.ca_path, subscriptions=scope,
                         read_admin_rules=False)
     return Runtime(settings, FakeCredential(), progress=lambda _: None, inventory_kwargs={"sleep": FakeSleep()})
 
@@ -74,23 +76,36 @@ def test_the_moved_estate_has_its_hubs_outside_the_vms_subscriptions() -> None:
     assert not any(s in (HUB_SUB, DNS_SUB) for s, kind in subs if kind in ("virtualmachines", "networkinterfaces"))
 
 
-@pytest.mark.parametrize(("resource_id", "kind", "operation"), EVENTS, ids=[e[0].rsplit("/", 1)[-1] for e in EVENTS])
-def test_an_event_evaluates_its_vms_as_the_full_scope_does(moved_arm: ArmEmulator, resource_id: str, kind: str,
-                                                           operation: str) -> None:
-    runtime = _runtime(moved_arm)
-    full = build_estate(runtime.collect(Scope(SCOPE), admin_rules=False))
+def _events(resources: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return sorted((r["id"], *WATCHED[r["type"].lower()]) for r in resources if r["type"].lower() in WATCHED)
+
+
+EVENTS = _events(RESOURCES)
+
+
+def _event_equals_full_scope(arm: ArmEmulator, scope: tuple[str, ...], resource_id: str, kind: str,
+                             operation: str) -> list[Any]:
+    """Handle the event; assert its plan and reports are the full scope's for the same VMs; the parsed queries."""
+    runtime = _runtime(arm, scope)
+    full = build_estate(runtime.collect(Scope(scope), admin_rules=False))
     items = affected_items(full, kind, resource_id)
-    expected = runtime.evaluate(full, runtime.service_tags(SUB), items)
-    moved_arm.clear_log()
+    expected = runtime.evaluate(full, runtime.service_tags(scope[0]), items)
+    arm.clear_log()
 
-    result = _runtime(moved_arm).handle_event(event(resource_id, operation), actor="test")
+    result = _runtime(arm, scope).handle_event(event(resource_id, operation), actor="test")
 
-    queries = [parse_query(r.body["query"]) for r in moved_arm.requests
-               if r.method == "POST" and r.path.lower() == ARG and isinstance(r.body, dict)]
     if not items:
         assert result.note == f"no replicated VM uses {resource_id}"
     assert [key(r.id) for r in result.plan.reports] == [key(r.id) for r in expected.reports]
     assert result.plan == expected
+    return [parse_query(r.body["query"]) for r in arm.requests
+            if r.method == "POST" and r.path.lower() == ARG and isinstance(r.body, dict)]
+
+
+@pytest.mark.parametrize(("resource_id", "kind", "operation"), EVENTS, ids=[e[0].rsplit("/", 1)[-1] for e in EVENTS])
+def test_an_event_evaluates_its_vms_as_the_full_scope_does(moved_arm: ArmEmulator, resource_id: str, kind: str,
+                                                           operation: str) -> None:
+    queries = _event_equals_full_scope(moved_arm, SCOPE, resource_id, kind, operation)
     # Items that mention the subscription, then the few subscriptions they name (+ the scope-wide types), then —
     # only when an affected path names a subscription not read yet (a hub) — that subscription's network.
     assert queries[0].mentions == {f"/subscriptions/{resource_id.split('/')[2].lower()}/"}
@@ -123,6 +138,26 @@ def test_a_path_naming_an_unread_hub_reads_its_subscription(moved_arm: ArmEmulat
     bodies = [r.body for r in moved_arm.requests if r.method == "POST" and r.path.lower() == ARG]
     assert result.plan.reports and len(bodies) == 3
     assert bodies[2]["subscriptions"] == [HUB_SUB]
+
+
+#: Every subscription of the connectivity hub's estate but PLATFORM (outside ASR_SUBSCRIPTIONS there too).
+HUB_SCOPE = tuple(sorted({r["id"].split("/")[2] for r in connectivity_hub()} - {PLATFORM}))
+HUB_CASES = [(forced, *e) for forced in (False, True) for e in _events(connectivity_hub(forced_tunnelling=forced))
+             if e[0].split("/")[2] in HUB_SCOPE]
+
+
+@pytest.mark.parametrize(("forced", "resource_id", "kind", "operation"), HUB_CASES,
+                         ids=[f"{'forced-' if c[0] else ''}{c[1].rsplit('/', 1)[-1]}" for c in HUB_CASES])
+def test_an_event_behind_a_connectivity_firewall_evaluates_as_the_full_scope_does(
+        arm: ArmEmulator, forced: bool, resource_id: str, kind: str, operation: str) -> None:
+    """The connectivity hub (tests/emulator/test_firewall_connectivity.py): the spoke VM routes to a firewall in a
+    subscription no protected item names, with and without forced tunnelling (its subnet's route table then carries
+    the VM's egress). The firewall comes with the scope-wide part of query 2; a forced-tunnelling firewall's subnet
+    route table, when it is the event's resource, makes the event read the scope."""
+    seeded(arm, connectivity_hub(forced_tunnelling=forced))
+    assert CONNECTIVITY in HUB_SCOPE and len(HUB_SCOPE) >= 2
+    queries = _event_equals_full_scope(arm, HUB_SCOPE, resource_id, kind, operation)
+    assert queries and len(queries) <= 5
 
 
 def test_the_emulator_refuses_a_mention_filter_it_was_not_written_for() -> None:
