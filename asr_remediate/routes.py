@@ -208,6 +208,7 @@ _TABLES: IdentityCache[tuple[_Group, ...] | Route] = IdentityCache(4096)
 _SPACES: IdentityCache[tuple[tuple[str, ...], tuple[str, ...]]] = IdentityCache()
 _TAG_BLOCKS: IdentityCache[tuple[tuple[int, int], ...]] = IdentityCache(8192)  # a tag's published prefixes
 _TOUCHING: IdentityCache[tuple[tuple[int, tuple[int, int]], ...]] = IdentityCache()  # (position, block) in a set
+_BLOCK_INDEXES: IdentityCache[_BlockIndex] = IdentityCache(8192)  # a tag's blocks sorted, as _tag_blocks
 
 
 def _compile(table: RouteTable | None, tags: ServiceTags) -> tuple[_Group, ...] | Route:
@@ -236,11 +237,66 @@ def _tag_blocks(tag: ServiceTag) -> tuple[tuple[int, int], ...]:
 
 def _touching(blocks: tuple[tuple[int, int], ...], addresses: IPSet) -> tuple[tuple[int, tuple[int, int]], ...]:
     """The blocks that overlap ``addresses``, with their positions (memoised per tag and destination: shared by
-    every table that routes the tag)."""
+    every table that routes the tag; found through the tag's index, not by testing each of its blocks)."""
     def build() -> tuple[tuple[int, tuple[int, int]], ...]:
-        return tuple((i, b) for i, b in enumerate(blocks) if _overlaps(addresses, b[0], b[1]))
+        index = _BLOCK_INDEXES.get((blocks,), None, lambda: _BlockIndex.of(blocks))
+        return tuple((index.positions[b], b) for b in index.touching(addresses))
 
     return _TOUCHING.get((blocks, addresses), None, build)
+
+
+@dataclass(frozen=True)
+class _BlockIndex:
+    """A tag's blocks, built once per tag: each distinct block with its first position, sorted by (start, -end) —
+    outer first at equal start — with the position in that order of its innermost enclosing block.
+
+    The blocks are CIDR blocks (nested or disjoint), so those touching an address set are, per interval of the set,
+    the enclosing blocks of its first address (a walk up ``parents``, at most 33 deep) and the blocks starting inside
+    it (a bisect on ``starts``): the cost follows the set's intervals, not the tag's thousands of blocks.
+    """
+
+    blocks: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]
+    parents: tuple[int, ...]  # position in ``blocks`` of the innermost block containing this one, or -1
+    positions: Mapping[tuple[int, int], int]  # first position in the tag's list
+
+    @classmethod
+    def of(cls, blocks: tuple[tuple[int, int], ...]) -> _BlockIndex:
+        positions: dict[tuple[int, int], int] = {}
+        for position, block in enumerate(blocks):
+            positions.setdefault(block, position)
+        ordered = sorted(positions, key=_outer_first)
+        parents: list[int] = []
+        stack: list[int] = []  # positions of the open blocks, innermost last
+        for start, _ in ordered:
+            while stack and ordered[stack[-1]][1] < start:
+                stack.pop()
+            parents.append(stack[-1] if stack else -1)
+            stack.append(len(parents) - 1)
+        return cls(tuple(ordered), tuple(b[0] for b in ordered), tuple(parents), positions)
+
+    def touching(self, addresses: IPSet) -> list[tuple[int, int]]:
+        """The blocks that overlap ``addresses``, each once, in (start, -end) order."""
+        blocks, starts, parents = self.blocks, self.starts, self.parents
+        found: list[tuple[int, int]] = []
+        previous_end = -1  # blocks starting at or before it were found for an earlier interval
+        for start, end in addresses.intervals:
+            first = bisect.bisect_left(starts, start)
+            enclosing: list[tuple[int, int]] = []
+            position = first - 1  # the last block starting before the interval: it or an ancestor may enclose it
+            while position >= 0 and starts[position] > previous_end:
+                block = blocks[position]
+                if block[1] >= start:
+                    enclosing.append(block)
+                position = parents[position]
+            found.extend(reversed(enclosing))
+            found.extend(blocks[first:bisect.bisect_right(starts, end, first)])
+            previous_end = end
+        return found
+
+
+def _outer_first(block: tuple[int, int]) -> tuple[int, int]:
+    return block[0], -block[1]
 
 
 def _longest_prefix_match(groups: list[_Group], remaining: IPSet, destination: IPSet) -> tuple[Hop, ...]:

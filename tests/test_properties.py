@@ -391,6 +391,28 @@ def test_evaluate_routes_agrees_with_the_oracle_address_by_address(case):
         assert answer == expected, (str(ipaddress.IPv4Address(address)), answer, expected)
 
 
+@PROPERTY
+@given(st.data())
+def test_tag_block_index_finds_exactly_the_blocks_a_brute_force_scan_finds(data):
+    """The index a tag's blocks get (sorted by start, each with its enclosing block, ``routes._BlockIndex``) returns
+    the blocks overlapping a set, each once with its first position — as testing every block does. Real tags list
+    nested and repeated prefixes (AzureCloud holds Storage's); the drawn ones do too, and the sets cut across them."""
+    from asr_remediate.routes import _touching
+
+    base = ipaddress.IPv4Network("10.0.4.0/24")
+    prefixes = data.draw(st.lists(st.one_of(route_prefix(base), cidr_in(base)), min_size=9, max_size=40))
+    blocks = tuple(parse_ipv4_prefix(p) for p in prefixes)
+    addresses = IPSet.from_prefixes(data.draw(st.lists(cidr_in(base), min_size=1, max_size=6)))
+    found = _touching(blocks, addresses)
+    first: dict[tuple[int, int], int] = {}
+    for position, block in enumerate(blocks):
+        first.setdefault(block, position)
+    expected = {(position, block) for block, position in first.items() if any(
+        start <= block[1] and block[0] <= end for start, end in addresses.intervals)}
+    assert len(found) == len(set(found)), "each block once"
+    assert set(found) == expected
+
+
 # --- real Service Tags data: the oracle at every piece boundary ----------------------------------------------------
 
 
