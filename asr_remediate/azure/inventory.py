@@ -89,16 +89,26 @@ PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, pro
 #: Network resources also carry ``sku``: an ExpressRoute circuit's tier (Premium or not) is a top-level field.
 NETWORK_PROJECTION = "id, name, type, location, resourceGroup, subscriptionId, tags, sku, properties"
 
-PROTECTED_ITEMS_QUERY = (
+
+def _kql_list(values: Iterable[str]) -> str:
+    """``'a', 'b'``: the body of a KQL ``in~ (…)`` list of literals the module itself holds (types, checked GUIDs)."""
+    return ", ".join(f"'{v}'" for v in values)
+
+
+#: The A2A replicated items of the vaults: the start of every protected-items query.
+_A2A_ITEMS = (
     "recoveryservicesresources"
     f" | where type =~ '{PROTECTED_ITEM_TYPE}'"
     " | where properties.providerSpecificDetails.instanceType =~ 'A2A'"
-    f" | project {PROJECTION}"
+)
+PROTECTED_ITEMS_QUERY = (
+    _A2A_ITEMS
+    + f" | project {PROJECTION}"
     " | order by id asc"
 )
 NETWORK_RESOURCES_QUERY = (
     "resources"
-    " | where type in~ (" + ", ".join(f"'{t}'" for t in NETWORK_RESOURCE_TYPES) + ")"
+    f" | where type in~ ({_kql_list(NETWORK_RESOURCE_TYPES)})"
     f" | project {NETWORK_PROJECTION}"
     " | order by id asc"
 )
@@ -116,7 +126,7 @@ FIREWALL_RESOURCE_TYPES: tuple[str, ...] = (
 )
 FIREWALL_RESOURCES_QUERY = (
     "resources"
-    " | where type in~ (" + ", ".join(f"'{t}'" for t in FIREWALL_RESOURCE_TYPES) + ")"
+    f" | where type in~ ({_kql_list(FIREWALL_RESOURCE_TYPES)})"
     f" | project {PROJECTION}"
     " | order by id asc"
 )
@@ -165,10 +175,8 @@ def protected_items_mentioning(subscriptions: Iterable[str]) -> str:
     tests = " or ".join(f"tostring(properties) contains '/subscriptions/{s}/'"
                         for s in _subscription_literals(subscriptions))
     return (
-        "recoveryservicesresources"
-        f" | where type =~ '{PROTECTED_ITEM_TYPE}'"
-        " | where properties.providerSpecificDetails.instanceType =~ 'A2A'"
-        f" | where {tests}"
+        _A2A_ITEMS
+        + f" | where {tests}"
         f" | project {PROJECTION}"
         " | order by id asc"
     )
@@ -178,11 +186,11 @@ def event_network_query(subscriptions: Iterable[str]) -> str:
     """The network an event needs: the :data:`SUBSCRIPTION_TYPES` of ``subscriptions`` (those the affected items'
     paths name) and the :data:`SCOPE_WIDE_TYPES` of every subscription the request names (the scope). Its pages are
     bounded by the size of those few subscriptions, not by the estate's."""
-    subs = ", ".join(f"'{s}'" for s in _subscription_literals(subscriptions))
+    subs = _kql_list(_subscription_literals(subscriptions))
     return (
         "resources"
-        " | where (type in~ (" + ", ".join(f"'{t}'" for t in SUBSCRIPTION_TYPES) + f") and subscriptionId in~ ({subs}))"
-        " or type in~ (" + ", ".join(f"'{t}'" for t in SCOPE_WIDE_TYPES) + ")"
+        f" | where (type in~ ({_kql_list(SUBSCRIPTION_TYPES)}) and subscriptionId in~ ({subs}))"
+        f" or type in~ ({_kql_list(SCOPE_WIDE_TYPES)})"
         f" | project {NETWORK_PROJECTION}"
         " | order by id asc"
     )
