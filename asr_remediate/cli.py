@@ -29,7 +29,7 @@ from .config import (
 from .drift import DRIFT, UNKNOWN, evaluate_item
 from .engine import PreflightError, check_preflight, check_region, preflight_item, scan
 from .errors import AZURE_FAILURES, one_line
-from .estate import EstateError, build_estate, load_estate_file
+from .estate import EstateError, build_estate, load_estate_file, with_reads
 from .events import EventError
 from .model import Estate
 from .planner import Plan, make_plan
@@ -348,9 +348,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"preflight: {error}") from None
     if not args.estate:
         # The VM is not replicated yet: its VNets' security admin rules are read for it, not the estate's.
-        admin = runtime.admin_rules(estate, [item])
-        if admin:
-            estate = build_estate(raw + admin)
+        estate = with_reads(estate, runtime.admin_rules(estate, [item]))
     plan = make_plan(estate, [evaluate_item(item, estate, tags, settings)], tags, settings, items=[item])
     print(RENDERERS[args.format](plan.reports, plan.changes))
     return exit_code(plan)

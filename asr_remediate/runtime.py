@@ -541,9 +541,8 @@ class Runtime:
         if not items:
             return RunResult("", empty, None, f"no replicated VM uses {resource_id}", recheck=lag)
         # Only the affected VMs' VNets: an event must not cost one POST per VNet of the whole estate.
-        if self.settings.read_admin_rules:
-            estate = build_estate(raw + self.admin_rules(estate, items))
-            items = affected(estate)
+        if self.settings.read_admin_rules:  # merged into the parsed estate: the rules change no VM's path membership
+            estate = with_reads(estate, self.admin_rules(estate, items))
         tags = self.service_tags(subscriptions[0])
         plan = self.evaluate(estate, tags, items)
         scope = Scope(tuple(subscriptions))

@@ -21,7 +21,7 @@ from .config import Settings, SettingsError, load_settings
 from .drift import DRIFT
 from .engine import PreflightError, PreflightNames, check_preflight, check_region, preflight_item
 from .errors import AZURE_FAILURES, one_line
-from .estate import EstateError, build_estate
+from .estate import EstateError, build_estate, with_reads
 from .events import EventError, event_document, parse_event
 from .fanout import (
     RECHECK_DELAYS,
@@ -356,9 +356,7 @@ def preflight(method: str, params: Mapping[str, str], raw_body: bytes | None) ->
         except ValueError as error:  # the VM is not in the inventory
             return _error(404, error)
         # The VM is not replicated yet: its VNets' security admin rules are read for it, not the estate's.
-        admin = runtime.admin_rules(estate, [item])
-        if admin:
-            estate = build_estate(raw + admin)
+        estate = with_reads(estate, runtime.admin_rules(estate, [item]))
         tags = runtime.service_tags(subscription_of(vm_id))
     except READ_FAILURES as error:
         return _read_failure("preflight", error)
