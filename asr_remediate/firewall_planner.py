@@ -42,7 +42,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .config import MANAGED_PREFIX, Settings
-from .drift import SKIPPED, Finding, VmReport, evaluate_item, firewall_senders
+from .drift import FIREWALL_FIX_KINDS, SKIPPED, Finding, VmReport, firewall_senders, verification_findings
 from .estate import EstateError, parse_rule_collection_group
 from .ipset import EMPTY, IPSet, is_ipv4_prefix
 from .model import Estate, FirewallPolicy, ProtectedItem, RuleCollectionGroup, key
@@ -214,8 +214,8 @@ def plan_firewalls(estate: Estate, reports: Iterable[VmReport], items: Mapping[s
         for report in reports:
             item = items.get(key(report.protected_item_id))
             if key(report.id) in wanted and item is not None:
-                after = evaluate_item(item, patched, tags, settings)
-                still |= {ident_of(f, after.id) for f in after.findings if f.kind == "firewall-deny"}
+                still |= {ident_of(f, report.id)
+                          for f in verification_findings(item, patched, tags, settings, FIREWALL_FIX_KINDS)}
         failing = [k for k, p in planned.items() if any(i in still for n in p.by_slug.values() for i in n.idents)]
         if not failing:
             break

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .config import MANAGED_PREFIX, Settings
-from .drift import SKIPPED, Finding, VmReport, evaluate_item, status_of
+from .drift import FIX_KINDS, SKIPPED, Finding, VmReport, status_of, verification_findings
 from .estate import parse_route, parse_security_rule
 from .firewall_planner import apply_group_change, plan_firewalls
 from .health import cross_check
@@ -748,6 +748,6 @@ def _still_reason(f: Finding, estate: Estate, resource_key: str, side: str) -> s
 
 def _remaining(estate: Estate, items: Iterable[ProtectedItem], tags: ServiceTags,
                settings: Settings) -> dict[Ident, Finding]:
-    """The findings left in the (patched) estate for ``items``."""
-    reports = (evaluate_item(i, estate, tags, settings) for i in items)
-    return {_owner_ident(f, r.id): f for r in reports for f in r.findings}
+    """The NSG and route findings left in the (patched) estate for ``items`` (the only kinds a plan fixes)."""
+    return {_owner_ident(f, estate.vms[key(i.vm_id)].id): f for i in items
+            for f in verification_findings(i, estate, tags, settings, FIX_KINDS)}
