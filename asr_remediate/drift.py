@@ -739,6 +739,8 @@ def verification_findings(item: ProtectedItem, estate: Estate, tags: ServiceTags
     out changes none of these; the stages that only make other kinds (BGP, admin-read and 2017-IP warnings,
     readiness) are not run, nor the firewall stage for FIX_KINDS or the NSG and route stages for FIREWALL_FIX_KINDS.
     At 100,000 VMs the rescans were a third of the plan's time, much of it in those stages."""
+    if not set(kinds) <= {*FIX_KINDS, *FIREWALL_FIX_KINDS}:
+        raise ValueError(f"verification_findings runs only the stages of {FIX_KINDS + FIREWALL_FIX_KINDS}: {kinds}")
     if _not_evaluated(item, estate, settings) is not None:
         return ()
     out, scratch = _Collector(), _Collector()  # scratch: findings of stages run only for what they pass on
@@ -749,8 +751,7 @@ def verification_findings(item: ProtectedItem, estate: Estate, tags: ServiceTags
     for point in points:
         sided = _private_stage(item, point, estate, [r for r in requirements if r.side == point.side], scratch)
         if nsg_or_route:
-            nsgs = [(nsg, where) for nsg, where in ((estate.nsgs.get(key(i)), w) for i, w in point.nsg_ids)
-                    if nsg is not None]
+            nsgs = [(estate.nsgs[key(i)], where) for i, where in point.nsg_ids if key(i) in estate.nsgs]
             for finding in _requirement_findings(point, estate, nsgs, sided, tags):
                 out.add(finding)
         if firewall:

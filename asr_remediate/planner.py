@@ -749,5 +749,10 @@ def _still_reason(f: Finding, estate: Estate, resource_key: str, side: str) -> s
 def _remaining(estate: Estate, items: Iterable[ProtectedItem], tags: ServiceTags,
                settings: Settings) -> dict[Ident, Finding]:
     """The NSG and route findings left in the (patched) estate for ``items`` (the only kinds a plan fixes)."""
-    return {_owner_ident(f, estate.vms[key(i.vm_id)].id): f for i in items
-            for f in verification_findings(i, estate, tags, settings, FIX_KINDS)}
+    remaining: dict[Ident, Finding] = {}
+    for item in items:
+        findings = verification_findings(item, estate, tags, settings, FIX_KINDS)
+        if findings:  # an item with findings was evaluated, so its VM is in the inventory
+            vm_id = estate.vms[key(item.vm_id)].id
+            remaining.update((_owner_ident(f, vm_id), f) for f in findings)
+    return remaining

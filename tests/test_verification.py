@@ -60,3 +60,10 @@ def test_verification_findings_are_the_full_evaluations_findings_of_those_kinds_
     tags = tagdata.full()
     seen = _check(load_estate_file(EXAMPLE), tags, Settings())
     assert seen["nsg-deny"], seen
+
+
+def test_kinds_whose_stages_it_does_not_run_are_refused() -> None:
+    """Asked for a kind only skipped stages make (a BGP warning), it would silently return nothing: it refuses."""
+    estate = load_estate_file(EXAMPLE)
+    with pytest.raises(ValueError, match="bgp-propagation"):
+        verification_findings(estate.protected_items[0], estate, tagdata.full(), Settings(), ("bgp-propagation",))
