@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    IncompleteReadError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.mgmt.core.polling.arm_polling import ARMPolling
@@ -208,6 +214,10 @@ def _response_headers(error: HttpResponseError) -> Mapping[str, str] | None:
 def retry_delay(error: BaseException, attempt: int, settings: RetrySettings, rng: random.Random) -> float | None:
     """How long to wait before retrying after ``error`` (capped at ``max_throttle_delay`` when the server said);
     ``None`` when the error is not retryable."""
+    if isinstance(error, IncompleteReadError):
+        # The connection was lost while the body downloaded (a streamed Resource Graph page): no status to judge,
+        # transient like a connection dropped before the answer.
+        return backoff_delay(attempt, settings, rng)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         if status not in _RETRYABLE_STATUS:

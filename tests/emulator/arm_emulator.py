@@ -230,7 +230,7 @@ class RecordedRequest:
 class Fault:
     """An injected failure. Build with the class methods."""
 
-    kind: str  # "status" | "drop" | "drop_after"
+    kind: str  # "status" | "drop" | "drop_after" | "cut_body"
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: Json = None
@@ -276,6 +276,12 @@ class Fault:
     def drop_after_apply(cls) -> Fault:
         """Apply the request, then close the connection without a response (the lost-response case)."""
         return cls("drop_after", label="drop-after-apply")
+
+    @classmethod
+    def cut_body(cls) -> Fault:
+        """Answer with the full Content-Length but close the connection half-way through the body (a connection
+        lost while a large page downloads)."""
+        return cls("cut_body", label="cut-body")
 
 
 @dataclass
@@ -645,6 +651,9 @@ class ArmEmulator:
         if fault is not None and fault.kind == "drop_after":
             req.fault = fault.label
             return None, fault
+        if fault is not None and fault.kind == "cut_body":
+            req.fault = fault.label
+            return response, fault
         return response, None
 
     def _route(self, req: RecordedRequest) -> _Response:
@@ -1561,7 +1570,7 @@ class _Handler(BaseHTTPRequestHandler):
                               dict(self.headers.items()))
         emulator = self.server.emulator
         emulator._record(req)
-        response, _fault = emulator._dispatch(req)
+        response, fault = emulator._dispatch(req)
         if response is None:
             req.status = None
             self.close_connection = True
@@ -1581,6 +1590,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        if fault is not None and fault.kind == "cut_body":
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if payload:
             self.wfile.write(payload)
 

@@ -111,9 +111,10 @@ class _Pages:
         self.pages = pages
         self.bodies: list[dict[str, Any]] = []
 
-    def send_request(self, request: Any) -> Any:
+    def send_request(self, request: Any, *, stream: bool = False) -> Any:
         import json
 
+        assert stream, "pages are read streamed: the pipeline must not decode them too"
         self.bodies.append(json.loads(request.content))
         page = self.pages[len(self.bodies) - 1]
 
@@ -121,6 +122,9 @@ class _Pages:
             status_code = 200
             headers: Mapping[str, str] = MappingProxyType({})
             content = json.dumps(page).encode()
+
+            def read(self) -> bytes:
+                return self.content
 
         return Response()
 
