@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 MAX_IPV4 = 2**32 - 1
 _ABOVE = 2**33  # sorts after any interval end: bisect on (start, _ABOVE) finds the last interval starting <= start
@@ -311,6 +311,7 @@ class IdentityCache(Generic[V]):
     def __init__(self, limit: int = 1 << 16) -> None:
         self._limit = limit
         self._entries: dict[tuple[tuple[int, ...], Hashable], tuple[tuple[object, ...], V]] = {}
+        _MEMOS.append(self)  # module-level memos only (every one is): clear_memos() empties them all
 
     def get(self, objects: tuple[object, ...], extra: Hashable, build: Callable[[], V]) -> V:
         """The value for (``objects`` by identity, ``extra`` by value), built once with ``build()``."""
@@ -327,3 +328,14 @@ class IdentityCache(Generic[V]):
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+_MEMOS: list[IdentityCache[Any]] = []
+
+
+def clear_memos() -> None:
+    """Empty every IdentityCache. Their entries are keyed by, and hold alive, one estate's objects: a later scan
+    reads a new estate (another run, another event) and can hit none of them, so past its scan an entry only keeps
+    that estate's NSGs, tag sets and pieces in memory, and has the next garbage collection traverse them."""
+    for memo in _MEMOS:
+        memo.clear()

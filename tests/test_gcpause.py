@@ -99,3 +99,34 @@ def test_a_scan_makes_no_cyclic_garbage_but_ipaddress_networks_of_single_address
         # What a network holds: its __dict__, the bound method or lambda stored as ``hosts``, its cached values.
         referrers = [r for r in gc.get_referrers(thing) if id(r) in owned]
         assert referrers, f"cyclic garbage not from ipaddress: {type(thing).__name__} {thing!r:.200}"
+
+
+def _memo_entries() -> int:
+    from asr_remediate import ipset
+
+    return sum(len(memo._entries) for memo in ipset._MEMOS)
+
+
+def test_the_engines_memos_are_emptied_when_the_last_scan_ends_and_not_before() -> None:
+    """Every module-level IdentityCache of the package is registered (so clear_memos reaches it); a scan fills
+    them, a nested or still-running outer block keeps them, and the end of the last block empties them: the next
+    scan reads a new estate and could hit none, so they would only keep this one's objects alive."""
+    import importlib
+    import pkgutil
+
+    import asr_remediate
+    from asr_remediate import ipset
+
+    modules = [importlib.import_module(f"asr_remediate.{m.name}") for m in pkgutil.iter_modules(asr_remediate.__path__)
+               if m.name != "__main__"]
+    found = [v for module in modules for v in vars(module).values() if isinstance(v, ipset.IdentityCache)]
+    assert found and all(any(v is memo for memo in ipset._MEMOS) for v in found)
+
+    tags = tagdata.full()
+    estate = build_estate(generate(40, tags=tags).resources)
+    with gcpause.collector_paused():
+        plan = scan(estate, tags, Settings())
+        assert _memo_entries() > 0, "the nested scan's end is not the last: the memos stay for the outer block"
+    assert plan.reports and _memo_entries() == 0
+    again = scan(estate, tags, Settings())
+    assert again == plan and _memo_entries() == 0  # memos only speed a scan up; emptied, the plan is the same
