@@ -310,12 +310,14 @@ class IdentityCache(Generic[V]):
 
     def __init__(self, limit: int = 1 << 16) -> None:
         self._limit = limit
-        self._entries: dict[tuple[tuple[int, ...], Hashable], tuple[tuple[object, ...], V]] = {}
+        self._entries: dict[tuple[Hashable, ...], tuple[tuple[object, ...], V]] = {}
         _MEMOS.append(self)  # module-level memos only (every one is): clear_memos() empties them all
 
     def get(self, objects: tuple[object, ...], extra: Hashable, build: Callable[[], V]) -> V:
         """The value for (``objects`` by identity, ``extra`` by value), built once with ``build()``."""
-        ident = (tuple(map(id, objects)), extra)
+        # One flat tuple, not the ids' own tuple inside one: ``extra`` is always its last item, so equal idents have
+        # the same length, hence the same objects and the same extra, even where the objects vary in number.
+        ident = (*map(id, objects), extra)
         hit = self._entries.get(ident)
         if hit is not None:
             # The entry keeps its objects alive, and live objects never share an id: same ids, same objects.
