@@ -624,7 +624,7 @@ def _client_s(r: dict[str, Any]) -> float:
     less the emulator's answering (its handlers' CPU), which reads too low where the emulator answers one page while
     the client parses the last on the other CPU; and the client's CPU time over all its threads, which reads too high
     where the parallel batches' threads overlap each other. Neither hides the other's overlap."""
-    return float(max(r["wall_s"] - r["emulator_s"], r.get("client_cpu_s", 0.0)))
+    return float(max(r["wall_s"] - r["emulator_s"], r["client_cpu_s"]))
 
 
 def _per_vm_kb(r: dict[str, Any]) -> float:

@@ -175,7 +175,8 @@ def test_dropped_connection_is_retried(arm, credential, sleep):
 def test_a_page_cut_off_mid_body_is_read_again(arm, credential, sleep):
     """The connection is lost while a page's body downloads (full Content-Length, half the bytes). Pages are read
     streamed (``inventory._read``: the body is read after the pipeline, so its ContentDecodePolicy does not decode it
-    a second time); the cut surfaces inside the retried call as azure-core's ``IncompleteReadError``, and a query
+    a second time); the cut surfaces inside the retried call as azure-core's ``IncompleteReadError`` (raised for
+    requests' "IncompleteRead" ChunkedEncodingError, azure-core pipeline/transport/_requests_basic.py), and a query
     is safe to repeat: the page is asked for again and the rows are complete."""
     arm.add_all(nic(i) for i in range(3))
     arm.inject("POST", ARG, Fault.cut_body())
